@@ -1,0 +1,162 @@
+/**
+ * httpsisoboot: the VDSM before_vm_start hook and its command line.
+ *
+ * This is the only module that reads the environment, arguments, files or
+ * stdin, writes output and sets the exit code; everything it calls in `lib/`
+ * is pure. It runs unchanged under Deno (`deno run -A hook.ts`) and, bundled,
+ * under Node.
+ *
+ * @module
+ */
+import process from "node:process";
+import {
+  chownSync,
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { addHttpsCdrom, type CdromResult } from "./lib/add_https_cdrom.ts";
+import { type Command, EXIT_FAILURE, EXIT_OK, parseCommand } from "./lib/cli.ts";
+import { VERSION } from "./lib/version.ts";
+
+type Environment = Record<string, string | undefined>;
+
+/**
+ * Runs the hook or the CLI. Tests run this file as a process, never import it.
+ *
+ * @param args The arguments after the program name.
+ * @param env The environment.
+ * @returns The exit code.
+ */
+export async function main(args: string[], env: Environment): Promise<number> {
+  let command: Command | undefined;
+  try {
+    command = parseCommand(args);
+    switch (command.mode) {
+      case "help":
+        process.stdout.write((await import("./lib/help.ts")).HELP);
+        return EXIT_OK;
+      case "version":
+        process.stdout.write(`httpsisoboot ${VERSION}\n`);
+        return EXIT_OK;
+      case "dry-run":
+        return await dryRun(command, env);
+      case "hook":
+        return runHook(env);
+    }
+  } catch (error) {
+    const debug = args.includes("--debug");
+    process.stderr.write(`httpsisoboot: ${oneLine(error)}\n`);
+    if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+/** What VDSM runs: rewrite the file named by `_hook_domxml` in place. */
+function runHook(env: Environment): number {
+  const url = env.httpsisoboot;
+  if (url === undefined || url === "") return EXIT_OK;
+  const path = env._hook_domxml;
+  if (!path) {
+    throw new Error(
+      "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
+    );
+  }
+  const result = addHttpsCdrom(readDomain(path), url);
+  if (result.changed) replaceFile(path, result.xml);
+  process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
+  return EXIT_OK;
+}
+
+/** Prints what the hook would write, or the diff, and never writes. */
+async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Environment): Promise<number> {
+  const url = command.url ?? env.httpsisoboot;
+  if (!url) throw new TypeError("no URL: give --url URL or set httpsisoboot");
+  const file = command.file ?? env._hook_domxml;
+  if (!file) throw new TypeError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
+  const text = file === "-" ? await readStdin() : readDomain(file);
+  const result = addHttpsCdrom(text, url);
+  if (command.diff) {
+    const { unifiedDiff } = await import("./lib/diff.ts");
+    const name = file === "-" ? "stdin" : file;
+    process.stdout.write(unifiedDiff(text, result.xml, { fromName: name, toName: `${name} (with httpsisoboot)` }));
+  } else {
+    process.stdout.write(result.xml);
+  }
+  process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
+  return EXIT_OK;
+}
+
+function describe(result: CdromResult): string {
+  const where = `CD-ROM ${result.target.dev} (${result.target.bus}) from ${result.url.redacted}`;
+  return result.changed
+    ? `added ${where} as boot device 1`
+    : `the domain already has ${where}; nothing to do`;
+}
+
+function readDomain(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read the domain XML '${path}': ${errorCode(error)}`);
+  }
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
+  return new TextDecoder().decode(concat(chunks));
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
+}
+
+/**
+ * Replaces a file by writing a temporary file in the same directory and
+ * renaming it over the original, so a crash leaves either the old domain or
+ * the new one, never half of one. Keeps the original's mode and owner.
+ */
+function replaceFile(path: string, text: string): void {
+  const original = statSync(path);
+  const temp = join(dirname(path), `.${basename(path)}.httpsisoboot-${process.pid}`);
+  let fd: number | undefined;
+  try {
+    fd = openSync(temp, "wx", original.mode & 0o7777);
+    writeSync(fd, text);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    if (process.getuid?.() === 0) chownSync(temp, original.uid, original.gid);
+    renameSync(temp, path);
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(temp);
+    } catch { /* it was never created */ }
+    throw new Error(`cannot replace the domain XML '${path}': ${errorCode(error)}; the hook needs write access to ${dirname(path)}`);
+  }
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  return code ?? oneLine(error);
+}
+
+function oneLine(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0];
+}
+
+process.exitCode = await main(process.argv.slice(2), process.env);

@@ -1,0 +1,69 @@
+/**
+ * The command line: which mode to run, with which inputs. Parsing is pure;
+ * `hook.ts` reads the files and the environment.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+
+/** What the command line asks for. */
+export type Command =
+  | { mode: "hook"; debug: boolean }
+  | { mode: "dry-run"; url?: string; file?: string; diff: boolean; debug: boolean }
+  | { mode: "help" }
+  | { mode: "version" };
+
+/** Exit codes, as VDSM reads them: anything but 0 stops the VM from starting. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 2;
+
+/**
+ * Parses the hook's arguments. With none, it runs as VDSM's hook.
+ *
+ * @param args The arguments after the program name.
+ * @returns The command to run.
+ * @throws {TypeError} If an option is unknown or misused; the message says which.
+ * @example
+ * ```ts
+ * import { parseCommand } from "./cli.ts";
+ * parseCommand(["--dry-run", "--diff", "domain.xml"]);
+ * // { mode: "dry-run", url: undefined, file: "domain.xml", diff: true, debug: false }
+ * ```
+ */
+export function parseCommand(args: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "dry-run": { type: "boolean" },
+        url: { type: "string" },
+        diff: { type: "boolean" },
+        debug: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "V" },
+      },
+    });
+  } catch (error) {
+    throw new TypeError(`${firstLine(error)}; see --help`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { mode: "help" };
+  if (values.version) return { mode: "version" };
+  const debug = values.debug ?? false;
+  if (values["dry-run"]) {
+    if (positionals.length > 1) throw new TypeError(`--dry-run takes one FILE, not ${positionals.length}; see --help`);
+    return { mode: "dry-run", url: values.url, file: positionals[0], diff: values.diff ?? false, debug };
+  }
+  const misplaced = values.url !== undefined ? "--url" : values.diff ? "--diff" : positionals[0];
+  if (misplaced !== undefined) {
+    throw new TypeError(`'${misplaced}' only works with --dry-run; in hook mode VDSM passes everything through the environment`);
+  }
+  return { mode: "hook", debug };
+}
+
+function firstLine(error: unknown): string {
+  return String((error as Error).message ?? error).split("\n")[0].replace(/\.$/, "");
+}

@@ -1,0 +1,34 @@
+/** The `--help` text; loaded only when asked for, to keep hook start-up lean. */
+export const HELP = `httpsisoboot: boot a VM from an ISO image served over https
+
+VDSM hook (before_vm_start), installed as
+  /usr/libexec/vdsm/hooks/before_vm_start/50_httpsisoboot
+
+Usage:
+  httpsisoboot                      hook mode, as VDSM runs it
+  httpsisoboot --dry-run [--url URL] [--diff] [FILE|-]
+  httpsisoboot --help | --version
+
+Hook mode reads two environment variables:
+  _hook_domxml   path of the domain XML file, rewritten in place
+  httpsisoboot   the VM custom property: https://server[:port]/path/disk.iso[?query]
+With httpsisoboot unset or empty it does nothing.
+
+It adds a read-only network CD-ROM for the URL with <boot order='1'/>, moves
+every other boot device down one, and converts <os><boot dev> to per-device
+orders. A second run with the same URL changes nothing.
+
+Options:
+  --dry-run     print the resulting domain XML on stdout; never writes
+  --url URL     the ISO URL for --dry-run (default: $httpsisoboot)
+  --diff        with --dry-run, print a unified diff instead of the XML
+  FILE|-        the domain XML for --dry-run (default: $_hook_domxml; - is stdin)
+  --debug       print a stack trace on failure
+  -h, --help    show this help
+  -V, --version print the version
+
+Exit codes:
+  0  done, or nothing to do
+  2  failed: one line "httpsisoboot: <what is wrong>" on stderr; the domain
+     XML file is left byte-identical and VDSM does not start the VM
+`;
