@@ -52,7 +52,8 @@ const SD_TARGETS = 26 + 26 * 26;
 /**
  * Picks the bus for a CD-ROM the way virt-install does: IDE on i440fx, SATA on
  * q35 (which has no IDE, so libvirt refuses it), SCSI everywhere else (ppc64
- * pseries, aarch64 virt, s390x).
+ * pseries, aarch64 virt, s390x). Without a machine type the host's default
+ * decides (q35 on EL9, i440fx elsewhere); SATA works on both.
  *
  * @param machine The domain's architecture and machine type.
  * @returns The preferred bus.
@@ -64,7 +65,7 @@ const SD_TARGETS = 26 + 26 * 26;
  */
 export function preferredBus(machine: Machine): Bus {
   if (!/^(x86_64|i[3-6]86)$/.test(machine.arch)) return BUS_SCSI;
-  return /q35/.test(machine.machine) ? BUS_SATA : BUS_IDE;
+  return machine.machine === "" || /q35/.test(machine.machine) ? BUS_SATA : BUS_IDE;
 }
 
 /**
@@ -93,7 +94,7 @@ export function chooseTarget(machine: Machine, disks: ExistingDisk[]): Target {
   const found = firstFree(bus, disks) ?? (bus === BUS_IDE ? firstFree(BUS_SATA, disks) : undefined);
   if (!found) {
     throw new RangeError(
-      `no free ${bus} target for the CD-ROM: every name is used or its drive address is taken; remove an unused disk or CD-ROM from the VM`,
+      `no free ${bus === BUS_IDE ? "ide or sata" : bus} target for the CD-ROM: every name is used or its drive address is taken; remove an unused disk or CD-ROM from the VM`,
     );
   }
   return found;

@@ -64,6 +64,8 @@ export interface ParsedXml {
   origins: WeakMap<Node, Origin>;
   /** The quote character the input uses for attributes; new attributes use it too. */
   quote: "'" | '"';
+  /** How the input ends an empty element, `/>` or ` />`; new elements end the same way. */
+  emptyTagEnd: "/>" | " />";
 }
 
 /**
@@ -93,6 +95,7 @@ export function parseXml(text: string): ParsedXml {
   let rootStart = 0;
   let rootEnd = -1;
   let quote: "'" | '"' | undefined;
+  let emptyTagEnd: "/>" | " />" | undefined;
   const open: Array<{ element: Element; scope: Map<string, string | null> }> = [];
   let scope = new Map<string, string | null>([["xml", XML_NAMESPACE], ["", null]]);
 
@@ -119,6 +122,7 @@ export function parseXml(text: string): ParsedXml {
           epilog: text.slice(rootEnd),
           origins,
           quote: quote ?? "'",
+          emptyTagEnd: emptyTagEnd ?? "/>",
         };
 
       case TOKEN_DECLARATION:
@@ -162,6 +166,7 @@ export function parseXml(text: string): ParsedXml {
         const tag = token as ElementToken;
         if (!parent && root) fail(`a second root element <${tag.name}>`, start);
         quote ??= /=\s*(['"])/.exec(raw)?.[1] as "'" | '"' | undefined;
+        if (tag.selfClosing) emptyTagEnd ??= raw.endsWith(" />") ? " />" : "/>";
         const attributes: Array<[string, string]> = [];
         const seen = new Set<string>();
         const elementScope = new Map(scope);

@@ -74,7 +74,8 @@ function writeElement(element: Element, parsed: ParsedXml, out: string[]): void 
     for (const attribute of Array.from(element.attributes)) {
       out.push(` ${attribute.name}=${quote}${escapeAttribute(attribute.value)}${quote}`);
     }
-    out.push(empty ? "/>" : ">");
+    const emptyTagEnd = origin ? (origin.raw.endsWith(" />") ? " />" : "/>") : parsed.emptyTagEnd;
+    out.push(empty ? emptyTagEnd : ">");
   }
   if (empty) return;
   for (let child = element.firstChild; child; child = child.nextSibling) writeNode(child, parsed, out);

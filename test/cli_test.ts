@@ -1,0 +1,210 @@
+/**
+ * The CLI end to end, through the built artifact as a host would run it:
+ * hook mode the way VDSM runs it (a temp file named by _hook_domxml, the URL
+ * in httpsisoboot), --dry-run, --diff, and bad input. HTTPSISOBOOT_BIN picks
+ * the artifact (default: `node dist/httpsisoboot.mjs`).
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { BUNDLE, bundleMissing, FIXTURES, readFixture, type Run, run } from "./support.ts";
+import { VERSION } from "../lib/version.ts";
+
+const work = mkdtempSync(join(tmpdir(), "httpsisoboot-cli-"));
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+
+const [command, ...prefix] = (process.env.HTTPSISOBOOT_BIN ?? `${process.execPath} ${BUNDLE}`).split(" ");
+const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET&exp=1";
+const SAMPLE = readFixture("q35-vdsm.in.xml");
+
+function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
+  return run(command, [...prefix, ...args], { env: { PATH: process.env.PATH, ...env }, input });
+}
+
+function domainFile(text = SAMPLE): string {
+  const dir = mkdtempSync(join(work, "vm-"));
+  const path = join(dir, "domxml");
+  writeFileSync(path, text);
+  return path;
+}
+
+function assertOneLineFailure(result: Run, words: RegExp): void {
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^httpsisoboot: [^\n]+\n$/);
+  assert.match(result.stderr, words);
+  assert.doesNotMatch(result.stderr, /\bat .*:\d+:\d+/, "no stack trace without --debug");
+}
+
+describe("the CLI, through the built artifact", { skip: process.env.HTTPSISOBOOT_BIN ? undefined : bundleMissing() }, () => {
+  test("hook mode rewrites _hook_domxml in place and logs the target and host, not the query", () => {
+    const path = domainFile();
+    const result = hook([], { _hook_domxml: path, httpsisoboot: URL });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(readFileSync(path, "utf8"), readFixture("q35-vdsm.out.xml").replace(
+      /name="\/el9\/boot disk.iso" query="[^"]*"/,
+      'name="/el9/boot.iso" query="sig=TOPSECRET&amp;exp=1"',
+    ));
+    assert.equal(
+      result.stderr,
+      "httpsisoboot: added CD-ROM sdb (sata) from https://isos.example.org:443/el9/boot.iso?sig=***&exp=*** as boot device 1\n",
+    );
+    assert.equal(result.stdout, "");
+  });
+
+  test("hook mode leaves no temporary file behind and keeps the file's mode", () => {
+    const path = domainFile();
+    chmodSync(path, 0o640);
+    assert.equal(hook([], { _hook_domxml: path, httpsisoboot: URL }).status, 0);
+    assert.deepEqual(readdirSync(join(path, "..")), ["domxml"]);
+    assert.equal(statSync(path).mode & 0o777, 0o640);
+  });
+
+  test("hook mode a second time changes nothing and says so", () => {
+    const path = domainFile();
+    hook([], { _hook_domxml: path, httpsisoboot: URL });
+    const once = readFileSync(path);
+    const again = hook([], { _hook_domxml: path, httpsisoboot: URL });
+    assert.equal(again.status, 0);
+    assert.deepEqual(readFileSync(path), once);
+    assert.match(again.stderr, /already has CD-ROM sdb/);
+  });
+
+  for (const value of [undefined, ""]) {
+    test(`hook mode with httpsisoboot ${value === undefined ? "unset" : "empty"} exits 0 and leaves the file alone`, () => {
+      const path = domainFile();
+      const before = statSync(path).mtimeMs;
+      const result = hook([], { _hook_domxml: path, httpsisoboot: value });
+      assert.equal(result.status, 0);
+      assert.equal(result.stderr, "");
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+      assert.equal(statSync(path).mtimeMs, before);
+    });
+  }
+
+  /** [what, URL, domain XML, words in the one-line message] */
+  const BAD: Array<[string, string, string, RegExp]> = [
+    ["an http URL", "http://isos.example.org/boot.iso", SAMPLE, /only https is supported/],
+    ["credentials in the URL", "https://admin:hunter2@isos.example.org/boot.iso", SAMPLE, /credentials/],
+    ["a space in the URL", "https://isos.example.org/boot disk.iso", SAMPLE, /a space/],
+    ["malformed XML", URL, SAMPLE.replace("</devices>", ""), /line \d+, column \d+/],
+    ["a root that is not <domain>", URL, "<network><name>x</name></network>", /not <domain>/],
+    ["a domain without <devices>", URL, "<domain type='kvm'><name>x</name></domain>", /no <devices>/],
+    ["both kinds of boot order", URL, readFixture("os-boot-dev.in.xml").replace("<readonly/>", "<readonly/><boot order='1'/>"), /both <os><boot dev>/],
+    ["no free target", URL, readFixture("ide-full.in.xml").replace(/machine='[^']*'/, "machine='pc'").replace(
+      "<devices>",
+      "<devices>" + Array.from({ length: 702 }, (_, i) => `<disk device='disk'><target dev='sd${i < 26 ? String.fromCharCode(97 + i) : String.fromCharCode(96 + Math.floor(i / 26)) + String.fromCharCode(97 + (i % 26))}' bus='sata'/></disk>`).join(""),
+    ), /no free/],
+  ];
+  for (const [what, url, xml, words] of BAD) {
+    test(`hook mode refuses ${what} with one line, exit 2, and the file byte-identical`, () => {
+      const path = domainFile(xml);
+      const before = readFileSync(path);
+      const result = hook([], { _hook_domxml: path, httpsisoboot: url });
+      assertOneLineFailure(result, words);
+      assert.deepEqual(readFileSync(path), before);
+      assert.doesNotMatch(result.stderr, /hunter2/);
+      assert.deepEqual(readdirSync(join(path, "..")), ["domxml"]);
+    });
+  }
+
+  test("hook mode without _hook_domxml explains how to try it by hand", () => {
+    assertOneLineFailure(hook([], { httpsisoboot: URL }), /_hook_domxml is not set.*--dry-run/);
+  });
+
+  test("hook mode names a missing domain file", () => {
+    assertOneLineFailure(hook([], { _hook_domxml: join(work, "nope"), httpsisoboot: URL }), /cannot read the domain XML .*ENOENT/);
+  });
+
+  test("--debug adds the stack trace", () => {
+    const result = hook(["--debug"], { _hook_domxml: domainFile("<domain/>"), httpsisoboot: URL });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /^httpsisoboot: the domain XML has no <devices>[^\n]*\n[\s\S]*\bat /);
+  });
+
+  test("--dry-run prints the XML the hook would write, and writes nothing", () => {
+    const path = domainFile();
+    const result = hook(["--dry-run", "--url", URL, path], {});
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /<source protocol="https" name="\/el9\/boot.iso"/);
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+
+  test("--dry-run takes FILE and URL from the hook's environment", () => {
+    const path = domainFile();
+    const viaEnv = hook(["--dry-run"], { _hook_domxml: path, httpsisoboot: URL });
+    const viaArgs = hook(["--dry-run", "--url", URL, path], {});
+    assert.equal(viaEnv.status, 0, viaEnv.stderr);
+    assert.equal(viaEnv.stdout, viaArgs.stdout);
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+
+  test("--dry-run reads stdin for -", () => {
+    const result = hook(["--dry-run", "--url", URL, "-"], {}, SAMPLE);
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout, hook(["--dry-run", "--url", URL, join(FIXTURES, "q35-vdsm.in.xml")], {}).stdout);
+  });
+
+  test("--dry-run --diff prints a unified diff of just the change", () => {
+    const path = domainFile();
+    const result = hook(["--dry-run", "--diff", "--url", URL, path], {});
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^--- ${path}\\n\\+\\+\\+ ${path} \\(with httpsisoboot\\)\\n@@ `));
+    assert.match(result.stdout, /^-\s+<boot order="1" \/>$/m);
+    assert.match(result.stdout, /^\+\s+<boot order="2" \/>$/m);
+    assert.match(result.stdout, /^\+\s+<target dev="sdb" bus="sata" tray="closed" \/>$/m);
+    const changed = result.stdout.split("\n").filter((line) => /^[-+](?![-+])/.test(line));
+    // Two boot orders move (a - and a + line each) and the new disk adds 9 lines.
+    assert.equal(changed.length, 13);
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+
+  test("--dry-run refuses bad input with one line and exit 2", () => {
+    assertOneLineFailure(hook(["--dry-run", "--url", "https://isos.example.org/", domainFile()], {}), /no path/);
+    assertOneLineFailure(hook(["--dry-run", domainFile()], {}), /no URL/);
+    assertOneLineFailure(hook(["--dry-run", "--url", URL], {}), /no domain XML/);
+  });
+
+  test("unknown options and misplaced arguments exit 2 with a pointer to --help", () => {
+    assertOneLineFailure(hook(["--frobnicate"], {}), /--frobnicate.*see --help/);
+    assertOneLineFailure(hook(["--url", URL], {}), /only works with --dry-run/);
+    assertOneLineFailure(hook(["--dry-run", "a", "b"], {}), /one FILE/);
+  });
+
+  test("--help documents the modes and exit codes", () => {
+    const result = hook(["--help"], {});
+    assert.equal(result.status, 0);
+    for (const words of ["--dry-run", "--diff", "_hook_domxml", "httpsisoboot", "Exit codes", "50_httpsisoboot"]) {
+      assert.ok(result.stdout.includes(words), words);
+    }
+  });
+
+  test("--version prints the release from package.json", () => {
+    const result = hook(["--version"], {});
+    assert.equal(result.stdout, `httpsisoboot ${VERSION}\n`);
+    const pkg = JSON.parse(readFileSync(join(FIXTURES, "..", "..", "package.json"), "utf8"));
+    assert.equal(VERSION, pkg.version);
+  });
+});
+
+describe("the bundle under Deno", { skip: bundleMissing() ?? denoMissing() }, () => {
+  test("deno run -A dist/httpsisoboot.mjs gives the same result as node", () => {
+    const path = domainFile();
+    const args = ["--dry-run", "--url", URL, path];
+    const underDeno = run("deno", ["run", "-A", BUNDLE, ...args], { env: { PATH: process.env.PATH } });
+    const underNode = run(process.execPath, [BUNDLE, ...args], { env: { PATH: process.env.PATH } });
+    assert.equal(underDeno.status, 0, underDeno.stderr);
+    assert.equal(underDeno.stdout, underNode.stdout);
+    assert.equal(underDeno.stderr, underNode.stderr);
+  });
+});
+
+function denoMissing(): string | undefined {
+  try {
+    return run("deno", ["--version"]).status === 0 ? undefined : "deno does not run";
+  } catch {
+    return "deno is not on PATH (npm ci installs it into node_modules/.bin; npm test puts that on PATH)";
+  }
+}

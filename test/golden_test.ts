@@ -1,0 +1,62 @@
+/**
+ * Golden fixtures: test/fixtures/<case>.in.xml run through addHttpsCdrom()
+ * must give <case>.out.xml. Regenerate the outputs with
+ * `npm run golden:update` (UPDATE_GOLDEN=1) and review the diff.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { join } from "node:path";
+import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
+import { unifiedDiff } from "../lib/diff.ts";
+import { FIXTURES, fixtureCases, GOLDEN_URL, GOLDEN_URLS, readFixture } from "./support.ts";
+
+const UPDATE = process.env.UPDATE_GOLDEN === "1";
+
+describe("golden fixtures", () => {
+  for (const name of fixtureCases()) {
+    const url = GOLDEN_URLS[name] ?? GOLDEN_URL;
+    const input = readFixture(`${name}.in.xml`);
+
+    test(`addHttpsCdrom() turns ${name}.in.xml into ${name}.out.xml`, () => {
+      const { xml } = addHttpsCdrom(input, url);
+      const outPath = join(FIXTURES, `${name}.out.xml`);
+      if (UPDATE || !existsSync(outPath)) writeFileSync(outPath, xml);
+      assert.equal(xml, readFixture(`${name}.out.xml`));
+    });
+
+    test(`addHttpsCdrom() adds nothing the second time on ${name}`, () => {
+      const first = addHttpsCdrom(input, url);
+      const second = addHttpsCdrom(first.xml, url);
+      assert.equal(second.changed, false);
+      assert.equal(second.xml, first.xml);
+      assert.deepEqual(second.target, first.target);
+    });
+
+    test(`addHttpsCdrom() changes only boot orders and the new disk in ${name}`, () => {
+      const { xml } = addHttpsCdrom(input, url);
+      const lines = unifiedDiff(input, xml).split("\n").filter((line) => /^[-+](?![-+]{2} )/.test(line));
+      let inNewDisk = false;
+      for (const line of lines) {
+        if (line.startsWith("-")) {
+          assert.match(line, /^-\s*<boot (order|dev)=/, `removed line: ${line}`);
+          continue;
+        }
+        if (/^\+\s*<disk type=['"]network['"] device=['"]cdrom['"]>/.test(line)) inNewDisk = true;
+        assert.ok(inNewDisk || /^\+\s*<boot order=/.test(line) || /^\+\s*<\/disk>$/.test(line), `added line: ${line}`);
+        if (/^\+\s*<\/disk>$/.test(line)) inNewDisk = false;
+      }
+      assert.equal(lines.filter((line) => /device=['"]cdrom['"]>/.test(line)).length, 1);
+    });
+  }
+
+  test("every golden output has exactly one https CD-ROM, with boot order 1 and nothing else at 1", () => {
+    for (const name of fixtureCases()) {
+      const out = readFixture(`${name}.out.xml`);
+      assert.equal(out.match(/<source protocol=['"]https['"]/g)?.length, 1, name);
+      assert.equal(out.match(/<boot order=['"]1['"]/g)?.length, 1, name);
+      assert.doesNotMatch(out, /<boot dev=/, name);
+    }
+  });
+});

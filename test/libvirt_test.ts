@@ -1,0 +1,97 @@
+/**
+ * Real libvirt accepts what the hook writes: every golden output is defined in
+ * libvirt's test driver, every x86 output in this host's qemu:///system (which,
+ * unlike the test driver, knows that q35 has no IDE), and the URL QEMU would
+ * fetch is read from `virsh domxml-to-native`.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
+import { parseIsoUrl } from "../lib/url.ts";
+import {
+  defineOnSystem,
+  FIXTURES,
+  fixtureCases,
+  localizeForThisHost,
+  readFixture,
+  run,
+  systemLibvirtMissing,
+  virshMissing,
+} from "./support.ts";
+
+const work = mkdtempSync(join(tmpdir(), "httpsisoboot-libvirt-"));
+process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+
+const X86 = (xml: string) => /<type[^>]*arch=['"](x86_64|i686)['"]/.test(xml);
+
+describe("libvirt test driver", { skip: virshMissing() }, () => {
+  for (const name of fixtureCases()) {
+    test(`virsh -c test:///default defines ${name}.out.xml`, () => {
+      const defined = run("virsh", ["-c", "test:///default", "define", join(FIXTURES, `${name}.out.xml`)]);
+      assert.equal(defined.status, 0, defined.stderr);
+    });
+  }
+});
+
+describe("qemu:///system", { skip: systemLibvirtMissing() }, () => {
+  for (const name of fixtureCases().filter((name) => X86(readFixture(`${name}.out.xml`)))) {
+    test(`qemu:///system defines ${name}.out.xml on this host's machine types`, () => {
+      const domain = `httpsisoboot-test-${name}`;
+      const path = join(work, `${name}.xml`);
+      writeFileSync(path, localizeForThisHost(readFixture(`${name}.out.xml`), domain));
+      assert.equal(defineOnSystem(path, domain), undefined);
+    });
+  }
+
+  test("qemu:///system refuses an IDE CD-ROM on q35, so the defines above can fail", () => {
+    const domain = "httpsisoboot-test-ide-on-q35";
+    const xml = readFixture("q35-uefi.out.xml").replace(/<target dev='sda' bus='sata'/, "<target dev='hda' bus='ide'");
+    const path = join(work, "ide-on-q35.xml");
+    writeFileSync(path, localizeForThisHost(xml, domain));
+    assert.match(defineOnSystem(path, domain) ?? "", /IDE controllers are unsupported/);
+  });
+
+  const URLS = [
+    "https://isos.example.org:443/el9/boot%20disk.iso",
+    "https://isos.example.org:8443/a%3Ab%25c%3Fd%23e%5B%5D.iso?sig=a%2Fb%3D&x=1&empty=",
+    "https://[2001:db8::10]:443/boot.iso",
+    "https://127.0.0.1:4443/caf%C3%A9/boot.iso?X-Amz-Signature=abc%20def&X-Amz-Date=20261125T000000Z",
+    "https://isos.example.org:443/a;b@c&d=e+f$g,h!i~j*k'l(m)n.iso?q=1",
+    "https://xn--bcher-kva.example:443/boot.iso?a/b?c:d@e",
+  ];
+  for (const url of URLS) {
+    test(`QEMU fetches exactly ${url}`, () => {
+      assert.equal(fetchedUrl(url), url);
+    });
+  }
+
+  const NORMALIZED: Array<[string, string]> = [
+    ["https://ISOS.example.org/café.iso#part", "https://isos.example.org:443/caf%C3%A9.iso"],
+    ["https://bücher.example/%41.iso", "https://xn--bcher-kva.example:443/A.iso"],
+    ["https://[2001:DB8::A]:8443/x.iso?", "https://[2001:db8::a]:8443/x.iso"],
+  ];
+  for (const [url, expected] of NORMALIZED) {
+    test(`QEMU fetches ${expected} for ${url}, as parseIsoUrl() predicts`, () => {
+      assert.equal(fetchedUrl(url), expected);
+      assert.equal(parseIsoUrl(url).href, expected);
+    });
+  }
+});
+
+/** The url QEMU's https block driver is given, from `virsh domxml-to-native`. */
+function fetchedUrl(url: string): string {
+  const domain = "<domain type='qemu'><name>httpsisoboot-native</name><memory unit='MiB'>64</memory>" +
+    "<os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>";
+  const path = join(work, "native.xml");
+  writeFileSync(path, addHttpsCdrom(domain, url).xml);
+  const native = run("virsh", ["-c", "qemu:///system", "domxml-to-native", "qemu-argv", path]);
+  assert.equal(native.status, 0, native.stderr);
+  const blockdev = native.stdout.split(/\s-blockdev\s/).find((arg) => arg.includes('"driver":"https"'));
+  assert.ok(blockdev, `no https blockdev in: ${native.stdout}`);
+  // virsh quotes the JSON for a shell: '...'\''...'
+  const json = blockdev!.trim().replace(/^'|'$/g, "").replaceAll(`'\\''`, "'").split(/'?\s+-/)[0];
+  return JSON.parse(json).url;
+}

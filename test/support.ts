@@ -1,0 +1,92 @@
+/** Shared by the tests: fixtures, the built bundle, and real libvirt. */
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+export const FIXTURES = join(ROOT, "test", "fixtures");
+export const BUNDLE = join(ROOT, "dist", "httpsisoboot.mjs");
+
+/** The URL every golden fixture is given, unless GOLDEN_URLS names another. */
+export const GOLDEN_URL = "https://isos.example.org/el9/boot%20disk.iso?sig=c2VjcmV0&expires=1700000000";
+export const GOLDEN_URLS: Record<string, string> = {
+  "aarch64-virt": "https://[2001:db8::10]:8443/arm/boot.iso",
+  "ppc64le-pseries": "https://192.0.2.10:4443/power/boot.iso",
+};
+
+/** Names of the golden cases: test/fixtures/<case>.in.xml. */
+export function fixtureCases(): string[] {
+  return readdirSync(FIXTURES)
+    .filter((name) => name.endsWith(".in.xml"))
+    .map((name) => name.slice(0, -".in.xml".length))
+    .sort();
+}
+
+export function readFixture(name: string): string {
+  return readFileSync(join(FIXTURES, name), "utf8");
+}
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion. */
+export function run(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string | undefined>; input?: string } = {},
+): Run {
+  const result = spawnSync(command, args, {
+    encoding: "utf8",
+    env: options.env as NodeJS.ProcessEnv | undefined,
+    input: options.input,
+  });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Why `virsh` cannot be used here, or undefined when it can. */
+export function virshMissing(): string | undefined {
+  const found = spawnSync("virsh", ["--version"], { encoding: "utf8" });
+  return found.error ? "virsh is not installed (apt-get install libvirt-clients); run `npm test` as root to install it" : undefined;
+}
+
+/** Why qemu:///system cannot be used here, or undefined when it can. */
+export function systemLibvirtMissing(): string | undefined {
+  const missing = virshMissing();
+  if (missing) return missing;
+  const probe = spawnSync("virsh", ["-c", "qemu:///system", "uri"], { encoding: "utf8", timeout: 120_000 });
+  return probe.status === 0
+    ? undefined
+    : `libvirtd is not reachable at qemu:///system (${(probe.stderr || "").trim().split("\n")[0]}); run \`npm test\` as root, which starts it`;
+}
+
+export function bundleMissing(): string | undefined {
+  return existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built; run \`npm run bundle\` (npm test does)`;
+}
+
+/**
+ * Makes a domain definable on this host's qemu:///system without changing
+ * what the hook wrote: TCG instead of KVM (no usable /dev/kvm here), this
+ * host's emulator and machine types, a test name and no UUID.
+ */
+export function localizeForThisHost(xml: string, name: string): string {
+  return xml
+    .replace(/<domain([^>]*?)\btype=(['"])kvm\2/, "<domain$1type='qemu'")
+    .replace(/<emulator>[^<]*<\/emulator>/, "<emulator>/usr/bin/qemu-system-x86_64</emulator>")
+    .replace(/machine=(['"])pc-q35-[^'"]*\1/, "machine='q35'")
+    .replace(/machine=(['"])(pc-i440fx-[^'"]*|rhel[0-9.]*)\1/, "machine='pc'")
+    .replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
+    .replace(/\s*<uuid>[^<]*<\/uuid>/, "");
+}
+
+/** Defines a domain on qemu:///system and undefines it again; returns virsh's error, if any. */
+export function defineOnSystem(path: string, name: string): string | undefined {
+  const defined = run("virsh", ["-c", "qemu:///system", "define", path]);
+  if (defined.status !== 0) return defined.stderr.trim();
+  run("virsh", ["-c", "qemu:///system", "undefine", "--nvram", name]);
+  return undefined;
+}
