@@ -2,6 +2,7 @@
 # Prepares this host for the tests that need real libvirt, and undoes it.
 #   test/host.sh start   as root: install the Debian packages that are missing,
 #                        start virtlogd and libvirtd if they are not running
+#   test/host.sh install PACKAGE...   as root: install those that are missing
 #   test/host.sh stop    stop the daemons that `start` started, nothing else
 # Not root: says what is missing; those tests then skip and say why.
 set -euo pipefail
@@ -72,6 +73,7 @@ stop() {
 
 case "${1:-}" in
   start) shift; start "$@" ;;
+  install) shift; install_packages "$@" ;;
   stop) stop ;;
-  *) echo "usage: test/host.sh start [EXTRA_PACKAGE...] | stop" >&2; exit 2 ;;
+  *) echo "usage: test/host.sh start [EXTRA_PACKAGE...] | install PACKAGE... | stop" >&2; exit 2 ;;
 esac

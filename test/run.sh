@@ -12,7 +12,7 @@ logs=$(mktemp -d)
 trap 'bash test/host.sh stop; rm -rf "$logs"' EXIT
 
 deno task --quiet bundle || exit 1
-deno check --quiet hook.ts lib/ test/ || exit 1
+deno check --quiet hook.ts lib/ test/ e2e/ || exit 1
 
 echo "== node --test"
 node --import tsx --test test/*_test.ts | tee "$logs/node"

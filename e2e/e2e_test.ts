@@ -1,0 +1,275 @@
+/**
+ * End to end: real libvirt, QEMU (TCG), firmware, nginx and TLS. The hook
+ * artifact a host would get is installed as 50_httpsisoboot and run the way
+ * VDSM runs it; the guest's own serial output proves what it booted.
+ *
+ * HTTPSISOBOOT_ARTIFACT picks the artifact (default: dist/httpsisoboot when
+ * it exists, else dist/httpsisoboot.mjs).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import { buildBiosIso, buildGrubIso } from "./iso.ts";
+import { makeAuthority, makeServerCert } from "./tls.ts";
+import { freePort, type Nginx, startNginx } from "./nginx.ts";
+import { type Host, startHost } from "./host.ts";
+import { create, domainXml, type DomainSpec, liveBootOrders, PREFIX, removeTestDomains, serialText, virsh, waitForMarker } from "./domain.ts";
+import { log, seconds, step } from "./steps.ts";
+import { clearLeftovers, forgetWorkDir, rememberWorkDir } from "./leftovers.ts";
+
+const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
+const ARTIFACT = process.env.HTTPSISOBOOT_ARTIFACT ??
+  (existsSync(join(ROOT, "dist", "httpsisoboot")) ? join(ROOT, "dist", "httpsisoboot") : join(ROOT, "dist", "httpsisoboot.mjs"));
+const BOOT_TIMEOUT_MS = 60_000;
+const RUN = Date.now().toString(36);
+const MARK = {
+  httpsBios: `HTTPS-BIOS-${RUN}`,
+  httpsUefi: `HTTPS-UEFI-${RUN}`,
+  localBios: `LOCAL-BIOS-${RUN}`,
+  localUefi: `LOCAL-UEFI-${RUN}`,
+};
+
+function whyNot(): string | undefined {
+  if (process.getuid?.() !== 0) return "the e2e needs root: it starts libvirtd and nginx (run `npm run e2e` as root)";
+  for (const tool of ["virsh", "libvirtd", "nginx", "xorriso", "grub-mkrescue", "openssl", "unshare"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `${tool} is missing; \`npm run e2e\` as root installs it`;
+  }
+  if (!existsSync(ARTIFACT)) return `${ARTIFACT} is not built; run \`npm run bundle\``;
+  return undefined;
+}
+
+let work = "";
+let host: Host | undefined;
+let nginx: Nginx | undefined;
+let hookPath = "";
+let sslBefore = "";
+const ports = { trusted: 0, untrusted: 0, noRanges: 0 };
+const isos = { httpsBios: "", httpsUefi: "", localBios: "", localUefi: "" };
+const timings: Array<[string, string]> = [];
+
+/** A digest of every file under /etc/ssl: the run must leave it exactly as it was. */
+function digestEtcSsl(): string {
+  const hash = createHash("sha256");
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const info = statSync(path, { throwIfNoEntry: false });
+      hash.update(`${path} ${info?.mode} ${info?.size} ${info?.mtimeMs}\n`);
+      if (info?.isDirectory()) walk(path);
+      else if (info?.isFile()) hash.update(readFileSync(path));
+    }
+  };
+  walk("/etc/ssl");
+  return hash.digest("hex");
+}
+
+let cleaningUp = false;
+
+/** Stops and removes everything the run started or made; safe to call twice. */
+function cleanup(): void {
+  if (cleaningUp) return;
+  cleaningUp = true;
+  const attempt = (what: string, action: () => void) => {
+    try {
+      action();
+    } catch (error) {
+      log(`cleanup: could not ${what}: ${(error as Error).message}`);
+    }
+  };
+  attempt("remove the test domains", removeTestDomains);
+  attempt("stop nginx", () => nginx?.stop());
+  nginx = undefined;
+  attempt("stop the libvirt host", () => host?.stop());
+  host = undefined;
+  attempt("delete the work dir", () => work && rmSync(work, { recursive: true, force: true }));
+  forgetWorkDir();
+  log("cleaned up");
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    log(`${signal}: cleaning up`);
+    cleanup();
+    process.exit(130);
+  });
+}
+
+/** Runs the installed hook exactly as VDSM does: a temp file named by _hook_domxml, the URL in httpsisoboot. */
+function runHook(domainPath: string, url: string): string {
+  const result = spawnSync(hookPath, [], {
+    encoding: "utf8",
+    env: { PATH: process.env.PATH, _hook_domxml: domainPath, httpsisoboot: url },
+  });
+  assert.equal(result.status, 0, `hook exited ${result.status}: ${result.stderr}`);
+  return result.stderr.trim();
+}
+
+/** The part of libvirt's error that QEMU's curl driver wrote. */
+function qemuReason(error: string | undefined): string | undefined {
+  if (!error) return undefined;
+  return /CURL: .*/.exec(error)?.[0] ?? error.replace(/\s+/g, " ");
+}
+
+/** Prints what a person needs to see why a scenario failed. */
+function explain(spec: DomainSpec, libvirtError?: string): void {
+  log(`--- serial log of ${spec.name}:\n${serialText(spec.serialLog) || "(empty)"}`);
+  if (libvirtError) log(`--- libvirt said: ${libvirtError}`);
+  if (nginx) log(`--- nginx error log:\n${existsSync(nginx.errorLog) ? readFileSync(nginx.errorLog, "utf8").slice(-4000) : "(none)"}`);
+}
+
+function spec(name: string, machine: DomainSpec["machine"], firmware: DomainSpec["firmware"]): DomainSpec {
+  return {
+    name,
+    machine,
+    firmware,
+    localIso: firmware === "efi" ? isos.localUefi : isos.localBios,
+    serialLog: join(work, `${name}.serial.log`),
+  };
+}
+
+/** Boots a domain, with or without the hook, and returns the marker the guest printed. */
+async function boot(
+  domain: DomainSpec,
+  url: string | undefined,
+  markers: string[],
+): Promise<{ marker?: string; orders: Record<string, number>; error?: string }> {
+  const started = Date.now();
+  const path = join(work, `vm-${domain.name}`, "domxml");
+  mkdirSync(join(work, `vm-${domain.name}`), { recursive: true });
+  writeFileSync(path, domainXml(domain));
+  if (url) {
+    const said = await step(`${domain.name}: ran 50_httpsisoboot as VDSM does`, () => runHook(path, url));
+    log(`${domain.name}: ${said}`);
+  }
+  if (domain.firmware === "efi") rmSync(`/var/lib/libvirt/qemu/nvram/${PREFIX}${domain.name}_VARS.fd`, { force: true });
+  const error = await step(`${domain.name}: virsh create`, () => create(path));
+  if (error) {
+    timings.push([domain.name, `refused in ${seconds(Date.now() - started)}`]);
+    return { error, orders: {} };
+  }
+  const orders = liveBootOrders(domain.name);
+  const marker = await step(`${domain.name}: waiting for the guest's serial output`, () =>
+    waitForMarker(domain.serialLog, markers, BOOT_TIMEOUT_MS));
+  timings.push([domain.name, `${marker ?? "no marker"} after ${seconds(Date.now() - started)}`]);
+  virsh("destroy", `${PREFIX}${domain.name}`);
+  return { marker, orders };
+}
+
+describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
+  before(async () => {
+    sslBefore = digestEtcSsl();
+    clearLeftovers();
+    work = mkdtempSync("/tmp/httpsisoboot-e2e-");
+    rememberWorkDir(work);
+    chmodSync(work, 0o755);
+    const www = join(work, "www");
+    mkdirSync(www, { mode: 0o755 });
+
+    await step("built a BIOS and a UEFI ISO for https, and a local one of each", () => {
+      isos.httpsBios = buildBiosIso(www, "https-bios", MARK.httpsBios);
+      isos.httpsUefi = buildGrubIso(www, "https-uefi", MARK.httpsUefi);
+      isos.localBios = buildBiosIso(work, "local-bios", MARK.localBios);
+      isos.localUefi = buildGrubIso(work, "local-uefi", MARK.localUefi);
+    });
+
+    const tls = await step("made a test CA, an untrusted CA and their server certificates", () => {
+      const ca = makeAuthority(work, "httpsisoboot e2e CA");
+      const rogue = makeAuthority(work, "untrusted e2e CA");
+      return { ca, trusted: makeServerCert(work, "trusted", ca), untrusted: makeServerCert(work, "untrusted", rogue) };
+    });
+
+    ports.trusted = await freePort();
+    ports.untrusted = await freePort();
+    ports.noRanges = await freePort();
+    nginx = await step(`started nginx on 127.0.0.1:${ports.trusted} (trusted), :${ports.untrusted} (untrusted CA), :${ports.noRanges} (max_ranges 0)`, () =>
+      startNginx(work, www, [
+        { port: ports.trusted, ...tls.trusted },
+        { port: ports.untrusted, ...tls.untrusted },
+        { port: ports.noRanges, ...tls.trusted, extra: "max_ranges 0;" },
+      ]));
+
+    host = await step("libvirt host ready", () => startHost(work, tls.ca.cert));
+    log(`trust: ${host.trust}`);
+    removeTestDomains();
+
+    // Installed the way an admin installs it: the artifact under the hook's name.
+    const hooks = join(work, "hooks", "before_vm_start");
+    mkdirSync(hooks, { recursive: true });
+    hookPath = join(hooks, "50_httpsisoboot");
+    if (ARTIFACT.endsWith(".mjs")) symlinkSync(ARTIFACT, hookPath);
+    else copyFileSync(ARTIFACT, hookPath);
+    chmodSync(hookPath, 0o755);
+    log(`hook: ${hookPath} -> ${ARTIFACT}`);
+  });
+
+  after(() => {
+    cleanup();
+    log("scenario timings:");
+    for (const [name, what] of timings) log(`  ${name.padEnd(22)} ${what}`);
+    assert.equal(digestEtcSsl(), sslBefore, "/etc/ssl is exactly as it was before the run");
+    log("/etc/ssl is exactly as before the run");
+  });
+
+  const url = (port: number, iso: string) => `https://localhost:${port}/${iso.split("/").pop()}`;
+
+  const SCENARIOS: Array<[string, DomainSpec["machine"], DomainSpec["firmware"], string, keyof typeof isos]> = [
+    ["i440fx-seabios", "pc", "bios", "hda (ide)", "httpsBios"],
+    ["q35-seabios", "q35", "bios", "sda (sata)", "httpsBios"],
+    ["q35-uefi", "q35", "efi", "sda (sata)", "httpsUefi"],
+  ];
+  for (const [name, machine, firmware, target, iso] of SCENARIOS) {
+    test(`${name}: the guest boots the https ISO first, and boot orders are shifted`, async () => {
+      const domain = spec(name, machine, firmware);
+      const expected = firmware === "efi" ? MARK.httpsUefi : MARK.httpsBios;
+      const local = firmware === "efi" ? MARK.localUefi : MARK.localBios;
+      const result = await boot(domain, url(ports.trusted, isos[iso]), [expected, local]);
+      try {
+        assert.equal(result.error, undefined);
+        assert.equal(result.marker, expected, "the guest printed the https ISO's marker");
+        assert.deepEqual(result.orders, { "https-cdrom": 1, "local-cdrom": 2, nic: 3 });
+      } catch (error) {
+        explain(domain, result.error);
+        throw error;
+      }
+      assert.ok(target);
+    });
+  }
+
+  test("negative control: the same domain without the hook boots its local CD-ROM", async () => {
+    const domain = spec("control-no-hook", "pc", "bios");
+    const result = await boot(domain, undefined, [MARK.httpsBios, MARK.localBios]);
+    try {
+      assert.equal(result.marker, MARK.localBios);
+      assert.deepEqual(result.orders, { "local-cdrom": 1, nic: 2 });
+    } catch (error) {
+      explain(domain, result.error);
+      throw error;
+    }
+  });
+
+  test("nginx answered QEMU's ranged GETs for the ISOs with 206", () => {
+    const lines = readFileSync(nginx!.accessLog, "utf8").split("\n");
+    const ranged = lines.filter((line) => line.startsWith(`${ports.trusted} 206 GET /https-`) && /"bytes=\d+-\d+"/.test(line));
+    log(`nginx: ${ranged.length} ranged GETs answered 206 on the trusted port`);
+    assert.ok(ranged.length >= 2, `ranged GETs: ${ranged.join("\n")}`);
+    assert.ok(lines.some((line) => line.startsWith(`${ports.trusted} 200 HEAD /https-`)), "QEMU asks HEAD first");
+  });
+
+  test("a server whose certificate the host does not trust: the VM does not start", async () => {
+    const domain = spec("untrusted-cert", "pc", "bios");
+    const result = await boot(domain, url(ports.untrusted, isos.httpsBios), [MARK.httpsBios, MARK.localBios]);
+    log(`untrusted certificate: ${qemuReason(result.error) ?? `guest printed ${result.marker}`}`);
+    assert.match(result.error ?? "", /certificate verification failed/);
+  });
+
+  test("a server that refuses byte ranges (max_ranges 0): the VM does not start", async () => {
+    const domain = spec("no-ranges", "pc", "bios");
+    const result = await boot(domain, url(ports.noRanges, isos.httpsBios), [MARK.httpsBios, MARK.localBios]);
+    log(`no byte ranges: ${qemuReason(result.error) ?? `guest printed ${result.marker}`}`);
+    assert.match(result.error ?? "", /does not support 'range'/);
+  });
+});

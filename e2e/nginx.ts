@@ -1,0 +1,75 @@
+/** nginx on 127.0.0.1 with its own config, pid and logs under a temp dir. */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { createServer } from "node:net";
+
+export interface Site {
+  port: number;
+  cert: string;
+  key: string;
+  /** Extra directives inside the server block, such as `max_ranges 0;`. */
+  extra?: string;
+}
+
+export interface Nginx {
+  accessLog: string;
+  errorLog: string;
+  stop(): void;
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts nginx serving `root` on each site's port; `stop()` ends it. */
+export function startNginx(dir: string, root: string, sites: Site[]): Nginx {
+  const prefix = join(dir, "nginx");
+  mkdirSync(join(prefix, "tmp"), { recursive: true });
+  const accessLog = join(prefix, "access.log");
+  const errorLog = join(prefix, "error.log");
+  const pid = join(prefix, "nginx.pid");
+  const servers = sites.map((site) => `
+  server {
+    listen 127.0.0.1:${site.port} ssl;
+    ssl_certificate ${site.cert};
+    ssl_certificate_key ${site.key};
+    root ${root};
+    ${site.extra ?? ""}
+  }`).join("");
+  const config = join(prefix, "nginx.conf");
+  writeFileSync(config, `worker_processes 1;
+pid ${pid};
+error_log ${errorLog} info;
+events { worker_connections 64; }
+http {
+  log_format ranges '$server_port $status $request_method $uri "$http_range" $body_bytes_sent';
+  access_log ${accessLog} ranges;
+  client_body_temp_path ${prefix}/tmp;
+  proxy_temp_path ${prefix}/tmp;
+  fastcgi_temp_path ${prefix}/tmp;
+  uwsgi_temp_path ${prefix}/tmp;
+  scgi_temp_path ${prefix}/tmp;
+  default_type application/octet-stream;${servers}
+}
+`);
+  execFileSync("nginx", ["-c", config, "-p", prefix, "-e", errorLog], { stdio: ["ignore", "ignore", "pipe"] });
+  return {
+    accessLog,
+    errorLog,
+    stop() {
+      if (!existsSync(pid)) return;
+      try {
+        process.kill(Number(readFileSync(pid, "utf8").trim()), "SIGQUIT");
+      } catch { /* already gone */ }
+    },
+  };
+}
