@@ -35,8 +35,9 @@ const MARK = {
 
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return "the e2e needs root: it starts libvirtd and nginx (run `npm run e2e` as root)";
-  for (const tool of ["virsh", "libvirtd", "nginx", "xorriso", "grub-mkrescue", "openssl", "unshare"]) {
-    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `${tool} is missing; \`npm run e2e\` as root installs it`;
+  for (const tool of ["virsh", "libvirtd", "nginx", "xorriso", "grub-mkrescue|grub2-mkrescue", "openssl", "unshare"]) {
+    const found = tool.split("|").some((name) => spawnSync("sh", ["-c", `command -v ${name}`]).status === 0);
+    if (!found) return `${tool} is missing; \`npm run e2e\` as root installs it on Debian`;
   }
   if (!existsSync(ARTIFACT)) return `${ARTIFACT} is not built; run \`npm run bundle\``;
   return undefined;

@@ -10,7 +10,7 @@
  * the host's namespace until stop(); one left by a killed run is undone at
  * the next start.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { log } from "./steps.ts";
@@ -19,6 +19,11 @@ import { STATE } from "./leftovers.ts";
 /** Debian's bundle, then EL's (a symbolic link, which a bind mount follows). */
 const BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
 const HOST_MOUNT = join(STATE, "host-mount");
+/**
+ * EL's GnuTLS reads trust through p11-kit from the anchors directory, not
+ * from the PEM bundle, so there the anchors directory is mounted too.
+ */
+const EL_ANCHORS = "/etc/pki/ca-trust/source/anchors";
 
 export interface Host {
   /** How the test CA is trusted: "mount namespace" or "bundle edited and restored". */
@@ -68,10 +73,11 @@ function bundlePath(): string {
 /** Undoes the host-namespace mount of a run that was killed before its stop(). */
 function unmountStale(): void {
   if (!existsSync(HOST_MOUNT)) return;
-  const path = readFileSync(HOST_MOUNT, "utf8");
-  spawnSync("umount", [path]);
+  for (const path of readFileSync(HOST_MOUNT, "utf8").split("\n")) {
+    spawnSync("umount", [path]);
+    log(`unmounted the trust an interrupted run left over ${path}`);
+  }
   rmSync(HOST_MOUNT, { force: true });
-  log(`unmounted the trust bundle an interrupted run left over ${path}`);
 }
 
 /** Starts what the e2e needs and trusts `caCert` for QEMU until stop(). */
@@ -93,14 +99,22 @@ export function startHost(dir: string, caCert: string): Host {
 
   const mounted = join(dir, "trust-bundle.crt");
   writeFileSync(mounted, trusted, { mode: 0o644 });
+  const mounts: Array<[string, string]> = [[mounted, bundle]];
+  if (existsSync(EL_ANCHORS)) {
+    const anchors = join(dir, "trust-anchors");
+    cpSync(EL_ANCHORS, anchors, { recursive: true });
+    copyFileSync(caCert, join(anchors, "httpsisoboot-e2e-ca.crt"));
+    mounts.push([anchors, EL_ANCHORS]);
+  }
+
   if (!running("libvirtd")) {
-    execFileSync("unshare", ["--mount", "--propagation", "private", "sh", "-c",
-      `mount --bind '${mounted}' '${bundle}' && exec libvirtd -d`]);
+    const binds = mounts.map(([from, to]) => `mount --bind '${from}' '${to}'`).join(" && ");
+    execFileSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", `${binds} && exec libvirtd -d`]);
     waitForLibvirt();
     const pid = running("libvirtd")!;
     writeFileSync(join(STATE, "libvirtd.pid"), String(pid));
     return {
-      trust: `mount namespace (libvirtd ${pid} sees the test CA in ${bundle}; the host's file is untouched)`,
+      trust: `mount namespace (libvirtd ${pid} sees the test CA in ${mounts.map(([, to]) => to).join(" and ")}; the host's files are untouched)`,
       stop() {
         stopPid(pid);
         rmSync(join(STATE, "libvirtd.pid"), { force: true });
@@ -109,12 +123,12 @@ export function startHost(dir: string, caCert: string): Host {
     };
   }
 
-  execFileSync("mount", ["--bind", mounted, bundle]);
-  writeFileSync(HOST_MOUNT, bundle);
+  for (const [from, to] of mounts) execFileSync("mount", ["--bind", from, to]);
+  writeFileSync(HOST_MOUNT, mounts.map(([, to]) => to).join("\n"));
   return {
-    trust: `bind mount over ${bundle} in the host's namespace until the end of the run (libvirtd was already running)`,
+    trust: `bind mount over ${mounts.map(([, to]) => to).join(" and ")} in the host's namespace until the end of the run (libvirtd was already running)`,
     stop() {
-      spawnSync("umount", [bundle]);
+      for (const [, to] of mounts) spawnSync("umount", [to]);
       rmSync(HOST_MOUNT, { force: true });
       if (startedVirtlogd) stopPid(running("virtlogd"));
     },

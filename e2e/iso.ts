@@ -4,7 +4,23 @@
  */
 import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/** Debian's paths first, then EL's (package syslinux). */
+const ISOLINUX_BIN = ["/usr/lib/ISOLINUX/isolinux.bin", "/usr/share/syslinux/isolinux.bin"];
+const LDLINUX_C32 = ["/usr/lib/syslinux/modules/bios/ldlinux.c32", "/usr/share/syslinux/ldlinux.c32"];
+
+function firstExisting(paths: string[]): string {
+  const found = paths.find((path) => existsSync(path));
+  if (!found) throw new Error(`none of ${paths.join(", ")} exists; install isolinux and syslinux`);
+  return found;
+}
+
+/** grub-mkrescue on Debian, grub2-mkrescue on EL. */
+function grubMkrescue(): string {
+  return spawnSync("sh", ["-c", "command -v grub-mkrescue"]).status === 0 ? "grub-mkrescue" : "grub2-mkrescue";
+}
 
 /**
  * A BIOS ISO (ISOLINUX). ISOLINUX prints `Loading <marker>... failed` on
@@ -14,8 +30,8 @@ import { execFileSync } from "node:child_process";
 export function buildBiosIso(dir: string, name: string, marker: string): string {
   const tree = join(dir, `${name}-tree`);
   mkdirSync(join(tree, "isolinux"), { recursive: true });
-  copyFileSync("/usr/lib/ISOLINUX/isolinux.bin", join(tree, "isolinux", "isolinux.bin"));
-  copyFileSync("/usr/lib/syslinux/modules/bios/ldlinux.c32", join(tree, "isolinux", "ldlinux.c32"));
+  copyFileSync(firstExisting(ISOLINUX_BIN), join(tree, "isolinux", "isolinux.bin"));
+  copyFileSync(firstExisting(LDLINUX_C32), join(tree, "isolinux", "ldlinux.c32"));
   writeFileSync(join(tree, "isolinux", "isolinux.cfg"), `SERIAL 0 115200\nDEFAULT ${marker}\nPROMPT 0\nTIMEOUT 1\n`);
   const iso = join(dir, `${name}.iso`);
   execFileSync("xorriso", ["-as", "mkisofs", "-quiet", "-V", name.slice(0, 32), "-o", iso,
@@ -35,7 +51,7 @@ export function buildGrubIso(dir: string, name: string, marker: string): string 
   writeFileSync(join(tree, "boot", "grub", "grub.cfg"),
     `serial\nterminal_input serial\nterminal_output serial\necho ${marker}\nhalt\n`);
   const iso = join(dir, `${name}.iso`);
-  execFileSync("grub-mkrescue", ["-o", iso, tree], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(grubMkrescue(), ["-o", iso, tree], { stdio: ["ignore", "ignore", "pipe"] });
   chmodSync(iso, 0o644);
   return iso;
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs on an EL9 host what the e2e suite installs from Debian's packages
+# elsewhere: libvirt and QEMU (with curl for https), nginx, the tools that
+# build the test ISOs, UEFI firmware, and Node 20.
+set -euo pipefail
+
+dnf install -y -q epel-release
+dnf module enable -y -q nodejs:20
+dnf install -y -q \
+  libvirt-daemon-kvm libvirt-client qemu-kvm qemu-kvm-block-curl qemu-img \
+  edk2-ovmf nginx openssl ca-certificates util-linux \
+  xorriso syslinux grub2-tools-extra grub2-pc-modules grub2-efi-x64-modules mtools \
+  nodejs npm
+
+# The suite starts its own libvirtd in a private mount namespace, so keep the
+# packaged daemons and their sockets from starting one first.
+systemctl disable --now libvirtd.service libvirtd.socket virtqemud.service virtqemud.socket 2>/dev/null || true
