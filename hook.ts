@@ -159,4 +159,7 @@ function oneLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split("\n")[0];
 }
 
-process.exitCode = await main(process.argv.slice(2), process.env);
+// No top-level await: Bun's --bytecode compiles to CommonJS, which has none.
+main(process.argv.slice(2), process.env).then((code) => {
+  process.exitCode = code;
+});

@@ -6,12 +6,22 @@
  *
  * @module
  */
-import { builder } from "xmlbuilder2";
-import type { Element, Node } from "@oozcitak/dom/lib/dom/interfaces.js";
-import { parseIsoUrl, type IsoUrl } from "./url.ts";
+import { type IsoUrl, parseIsoUrl } from "./url.ts";
 import { parseXml } from "./xml_parse.ts";
 import { serializeXml } from "./xml_serialize.ts";
-import { child, children } from "./dom.ts";
+import {
+  child,
+  children,
+  element,
+  firstElement,
+  getAttribute,
+  insertAt,
+  isIndent,
+  previousSibling,
+  text,
+  type XmlElement,
+  type XmlNode,
+} from "./xml_tree.ts";
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
 import { bootFirst } from "./boot_order.ts";
 
@@ -27,7 +37,6 @@ export interface CdromResult {
   url: IsoUrl;
 }
 
-const TEXT_NODE = 3;
 const DEFAULT_INDENT_STEP = "  ";
 
 /**
@@ -57,8 +66,8 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl): CdromRes
   const iso = typeof url === "string" ? parseIsoUrl(url) : url;
   const parsed = parseXml(domainXml);
   const domain = parsed.root;
-  if (domain.nodeName !== "domain") {
-    throw new SyntaxError(`the root element is <${domain.nodeName}>, not <domain>; pass a libvirt domain XML`);
+  if (domain.name !== "domain") {
+    throw new SyntaxError(`the root element is <${domain.name}>, not <domain>; pass a libvirt domain XML`);
   }
   const devices = child(domain, "devices");
   if (!devices) throw new SyntaxError("the domain XML has no <devices> element, so there is nowhere to add the CD-ROM");
@@ -70,7 +79,7 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl): CdromRes
     return {
       xml: domainXml,
       changed: false,
-      target: { dev: target?.getAttribute("dev") ?? "", bus: (target?.getAttribute("bus") ?? "") as Target["bus"] },
+      target: { dev: attr(target, "dev") ?? "", bus: (attr(target, "bus") ?? "") as Target["bus"] },
       url: iso,
     };
   }
@@ -81,22 +90,24 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl): CdromRes
   return { xml: serializeXml(parsed), changed: true, target, url: iso };
 }
 
-function machineOf(domain: Element): { arch: string; machine: string } {
-  const type = child(domain, "os") && child(child(domain, "os")!, "type");
-  return {
-    arch: type?.getAttribute("arch") ?? "x86_64",
-    machine: type?.getAttribute("machine") ?? "",
-  };
+function attr(node: XmlElement | undefined, name: string): string | undefined {
+  return node && getAttribute(node, name);
 }
 
-function describeDisk(disk: Element): ExistingDisk {
+function machineOf(domain: XmlElement): { arch: string; machine: string } {
+  const os = child(domain, "os");
+  const type = os && child(os, "type");
+  return { arch: attr(type, "arch") ?? "x86_64", machine: attr(type, "machine") ?? "" };
+}
+
+function describeDisk(disk: XmlElement): ExistingDisk {
   const target = child(disk, "target");
-  const dev = target?.getAttribute("dev") ?? "";
+  const dev = attr(target, "dev") ?? "";
   const address = child(disk, "address");
   return {
     dev,
-    bus: target?.getAttribute("bus") ?? busFromName(dev),
-    address: address?.getAttribute("type") === "drive" ? readDriveAddress(address) : undefined,
+    bus: attr(target, "bus") ?? busFromName(dev),
+    address: attr(address, "type") === "drive" ? readDriveAddress(address!) : undefined,
   };
 }
 
@@ -109,92 +120,72 @@ function busFromName(dev: string): string {
   return "";
 }
 
-function readDriveAddress(address: Element): DriveAddress {
-  const number = (name: string) => Number(address.getAttribute(name) ?? "0");
+function readDriveAddress(address: XmlElement): DriveAddress {
+  const number = (name: string) => Number(getAttribute(address, name) ?? "0");
   return { controller: number("controller"), bus: number("bus"), target: number("target"), unit: number("unit") };
 }
 
-function isCdromFor(disk: Element, iso: IsoUrl): boolean {
-  if (disk.getAttribute("type") !== "network" || disk.getAttribute("device") !== "cdrom") return false;
+function isCdromFor(disk: XmlElement, iso: IsoUrl): boolean {
+  if (attr(disk, "type") !== "network" || attr(disk, "device") !== "cdrom") return false;
   const source = child(disk, "source");
   const host = source && child(source, "host");
   return !!source && !!host &&
-    source.getAttribute("protocol") === "https" &&
-    source.getAttribute("name") === iso.name &&
-    (source.getAttribute("query") ?? undefined) === iso.query &&
-    host.getAttribute("name")?.toLowerCase() === iso.host &&
-    Number(host.getAttribute("port") ?? "443") === iso.port;
+    attr(source, "protocol") === "https" &&
+    attr(source, "name") === iso.name &&
+    attr(source, "query") === iso.query &&
+    attr(host, "name")?.toLowerCase() === iso.host &&
+    Number(attr(host, "port") ?? "443") === iso.port;
 }
 
 /**
  * Builds the CD-ROM element and places it after the last disk (or at the top
  * of `<devices>`), indented like its neighbours.
  */
-function buildCdrom(devices: Element, iso: IsoUrl, target: Target): Element {
+function buildCdrom(devices: XmlElement, iso: IsoUrl, target: Target): XmlElement {
   const disks = children(devices, "disk");
-  const anchor: Node | null = disks.at(-1) ?? child(devices, "emulator") ?? null;
+  const anchor: XmlElement | undefined = disks.at(-1) ?? child(devices, "emulator");
   const outer = indentBefore(anchor ?? firstElement(devices)) ?? closingIndent(devices, DEFAULT_INDENT_STEP);
-  const inner = outer === "" ? "" : outer + indentStep(disks.at(-1), outer);
-  const step = inner.slice(outer.length);
+  const step = outer === "" ? "" : indentStep(disks.at(-1), outer);
+  const inner = outer + step;
 
   const source: Record<string, string> = { protocol: "https", name: iso.name };
   if (iso.query !== undefined) source.query = iso.query;
+  const lines = (nodes: XmlNode[], indent: string): XmlNode[] =>
+    indent === "" ? nodes : [...nodes.flatMap((node) => [text(indent), node]), text(indent.slice(0, -step.length))];
 
-  const disk = builder({ version: "1.0" }, devices as never)
-    .ele("disk", { type: "network", device: "cdrom" })
-    .txt(inner).ele("driver", { name: "qemu", type: "raw" }).up()
-    .txt(inner).ele("source", source)
-    .txt(inner + step).ele("host", { name: iso.host, port: String(iso.port) }).up()
-    .txt(inner).up()
-    .txt(inner).ele("target", { dev: target.dev, bus: target.bus, tray: "closed" }).up()
-    .txt(inner).ele("readonly").up()
-    .txt(inner).ele("boot", { order: "1" }).up()
-    .txt(outer);
-  const element = disk.node as unknown as Element;
-  removeEmptyText(element);
+  const cdrom = element("disk", { type: "network", device: "cdrom" }, lines([
+    element("driver", { name: "qemu", type: "raw" }),
+    element("source", source, lines([element("host", { name: iso.host, port: String(iso.port) })], inner + step)),
+    element("target", { dev: target.dev, bus: target.bus, tray: "closed" }),
+    element("readonly"),
+    element("boot", { order: "1" }),
+  ], inner));
 
-  // builder() appended the disk at the end of <devices>; move it into place,
-  // right after the anchor, preceded by the anchor's own indent.
-  const hadChildren = devices.firstChild !== element;
-  const reference = anchor ? anchor.nextSibling : hadChildren ? devices.firstChild : null;
-  if (outer !== "") devices.insertBefore(devices.ownerDocument!.createTextNode(outer), reference);
-  devices.insertBefore(element, reference);
+  // Right after the anchor, preceded by the anchor's own indent.
+  const wasEmpty = devices.children.length === 0;
+  let at = anchor ? devices.children.indexOf(anchor) + 1 : 0;
+  if (outer !== "") insertAt(devices, text(outer), at++);
+  insertAt(devices, cdrom, at);
   const devicesIndent = indentBefore(devices);
-  if (!hadChildren && outer !== "" && devicesIndent !== undefined) {
-    devices.appendChild(devices.ownerDocument!.createTextNode(devicesIndent));
-  }
-  return element;
+  if (wasEmpty && outer !== "" && devicesIndent !== undefined) insertAt(devices, text(devicesIndent), at + 1);
+  return cdrom;
 }
 
-function firstElement(parent: Element): Node | null {
-  return parent.firstElementChild;
+/** The white space just before a node, from its last newline, when the document is indented. */
+function indentBefore(node: XmlNode | undefined): string | undefined {
+  const before = node && previousSibling(node);
+  if (!isIndent(before) || !before.text.includes("\n")) return undefined;
+  return before.text.slice(before.text.lastIndexOf("\n"));
 }
 
-/** The white space just before a node, when the document is indented. */
-function indentBefore(node: Node | null): string | undefined {
-  const before = node?.previousSibling;
-  if (!before || before.nodeType !== TEXT_NODE || !/^\s*\n[ \t]*$/.test(before.nodeValue ?? "")) return undefined;
-  return before.nodeValue!.slice(before.nodeValue!.lastIndexOf("\n"));
-}
-
-/** For an empty `<devices>`: its closing tag's indent plus one step. */
-function closingIndent(devices: Element, step: string): string {
+/** For an empty `<devices>`: its own indent plus one step. */
+function closingIndent(devices: XmlElement, step: string): string {
   const parentIndent = indentBefore(devices);
   return parentIndent === undefined ? "" : parentIndent + step;
 }
 
 /** How much deeper a disk's children are indented than the disk itself. */
-function indentStep(disk: Element | undefined, outer: string): string {
-  const inner = disk && indentBefore(disk.firstElementChild);
-  return inner && inner.startsWith(outer) && inner.length > outer.length
-    ? inner.slice(outer.length)
-    : DEFAULT_INDENT_STEP;
-}
-
-function removeEmptyText(element: Element): void {
-  for (let node = element.firstChild, next; node; node = next) {
-    next = node.nextSibling;
-    if (node.nodeType === TEXT_NODE && node.nodeValue === "") element.removeChild(node);
-    else if (node.nodeType === 1) removeEmptyText(node as Element);
-  }
+function indentStep(disk: XmlElement | undefined, outer: string): string {
+  const inner = disk && indentBefore(firstElement(disk));
+  return inner && inner.startsWith(outer) && inner.length > outer.length ? inner.slice(outer.length) : DEFAULT_INDENT_STEP;
 }

@@ -7,12 +7,26 @@
  * Once any device has an order, QEMU boots strictly by those orders and a
  * device without one is not bootable at all.
  *
- * This module is pure: it edits a DOM in memory and does no I/O.
+ * This module is pure: it edits a tree in memory and does no I/O.
  *
  * @module
  */
-import type { Element } from "@oozcitak/dom/lib/dom/interfaces.js";
-import { child, children, descendants, removeWithIndent } from "./dom.ts";
+import {
+  append,
+  child,
+  children,
+  contains,
+  descendants,
+  element,
+  getAttribute,
+  insertAt,
+  isIndent,
+  previousSibling,
+  remove,
+  setAttribute,
+  text,
+  type XmlElement,
+} from "./xml_tree.ts";
 
 /**
  * Puts `device` first in the boot order of `domain`, which must hold
@@ -32,22 +46,23 @@ import { child, children, descendants, removeWithIndent } from "./dom.ts";
  * @example
  * ```ts
  * import { parseXml } from "./xml_parse.ts";
+ * import { child, children } from "./xml_tree.ts";
  * import { bootFirst } from "./boot_order.ts";
  * const { root } = parseXml(
  *   "<domain><devices><disk><boot order='1'/></disk><disk id='new'><boot order='1'/></disk></devices></domain>",
  * );
- * const [old, added] = Array.from(root.getElementsByTagName("disk"));
+ * const [old, added] = children(child(root, "devices")!, "disk");
  * bootFirst(root, added);
- * old.firstElementChild!.getAttribute("order"); // "2"
+ * child(old, "boot")!.attributes; // [["order", "2"]]
  * ```
  */
-export function bootFirst(domain: Element, device: Element): void {
+export function bootFirst(domain: XmlElement, device: XmlElement): void {
   const devices = child(domain, "devices");
   if (!devices) throw new SyntaxError("the domain has no <devices> element");
   const os = child(domain, "os");
   const osBoots = os ? children(os, "boot") : [];
   const ordered = descendants(devices, "boot").filter(
-    (boot) => boot.hasAttribute("order") && !device.contains(boot),
+    (boot) => getAttribute(boot, "order") !== undefined && !contains(device, boot),
   );
 
   if (ordered.length > 0 && osBoots.length > 0) {
@@ -58,11 +73,11 @@ export function bootFirst(domain: Element, device: Element): void {
   }
 
   for (const boot of ordered) {
-    boot.setAttribute("order", String(parseOrder(boot.getAttribute("order")!) + 1));
+    setAttribute(boot, "order", String(parseOrder(getAttribute(boot, "order")!) + 1));
   }
   if (ordered.length > 0) return;
 
-  const devs = osBoots.map((boot) => boot.getAttribute("dev") ?? "");
+  const devs = osBoots.map((boot) => getAttribute(boot, "dev") ?? "");
   let order = 2;
   for (const dev of devs.length > 0 ? devs : ["hd"]) {
     const target = firstBootable(devices, dev, device);
@@ -80,10 +95,9 @@ function parseOrder(value: string): number {
   return Number(value);
 }
 
-function firstBootable(devices: Element, dev: string, exclude: Element): Element | undefined {
+function firstBootable(devices: XmlElement, dev: string, exclude: XmlElement): XmlElement | undefined {
   const disks = children(devices, "disk").filter((disk) => disk !== exclude);
-  const diskOfKind = (kind: string) =>
-    disks.find((disk) => (disk.getAttribute("device") ?? "disk") === kind);
+  const diskOfKind = (kind: string) => disks.find((disk) => (getAttribute(disk, "device") ?? "disk") === kind);
   switch (dev) {
     case "hd":
       return diskOfKind("disk");
@@ -97,25 +111,30 @@ function firstBootable(devices: Element, dev: string, exclude: Element): Element
   return undefined;
 }
 
-function hasBootOrder(element: Element): boolean {
-  return children(element, "boot").length > 0;
+function hasBootOrder(device: XmlElement): boolean {
+  return children(device, "boot").length > 0;
 }
 
 /**
  * Adds `<boot order='N'/>` as the last child of a device, indented like the
  * device's other children.
  */
-function appendBootOrder(device: Element, order: number): void {
-  const document = device.ownerDocument!;
-  const boot = document.createElement("boot");
-  boot.setAttribute("order", String(order));
-  const last = device.lastChild;
-  const closingIndent = last && last.nodeType === 3 && /^\s*$/.test(last.nodeValue ?? "") ? last : null;
-  const childIndent = closingIndent?.previousSibling?.previousSibling;
-  if (closingIndent && childIndent && childIndent.nodeType === 3) {
-    device.insertBefore(document.createTextNode(childIndent.nodeValue!), closingIndent);
-    device.insertBefore(boot, closingIndent);
+function appendBootOrder(device: XmlElement, order: number): void {
+  const boot = element("boot", { order: String(order) });
+  // An indented device ends with [indent, last child, indent before </disk>].
+  const count = device.children.length;
+  const indent = device.children[count - 3];
+  if (count >= 3 && isIndent(device.children[count - 1]) && isIndent(indent)) {
+    insertAt(device, text(indent.text), count - 1);
+    insertAt(device, boot, count);
   } else {
-    device.appendChild(boot);
+    append(device, boot);
   }
+}
+
+/** Removes an element together with the white space that indents it. */
+function removeWithIndent(node: XmlElement): void {
+  const before = previousSibling(node);
+  if (isIndent(before)) remove(before);
+  remove(node);
 }

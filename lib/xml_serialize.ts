@@ -3,21 +3,15 @@
  *
  * A node the transform did not touch is written exactly as it was read, so a
  * domain that needs no change comes out byte-identical and a diff shows only
- * what changed. New or changed nodes are written in the input's quote style,
- * escaped the way libvirt escapes its own XML.
+ * what changed. New or changed nodes are written in the input's quote style
+ * and empty-tag style, escaped the way libvirt escapes its own XML.
  *
  * This module is pure: it does no I/O.
  *
  * @module
  */
-import type { Element, Node } from "@oozcitak/dom/lib/dom/interfaces.js";
 import type { ParsedXml } from "./xml_parse.ts";
-
-const ELEMENT_NODE = 1;
-const TEXT_NODE = 3;
-const CDATA_SECTION_NODE = 4;
-const PROCESSING_INSTRUCTION_NODE = 7;
-const COMMENT_NODE = 8;
+import type { XmlElement, XmlNode } from "./xml_tree.ts";
 
 /**
  * Serializes a parsed document, keeping the source text of untouched nodes.
@@ -34,62 +28,42 @@ const COMMENT_NODE = 8;
  */
 export function serializeXml(parsed: ParsedXml): string {
   const out: string[] = [parsed.prolog];
-  writeNode(parsed.root, parsed, out);
+  writeElement(parsed.root, parsed, out);
   out.push(parsed.epilog);
   return out.join("");
 }
 
-function writeNode(node: Node, parsed: ParsedXml, out: string[]): void {
-  switch (node.nodeType) {
-    case ELEMENT_NODE:
-      writeElement(node as Element, parsed, out);
+function writeNode(node: XmlNode, parsed: ParsedXml, out: string[]): void {
+  switch (node.kind) {
+    case "element":
+      writeElement(node, parsed, out);
       break;
-    case TEXT_NODE: {
-      const origin = parsed.origins.get(node);
-      const data = node.nodeValue ?? "";
-      out.push(origin && origin.data === data ? origin.raw : escapeText(data));
+    case "text":
+      out.push(node.origin && node.origin.text === node.text ? node.origin.raw : escapeText(node.text));
       break;
-    }
-    case CDATA_SECTION_NODE:
-      out.push(`<![CDATA[${node.nodeValue}]]>`);
-      break;
-    case COMMENT_NODE:
-      out.push(`<!--${node.nodeValue}-->`);
-      break;
-    case PROCESSING_INSTRUCTION_NODE:
-      out.push(`<?${node.nodeName}${node.nodeValue ? " " + node.nodeValue : ""}?>`);
+    case "verbatim":
+      out.push(node.raw);
       break;
   }
 }
 
-function writeElement(element: Element, parsed: ParsedXml, out: string[]): void {
-  const origin = parsed.origins.get(element);
-  const empty = element.childNodes.length === 0;
-  const name = element.nodeName;
-  if (origin && origin.selfClosing === empty && sameAttributes(element, origin.attributes!)) {
+function writeElement(element: XmlElement, parsed: ParsedXml, out: string[]): void {
+  const origin = element.origin;
+  const empty = element.children.length === 0;
+  if (origin && origin.selfClosing === empty && !element.changed) {
     out.push(origin.raw);
   } else {
-    out.push(`<${name}`);
+    out.push(`<${element.name}`);
     const quote = origin ? quoteOf(origin.raw, parsed.quote) : parsed.quote;
-    for (const attribute of Array.from(element.attributes)) {
-      out.push(` ${attribute.name}=${quote}${escapeAttribute(attribute.value)}${quote}`);
+    for (const [name, value] of element.attributes) {
+      out.push(` ${name}=${quote}${escapeAttribute(value)}${quote}`);
     }
     const emptyTagEnd = origin ? (origin.raw.endsWith(" />") ? " />" : "/>") : parsed.emptyTagEnd;
     out.push(empty ? emptyTagEnd : ">");
   }
   if (empty) return;
-  for (let child = element.firstChild; child; child = child.nextSibling) writeNode(child, parsed, out);
-  out.push(`</${name}>`);
-}
-
-function sameAttributes(element: Element, parsed: Array<[string, string]>): boolean {
-  const current = element.attributes;
-  if (current.length !== parsed.length) return false;
-  for (let i = 0; i < parsed.length; i++) {
-    const attribute = current.item(i)!;
-    if (attribute.name !== parsed[i][0] || attribute.value !== parsed[i][1]) return false;
-  }
-  return true;
+  for (const child of element.children) writeNode(child, parsed, out);
+  out.push(`</${element.name}>`);
 }
 
 function quoteOf(rawTag: string, fallback: "'" | '"'): "'" | '"' {

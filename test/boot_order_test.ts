@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { bootFirst } from "../lib/boot_order.ts";
 import { parseXml } from "../lib/xml_parse.ts";
 import { serializeXml } from "../lib/xml_serialize.ts";
+import { child, children, getAttribute } from "../lib/xml_tree.ts";
 
 /** Runs bootFirst() on a domain whose device with id='new' is to boot first. */
 function reorder(devicesXml: string, osXml = "<type arch='x86_64' machine='q35'>hvm</type>"): string {
   const parsed = parseXml(`<domain><os>${osXml}</os><devices>${devicesXml}</devices></domain>`);
-  const added = Array.from(parsed.root.getElementsByTagName("disk")).find((disk) => disk?.getAttribute("id") === "new")!;
+  const added = children(child(parsed.root, "devices")!, "disk").find((disk) => getAttribute(disk, "id") === "new")!;
   bootFirst(parsed.root, added);
   return serializeXml(parsed).replace(/^<domain><os>.*?<\/os><devices>|<\/devices><\/domain>$/g, "");
 }
@@ -41,7 +42,7 @@ describe("bootFirst()", () => {
     const parsed = parseXml(
       `<domain><os>${osXml}</os><devices><disk device='disk'/><disk device='cdrom'/><interface/>${NEW}</devices></domain>`,
     );
-    bootFirst(parsed.root, parsed.root.getElementsByTagName("disk").item(2)!);
+    bootFirst(parsed.root, children(child(parsed.root, "devices")!, "disk")[2]);
     assert.equal(
       serializeXml(parsed),
       "<domain><os><type>hvm</type><bootmenu enable='no'/></os><devices>" +
@@ -66,7 +67,7 @@ describe("bootFirst()", () => {
 
   test("bootFirst() indents an added boot order like the device's other children", () => {
     const parsed = parseXml("<domain><devices>\n    <disk>\n      <source/>\n      <target/>\n    </disk>\n    <disk id='new'><boot order='1'/></disk>\n  </devices></domain>");
-    bootFirst(parsed.root, parsed.root.getElementsByTagName("disk").item(1)!);
+    bootFirst(parsed.root, children(child(parsed.root, "devices")!, "disk")[1]);
     assert.match(serializeXml(parsed), /      <target\/>\n      <boot order='2'\/>\n    <\/disk>/);
   });
 

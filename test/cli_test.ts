@@ -1,24 +1,34 @@
 /**
- * The CLI end to end, through the built artifact as a host would run it:
- * hook mode the way VDSM runs it (a temp file named by _hook_domxml, the URL
- * in httpsisoboot), --dry-run, --diff, and bad input. HTTPSISOBOOT_BIN picks
- * the artifact (default: `node dist/httpsisoboot.mjs`).
+ * The CLI end to end, through each built artifact as a host would run it:
+ * the bundle under node, and the single binary. Hook mode the way VDSM runs
+ * it (a temp file named by _hook_domxml, the URL in httpsisoboot), --dry-run,
+ * --diff, and bad input. HTTPSISOBOOT_BIN adds another artifact to test.
  */
-import { describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { BUNDLE, bundleMissing, FIXTURES, readFixture, type Run, run } from "./support.ts";
+import { BINARY, BUNDLE, FIXTURES, readFixture, type Run, run } from "./support.ts";
 import { VERSION } from "../lib/version.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-cli-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 
-const [command, ...prefix] = (process.env.HTTPSISOBOOT_BIN ?? `${process.execPath} ${BUNDLE}`).split(" ");
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET&exp=1";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
+
+/** [name, command line, why it cannot run here] */
+const ARTIFACTS: Array<[string, string[], string | undefined]> = [
+  ["the bundle under node", [process.execPath, BUNDLE], existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built; run \`npm run bundle\``],
+  ["the single binary", [BINARY], existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``],
+];
+if (process.env.HTTPSISOBOOT_BIN) ARTIFACTS.push([process.env.HTTPSISOBOOT_BIN, process.env.HTTPSISOBOOT_BIN.split(" "), undefined]);
+
+let command = "";
+let prefix: string[] = [];
 
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
   return run(command, [...prefix, ...args], { env: { PATH: process.env.PATH, ...env }, input });
@@ -38,7 +48,12 @@ function assertOneLineFailure(result: Run, words: RegExp): void {
   assert.doesNotMatch(result.stderr, /\bat .*:\d+:\d+/, "no stack trace without --debug");
 }
 
-describe("the CLI, through the built artifact", { skip: process.env.HTTPSISOBOOT_BIN ? undefined : bundleMissing() }, () => {
+for (const [name, commandLine, missing] of ARTIFACTS) {
+describe(`the CLI, through ${name}`, { skip: missing }, () => {
+  before(() => {
+    [command, ...prefix] = commandLine;
+  });
+
   test("hook mode rewrites _hook_domxml in place and logs the target and host, not the query", () => {
     const path = domainFile();
     const result = hook([], { _hook_domxml: path, httpsisoboot: URL });
@@ -188,8 +203,20 @@ describe("the CLI, through the built artifact", { skip: process.env.HTTPSISOBOOT
     assert.equal(VERSION, pkg.version);
   });
 });
+}
 
-describe("the bundle under Deno", { skip: bundleMissing() ?? denoMissing() }, () => {
+describe("the single binary", { skip: existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\`` }, () => {
+  test("runs with no Deno, Node or Bun: env -i, hook mode and --version", () => {
+    const path = domainFile();
+    const result = spawnSync("env", ["-i", `_hook_domxml=${path}`, `httpsisoboot=${URL}`, BINARY], { encoding: "utf8" });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(readFileSync(path, "utf8"), /<source protocol="https" name="\/el9\/boot.iso"/);
+    const version = spawnSync("env", ["-i", BINARY, "--version"], { encoding: "utf8" });
+    assert.equal(version.stdout, `httpsisoboot ${VERSION}\n`);
+  });
+});
+
+describe("the bundle under Deno", { skip: (existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built`) ?? denoMissing() }, () => {
   test("deno run -A dist/httpsisoboot.mjs gives the same result as node", () => {
     const path = domainFile();
     const args = ["--dry-run", "--url", URL, path];

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm test`: prepares the host (as root: Debian packages and libvirtd),
-# builds the bundle the CLI tests run, then runs every test under Node and
+# builds the bundle and the binary the CLI tests run, then runs every test under Node and
 # under Deno, and ends with one line: "N passed, N failed, N skipped".
 # Stops any daemon it started.
 set -uo pipefail
@@ -12,7 +12,8 @@ logs=$(mktemp -d)
 trap 'bash test/host.sh stop; rm -rf "$logs"' EXIT
 
 deno task --quiet bundle || exit 1
-deno check --quiet hook.ts lib/ test/ e2e/ || exit 1
+bun build --compile --bytecode --minify hook.ts --outfile dist/httpsisoboot >/dev/null || exit 1
+deno check --quiet hook.ts lib/ test/ e2e/ bench/ || exit 1
 
 echo "== node --test"
 node --import tsx --test test/*_test.ts | tee "$logs/node"

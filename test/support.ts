@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
 export const BUNDLE = join(ROOT, "dist", "httpsisoboot.mjs");
+export const BINARY = join(ROOT, "dist", "httpsisoboot");
 
 /** The URL every golden fixture is given, unless GOLDEN_URLS names another. */
 export const GOLDEN_URL = "https://isos.example.org/el9/boot%20disk.iso?sig=c2VjcmV0&expires=1700000000";
@@ -62,10 +63,6 @@ export function systemLibvirtMissing(): string | undefined {
   return probe.status === 0
     ? undefined
     : `libvirtd is not reachable at qemu:///system (${(probe.stderr || "").trim().split("\n")[0]}); run \`npm test\` as root, which starts it`;
-}
-
-export function bundleMissing(): string | undefined {
-  return existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built; run \`npm run bundle\` (npm test does)`;
 }
 
 /**

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseXml } from "../lib/xml_parse.ts";
 import { serializeXml } from "../lib/xml_serialize.ts";
-import type { Element } from "@oozcitak/dom/lib/dom/interfaces.js";
+import { child, getAttribute, setAttribute, type XmlElement } from "../lib/xml_tree.ts";
 import { fixtureCases, readFixture } from "./support.ts";
 
 describe("parseXml() and serializeXml()", () => {
@@ -21,23 +21,27 @@ describe("parseXml() and serializeXml()", () => {
 
   test("serializeXml() writes a changed attribute in the element's own quote style, escaped like libvirt", () => {
     const parsed = parseXml(`<domain><a x="1" y='2'/><b z='3'/></domain>`);
-    const [a, b] = [parsed.root.firstChild as unknown as Element, parsed.root.lastChild as unknown as Element];
-    a.setAttribute("x", `<&>'"`);
-    b.setAttribute("z", "tab\there");
+    const [a, b] = parsed.root.children as XmlElement[];
+    setAttribute(a, "x", `<&>'"`);
+    setAttribute(b, "z", "tab\there");
     assert.equal(serializeXml(parsed), `<domain><a x="&lt;&amp;&gt;&apos;&quot;" y="2"/><b z='tab&#9;here'/></domain>`);
   });
 
   test("parseXml() decodes entities and character references", () => {
     const { root } = parseXml(`<d v='&lt;&#65;&#x42;&quot;'>&amp;&apos;</d>`);
-    assert.equal(root.getAttribute("v"), `<AB"`);
-    assert.equal(root.textContent, "&'");
+    assert.equal(getAttribute(root, "v"), `<AB"`);
+    assert.deepEqual(root.children.map((node) => node.kind === "text" && node.text), ["&'"]);
   });
 
-  test("parseXml() gives namespaced elements their namespace", () => {
+  test("parseXml() gives namespaced elements their namespace, and default namespaces too", () => {
+    const { root: other } = parseXml(`<x xmlns="urn:x"><y/></x>`);
+    assert.equal(other.namespace, "urn:x");
+    assert.equal((other.children[0] as XmlElement).namespace, "urn:x");
+
     const { root } = parseXml(`<domain xmlns:ovirt-vm="http://ovirt.org/vm/1.0"><metadata><ovirt-vm:vm/></metadata></domain>`);
-    const vm = root.firstChild!.firstChild as unknown as Element;
-    assert.equal(vm.namespaceURI, "http://ovirt.org/vm/1.0");
-    assert.equal(root.namespaceURI, null);
+    const vm = child(root, "metadata")!.children[0] as XmlElement;
+    assert.equal(vm.namespace, "http://ovirt.org/vm/1.0");
+    assert.equal(root.namespace, null);
   });
 
   /** [input, words the message must contain] */
@@ -47,15 +51,15 @@ describe("parseXml() and serializeXml()", () => {
     ["<domain><devices></domain>", "</domain> does not close <devices> at line 1, column 18"],
     ["<domain>\n  <devices>\n</domain>", "at line 3, column 1"],
     ["<domain>", "<domain> is never closed"],
-    ["<domain", "Missing opening element tag end symbol"],
+    ["<domain", "<domain> is not closed with '>'"],
     ["</domain>", "closes nothing"],
     ["<domain/><domain/>", "a second root element"],
     ["<domain/>junk", "text outside the root element"],
     ["junk<domain/>", "text outside the root element"],
     ["<domain a='1' a='2'/>", "has the attribute 'a' twice"],
     ["<domain a='<'/>", "contains '<'"],
-    ["<domain a='1/>", "Missing end quote"],
-    ["<domain a=1/>", "Missing start quote"],
+    ["<domain a='1/>", "has no closing quote"],
+    ["<domain a=1/>", "must be in quotes"],
     ["<ovirt-vm:vm/>", "the prefix 'ovirt-vm' of 'ovirt-vm:vm' is not declared"],
     ["<domain ns0:a='1'/>", "the prefix 'ns0' of 'ns0:a' is not declared"],
     ["<domain>&nbsp;</domain>", "unknown entity '&nbsp;'"],
@@ -63,8 +67,18 @@ describe("parseXml() and serializeXml()", () => {
     ["<domain>&#0;</domain>", "not a character XML allows"],
     ["<domain>\u0001</domain>", "control character U+0001"],
     ["<!DOCTYPE domain [<!ENTITY x 'y'>]><domain/>", "DOCTYPE is not allowed"],
-    ["<domain><!-- open</domain>", "Missing comment end"],
+    ["<domain><!-- open</domain>", "never closed with '-->'"],
     ["<domain/>\n<?xml version='1.0'?>", "the XML declaration must come first"],
+    ["<domain a='1'b='2'/>", "must be separated by white space"],
+    ["<domain a/>", "has no '=' and value"],
+    ["<domain $/>", "not an attribute"],
+    ["<domain><!-- a -- b --></domain>", "'--' is not allowed inside a comment"],
+    ["<domain>]]></domain>", "']]>' is not allowed in text"],
+    ["<domain><![CDATA[x</domain>", "never closed with ']]>'"],
+    ["<domain><!ELEMENT x></domain>", "neither a comment nor CDATA"],
+    ["<domain>< x/></domain>", "'<' must start a tag"],
+    ["<domain></ domain>", "closing tag is malformed"],
+    ["<domain><?pi x</domain>", "never closed with '?>'"],
   ];
   for (const [text, words] of MALFORMED) {
     test(`parseXml() refuses ${JSON.stringify(text)} saying "${words}"`, () => {
