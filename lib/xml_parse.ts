@@ -159,7 +159,8 @@ export function parseXml(text: string): ParsedXml {
       const attribute = ATTRIBUTE.exec(text);
       if (!attribute) {
         if (position >= text.length) fail(`<${name}> is not closed with '>'`, start);
-        fail(`<${name}> has something that is not an attribute at '${text.slice(position, position + 12).trim()}'`, position);
+        const snippet = text.slice(position, position + 12).replace(/\s+/g, " ").trim();
+        fail(`<${name}> has something that is not an attribute at '${snippet}'`, position);
       }
       if (attribute![1] === "") fail(`the attributes of <${name}> must be separated by white space`, position);
       const attributeName = attribute![2];
