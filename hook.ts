@@ -22,6 +22,9 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { addHttpsCdrom, type CdromResult } from "./lib/add_https_cdrom.ts";
+import { parseIsoUrl } from "./lib/url.ts";
+import { checkAllowed } from "./lib/policy.ts";
+import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE, type Settings } from "./lib/settings.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, parseCommand } from "./lib/cli.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -68,7 +71,7 @@ function runHook(env: Environment): number {
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
-  const result = addHttpsCdrom(readDomain(path), url);
+  const result = transform(readDomain(path), url, env);
   if (result.changed) replaceFile(path, result.xml);
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
@@ -81,7 +84,7 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   const file = command.file ?? env._hook_domxml;
   if (!file) throw new TypeError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
   const text = file === "-" ? await readStdin() : readDomain(file);
-  const result = addHttpsCdrom(text, url);
+  const result = transform(text, url, env);
   if (command.diff) {
     const { unifiedDiff } = await import("./lib/diff.ts");
     const name = file === "-" ? "stdin" : file;
@@ -91,6 +94,27 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   }
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
+}
+
+/** The URL checked against the host's settings, then the domain rewritten with them. */
+function transform(domainXml: string, url: string, env: Environment): CdromResult {
+  const iso = parseIsoUrl(url);
+  const { settings, file } = readSettings(env);
+  checkAllowed(iso, settings.allow, file);
+  return addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
+}
+
+/** The host's settings; every default when the file does not exist. */
+function readSettings(env: Environment): { settings: Settings; file: string } {
+  const file = env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return { settings: DEFAULT_SETTINGS, file };
+    throw new Error(`cannot read the settings file '${file}': ${errorCode(error)}`);
+  }
+  return { settings: parseSettings(text, file), file };
 }
 
 function describe(result: CdromResult): string {

@@ -25,6 +25,14 @@ import {
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
 import { bootFirst } from "./boot_order.ts";
 
+/** How QEMU should read the ISO: written into the disk's `<source>`. */
+export interface CdromOptions {
+  /** `<timeout seconds>`: how long QEMU waits for each request. */
+  timeout?: number;
+  /** `<readahead size>`: bytes QEMU reads beyond each request; a multiple of 512. */
+  readahead?: number;
+}
+
 /** What {@link addHttpsCdrom} did. */
 export interface CdromResult {
   /** The resulting domain XML; the input itself when nothing changed. */
@@ -50,6 +58,7 @@ const DEFAULT_INDENT_STEP = "  ";
  *
  * @param domainXml The libvirt domain XML.
  * @param url The ISO's https URL, as text or already parsed.
+ * @param options `timeout` and `readahead` for QEMU's curl driver; QEMU's defaults when absent.
  * @returns The new XML and what was done.
  * @throws {TypeError} If the URL is not acceptable.
  * @throws {SyntaxError} If the XML is malformed or is not a domain with `<devices>`.
@@ -62,7 +71,7 @@ const DEFAULT_INDENT_STEP = "  ";
  * result.target; // { dev: "sda", bus: "sata" }
  * ```
  */
-export function addHttpsCdrom(domainXml: string, url: string | IsoUrl): CdromResult {
+export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: CdromOptions = {}): CdromResult {
   const iso = typeof url === "string" ? parseIsoUrl(url) : url;
   const parsed = parseXml(domainXml);
   const domain = parsed.root;
@@ -85,7 +94,7 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl): CdromRes
   }
 
   const target = chooseTarget(machineOf(domain), disks.map(describeDisk));
-  const cdrom = buildCdrom(devices, iso, target);
+  const cdrom = buildCdrom(devices, iso, target, options);
   bootFirst(domain, cdrom);
   return { xml: serializeXml(parsed), changed: true, target, url: iso };
 }
@@ -141,7 +150,7 @@ function isCdromFor(disk: XmlElement, iso: IsoUrl): boolean {
  * Builds the CD-ROM element and places it after the last disk (or at the top
  * of `<devices>`), indented like its neighbours.
  */
-function buildCdrom(devices: XmlElement, iso: IsoUrl, target: Target): XmlElement {
+function buildCdrom(devices: XmlElement, iso: IsoUrl, target: Target, options: CdromOptions): XmlElement {
   const disks = children(devices, "disk");
   const anchor: XmlElement | undefined = disks.at(-1) ?? child(devices, "emulator");
   const outer = indentBefore(anchor ?? firstElement(devices)) ?? closingIndent(devices, DEFAULT_INDENT_STEP);
@@ -155,7 +164,11 @@ function buildCdrom(devices: XmlElement, iso: IsoUrl, target: Target): XmlElemen
 
   const cdrom = element("disk", { type: "network", device: "cdrom" }, lines([
     element("driver", { name: "qemu", type: "raw" }),
-    element("source", source, lines([element("host", { name: iso.host, port: String(iso.port) })], inner + step)),
+    element("source", source, lines([
+      element("host", { name: iso.host, port: String(iso.port) }),
+      ...(options.readahead === undefined ? [] : [element("readahead", { size: String(options.readahead) })]),
+      ...(options.timeout === undefined ? [] : [element("timeout", { seconds: String(options.timeout) })]),
+    ], inner + step)),
     element("target", { dev: target.dev, bus: target.bus, tray: "closed" }),
     element("readonly"),
     element("boot", { order: "1" }),

@@ -30,8 +30,12 @@ if (process.env.HTTPSISOBOOT_BIN) ARTIFACTS.push([process.env.HTTPSISOBOOT_BIN, 
 let command = "";
 let prefix: string[] = [];
 
+/** Host settings for runs against made-up servers: no preflight (test/preflight_test.ts covers it). */
+const NO_PREFLIGHT = join(work, "no-preflight.conf");
+writeFileSync(NO_PREFLIGHT, "preflight = no\n");
+
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
-  return run(command, [...prefix, ...args], { env: { PATH: process.env.PATH, ...env }, input });
+  return run(command, [...prefix, ...args], { env: { PATH: process.env.PATH, HTTPSISOBOOT_CONFIG: NO_PREFLIGHT, ...env }, input });
 }
 
 function domainFile(text = SAMPLE): string {
@@ -125,6 +129,37 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
     });
   }
 
+  test("hook mode writes the host's timeout and readahead from HTTPSISOBOOT_CONFIG", () => {
+    const path = domainFile();
+    const config = join(work, "timeout.conf");
+    writeFileSync(config, "timeout = 45\nreadahead = 2097152\npreflight = no\n");
+    const result = hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(readFileSync(path, "utf8"), /<readahead size="2097152" \/>\n\s+<timeout seconds="45" \/>/);
+  });
+
+  test("hook mode refuses a server outside the allowlist, naming the setting, and leaves the file alone", () => {
+    const path = domainFile();
+    const config = join(work, "allow.conf");
+    writeFileSync(config, "allow = .trusted.example.net\n");
+    assertOneLineFailure(
+      hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
+      new RegExp(`isos.example.org:443 is not in the 'allow' setting of ${config}`),
+    );
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+
+  test("hook mode refuses a bad settings file, naming the file and the key", () => {
+    const path = domainFile();
+    const config = join(work, "bad.conf");
+    writeFileSync(config, "# host settings\nreadahead = 1000\n");
+    assertOneLineFailure(
+      hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
+      new RegExp(`${config} line 2: 'readahead' must be a multiple of 512`),
+    );
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+
   test("hook mode without _hook_domxml explains how to try it by hand", () => {
     assertOneLineFailure(hook([], { httpsisoboot: URL }), /_hook_domxml is not set.*--dry-run/);
   });
@@ -171,8 +206,9 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
     assert.match(result.stdout, /^\+\s+<boot order="2" \/>$/m);
     assert.match(result.stdout, /^\+\s+<target dev="sdb" bus="sata" tray="closed" \/>$/m);
     const changed = result.stdout.split("\n").filter((line) => /^[-+](?![-+])/.test(line));
-    // Two boot orders move (a - and a + line each) and the new disk adds 9 lines.
-    assert.equal(changed.length, 13);
+    // Two boot orders move (a - and a + line each) and the new disk adds 11
+    // lines, readahead and timeout among them.
+    assert.equal(changed.length, 15);
     assert.equal(readFileSync(path, "utf8"), SAMPLE);
   });
 

@@ -19,6 +19,7 @@ import fc from "fast-check";
 import { create } from "xmlbuilder2";
 import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
 import { parseIsoUrl } from "../lib/url.ts";
+import { DEFAULT_SETTINGS } from "../lib/settings.ts";
 import { parseXml } from "../lib/xml_parse.ts";
 import { child, children, descendants, getAttribute } from "../lib/xml_tree.ts";
 import { BINARY, fixtureCases, readFixture, run, virshMissing } from "./support.ts";
@@ -29,6 +30,9 @@ const work = mkdtempSync(join(tmpdir(), "httpsisoboot-fuzz-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
 
 const INPUTS = fixtureCases().map((name) => readFixture(`${name}.in.xml`));
+/** Host settings for runs against made-up servers: defaults, but no preflight. */
+const NO_PREFLIGHT = join(work, "no-preflight.conf");
+writeFileSync(NO_PREFLIGHT, "preflight = no\n");
 const SECRET = "S3CR3T";
 
 /** Messages of errors the code throws on purpose; a bug shows as a runtime message instead. */
@@ -179,7 +183,8 @@ describe("fuzzing", () => {
     outcomes.forEach((outcome, i) => {
       assert.equal(outcome.status, 0, outcome.stderr);
       assert.ok(!outcome.stderr.includes(SECRET));
-      assert.equal(readFileSync(jobs[i].path, "utf8"), addHttpsCdrom(jobs[i].input, jobs[i].url).xml);
+      const options = { timeout: DEFAULT_SETTINGS.timeout, readahead: DEFAULT_SETTINGS.readahead };
+      assert.equal(readFileSync(jobs[i].path, "utf8"), addHttpsCdrom(jobs[i].input, jobs[i].url, options).xml);
     });
   });
 });
@@ -249,7 +254,8 @@ function checkWithLibvirt(pairs: Array<[string, string]>): void {
 
 function runHook(path: string, url: string): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, [], { env: { _hook_domxml: path, httpsisoboot: url }, stdio: ["ignore", "ignore", "pipe"] });
+    const env = { _hook_domxml: path, httpsisoboot: url, HTTPSISOBOOT_CONFIG: NO_PREFLIGHT };
+    const child = spawn(BINARY, [], { env, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk) => (stderr += chunk));
     child.on("error", reject);

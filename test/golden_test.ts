@@ -9,6 +9,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
 import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
+import { DEFAULT_SETTINGS } from "../lib/settings.ts";
 import { unifiedDiff } from "../lib/diff.ts";
 import { FIXTURES, fixtureCases, GOLDEN_URL, GOLDEN_URLS, readFixture } from "./support.ts";
 
@@ -17,25 +18,27 @@ const UPDATE = process.env.UPDATE_GOLDEN === "1";
 describe("golden fixtures", () => {
   for (const name of fixtureCases()) {
     const url = GOLDEN_URLS[name] ?? GOLDEN_URL;
+    // What the hook writes on a host with the default settings.
+    const options = { timeout: DEFAULT_SETTINGS.timeout, readahead: DEFAULT_SETTINGS.readahead };
     const input = readFixture(`${name}.in.xml`);
 
     test(`addHttpsCdrom() turns ${name}.in.xml into ${name}.out.xml`, () => {
-      const { xml } = addHttpsCdrom(input, url);
+      const { xml } = addHttpsCdrom(input, url, options);
       const outPath = join(FIXTURES, `${name}.out.xml`);
       if (UPDATE || !existsSync(outPath)) writeFileSync(outPath, xml);
       assert.equal(xml, readFixture(`${name}.out.xml`));
     });
 
     test(`addHttpsCdrom() adds nothing the second time on ${name}`, () => {
-      const first = addHttpsCdrom(input, url);
-      const second = addHttpsCdrom(first.xml, url);
+      const first = addHttpsCdrom(input, url, options);
+      const second = addHttpsCdrom(first.xml, url, options);
       assert.equal(second.changed, false);
       assert.equal(second.xml, first.xml);
       assert.deepEqual(second.target, first.target);
     });
 
     test(`addHttpsCdrom() changes only boot orders and the new disk in ${name}`, () => {
-      const { xml } = addHttpsCdrom(input, url);
+      const { xml } = addHttpsCdrom(input, url, options);
       const lines = unifiedDiff(input, xml).split("\n").filter((line) => /^[-+](?![-+]{2} )/.test(line));
       let inNewDisk = false;
       for (const line of lines) {

@@ -1,0 +1,137 @@
+/**
+ * Host settings: one small file, `/etc/httpsisoboot.conf` (or the file named
+ * by HTTPSISOBOOT_CONFIG), of `key = value` lines; `#` starts a comment. A
+ * missing file means every default. Unknown keys and bad values are errors
+ * that name the file, the line and the key.
+ *
+ * ```
+ * # seconds QEMU waits for each ranged GET before the guest sees an I/O error
+ * timeout = 30
+ * # bytes QEMU reads ahead of each request (a multiple of 512)
+ * readahead = 1048576
+ * # check the server before the VM starts
+ * preflight = yes
+ * preflight_timeout = 5
+ * # only these ISO servers: host names, .domain suffixes, each with an optional :port
+ * allow = isos.example.org, .lab.example.net, 192.0.2.10:8443
+ * ```
+ *
+ * This module is pure: it parses text and does no I/O.
+ *
+ * @module
+ */
+
+/** Where the settings live on a host. */
+export const SETTINGS_FILE = "/etc/httpsisoboot.conf";
+
+/** One entry of `allow`. */
+export interface AllowRule {
+  /** A host name or IP address, or a domain suffix starting with `.`. */
+  host: string;
+  /** The only port allowed, when the entry names one. */
+  port?: number;
+}
+
+export interface Settings {
+  /** `<timeout seconds>`: how long QEMU waits for each request. */
+  timeout: number;
+  /** `<readahead size>`: bytes QEMU reads beyond each request. */
+  readahead: number;
+  /** Whether hook mode checks the server before the VM starts. */
+  preflight: boolean;
+  /** The whole preflight's time limit, in seconds. */
+  preflightTimeout: number;
+  /** ISO servers allowed; empty allows any. */
+  allow: AllowRule[];
+}
+
+/**
+ * The defaults. timeout and readahead come from the fault e2e's measurements,
+ * recorded in the README under "Slow and stalling servers".
+ */
+export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
+  timeout: 30,
+  readahead: 1024 * 1024,
+  preflight: true,
+  preflightTimeout: 5,
+  allow: [],
+});
+
+/** QEMU's curl driver refuses a timeout above this (block/curl.c). */
+const MAX_TIMEOUT = 10000;
+
+/**
+ * Parses a settings file.
+ *
+ * @param text The file's text.
+ * @param file The file's path, for error messages.
+ * @returns The settings, with defaults for what the file does not set.
+ * @throws {SyntaxError} If a line is not `key = value`, or a key is unknown or repeated.
+ * @throws {RangeError} If a value is out of range.
+ * @example
+ * ```ts
+ * import { parseSettings } from "./settings.ts";
+ * parseSettings("timeout = 60\nallow = .example.org", "/etc/httpsisoboot.conf").timeout; // 60
+ * ```
+ */
+export function parseSettings(text: string, file: string): Settings {
+  const settings: Settings = { ...DEFAULT_SETTINGS, allow: [] };
+  const seen = new Set<string>();
+  text.split("\n").forEach((rawLine, index) => {
+    const line = rawLine.replace(/#.*/, "").trim();
+    if (line === "") return;
+    const where = `${file} line ${index + 1}`;
+    const match = /^([a-z_]+)\s*=\s*(.*)$/.exec(line);
+    if (!match) throw new SyntaxError(`${where}: '${line}' is not 'key = value'`);
+    const [, key, value] = match;
+    if (seen.has(key)) throw new SyntaxError(`${where}: '${key}' is set twice`);
+    seen.add(key);
+    switch (key) {
+      case "timeout":
+        settings.timeout = wholeNumber(value, 1, MAX_TIMEOUT, `${where}: 'timeout' must be whole seconds from 1 to ${MAX_TIMEOUT}`);
+        break;
+      case "readahead":
+        settings.readahead = wholeNumber(value, 512, 1 << 30, `${where}: 'readahead' must be bytes from 512 to 1073741824`);
+        if (settings.readahead % 512 !== 0) {
+          throw new RangeError(`${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`);
+        }
+        break;
+      case "preflight":
+        settings.preflight = yesNo(value, `${where}: 'preflight' must be yes or no`);
+        break;
+      case "preflight_timeout":
+        settings.preflightTimeout = wholeNumber(value, 1, 120, `${where}: 'preflight_timeout' must be whole seconds from 1 to 120`);
+        break;
+      case "allow":
+        settings.allow = value.split(",").map((entry) => allowRule(entry.trim(), `${where}: 'allow'`));
+        break;
+      default:
+        throw new SyntaxError(
+          `${where}: unknown setting '${key}'; the settings are timeout, readahead, preflight, preflight_timeout and allow`,
+        );
+    }
+  });
+  return settings;
+}
+
+function wholeNumber(value: string, min: number, max: number, message: string): number {
+  if (!/^[0-9]{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new RangeError(`${message}, not '${value}'`);
+  }
+  return Number(value);
+}
+
+function yesNo(value: string, message: string): boolean {
+  if (/^(yes|true|on|1)$/i.test(value)) return true;
+  if (/^(no|false|off|0)$/i.test(value)) return false;
+  throw new RangeError(`${message}, not '${value}'`);
+}
+
+function allowRule(entry: string, where: string): AllowRule {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+)(?::([0-9]{1,5}))?$/.exec(entry);
+  if (!match || (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))) {
+    throw new RangeError(`${where} has '${entry}'; write host names, .domain suffixes or IP addresses, each with an optional :port`);
+  }
+  const host = match[1].replace(/^\[|\]$/g, "").toLowerCase();
+  return match[2] === undefined ? { host } : { host, port: Number(match[2]) };
+}
