@@ -50,8 +50,10 @@ export async function main(args: string[], env: Environment): Promise<number> {
         return EXIT_OK;
       case "dry-run":
         return await dryRun(command, env);
+      case "check":
+        return await check(command.url, env);
       case "hook":
-        return runHook(env);
+        return await runHook(env);
     }
   } catch (error) {
     const debug = args.includes("--debug");
@@ -62,7 +64,7 @@ export async function main(args: string[], env: Environment): Promise<number> {
 }
 
 /** What VDSM runs: rewrite the file named by `_hook_domxml` in place. */
-function runHook(env: Environment): number {
+async function runHook(env: Environment): Promise<number> {
   const url = env.httpsisoboot;
   if (url === undefined || url === "") return EXIT_OK;
   const path = env._hook_domxml;
@@ -71,7 +73,7 @@ function runHook(env: Environment): number {
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
-  const result = transform(readDomain(path), url, env);
+  const result = await transform(readDomain(path), url, env);
   if (result.changed) replaceFile(path, result.xml);
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
@@ -84,7 +86,7 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   const file = command.file ?? env._hook_domxml;
   if (!file) throw new TypeError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
   const text = file === "-" ? await readStdin() : readDomain(file);
-  const result = transform(text, url, env);
+  const result = await transform(text, url, env);
   if (command.diff) {
     const { unifiedDiff } = await import("./lib/diff.ts");
     const name = file === "-" ? "stdin" : file;
@@ -96,12 +98,36 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   return EXIT_OK;
 }
 
-/** The URL checked against the host's settings, then the domain rewritten with them. */
-function transform(domainXml: string, url: string, env: Environment): CdromResult {
+/**
+ * The URL checked against the host's settings and, unless they turn it off,
+ * against the server itself; then the domain rewritten with them.
+ */
+async function transform(domainXml: string, url: string, env: Environment): Promise<CdromResult> {
   const iso = parseIsoUrl(url);
   const { settings, file } = readSettings(env);
   checkAllowed(iso, settings.allow, file);
+  if (settings.preflight) {
+    const { preflight } = await import("./lib/preflight.ts");
+    await preflight(iso.href, { timeoutMs: settings.preflightTimeout * 1000 });
+  }
   return addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
+}
+
+/** `--check URL`: what the server answers to QEMU's questions. */
+async function check(url: string, env: Environment): Promise<number> {
+  const iso = parseIsoUrl(url);
+  const { settings, file } = readSettings(env);
+  checkAllowed(iso, settings.allow, file);
+  const { preflight } = await import("./lib/preflight.ts");
+  const report = await preflight(iso.href, { timeoutMs: settings.preflightTimeout * 1000 });
+  process.stdout.write(
+    `url: ${report.finalUrl}${report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : ""}\n` +
+      `tls: trusted by this host, issuer ${report.issuer || "unknown"}\n` +
+      `size: ${report.size} bytes\n` +
+      `byte ranges: yes\n` +
+      `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n`,
+  );
+  return EXIT_OK;
 }
 
 /** The host's settings; every default when the file does not exist. */

@@ -48,7 +48,7 @@ let host: Host | undefined;
 let nginx: Nginx | undefined;
 let hookPath = "";
 let sslBefore = "";
-const ports = { trusted: 0, untrusted: 0, noRanges: 0 };
+const ports = { trusted: 0, untrusted: 0, noRanges: 0, down: 0 };
 const isos = { httpsBios: "", httpsUefi: "", localBios: "", localUefi: "" };
 const timings: Array<[string, string]> = [];
 
@@ -99,12 +99,23 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-/** Runs the installed hook exactly as VDSM does: a temp file named by _hook_domxml, the URL in httpsisoboot. */
-function runHook(domainPath: string, url: string): string {
-  const result = spawnSync(hookPath, [], {
+/** Host settings files for the hook: the defaults (preflight on), and preflight off. */
+const settingsFile = (name: "defaults" | "no-preflight") => join(work, `${name}.conf`);
+
+/**
+ * Runs the installed hook exactly as VDSM does: a temp file named by
+ * _hook_domxml, the URL in httpsisoboot, the host's trust store as QEMU sees it.
+ */
+function runHookRaw(domainPath: string, url: string, settings: "defaults" | "no-preflight") {
+  const [program, ...args] = host!.withQemuTrust([hookPath]);
+  return spawnSync(program, args, {
     encoding: "utf8",
-    env: { PATH: process.env.PATH, _hook_domxml: domainPath, httpsisoboot: url },
+    env: { PATH: process.env.PATH, _hook_domxml: domainPath, httpsisoboot: url, HTTPSISOBOOT_CONFIG: settingsFile(settings) },
   });
+}
+
+function runHook(domainPath: string, url: string, settings: "defaults" | "no-preflight"): string {
+  const result = runHookRaw(domainPath, url, settings);
   assert.equal(result.status, 0, `hook exited ${result.status}: ${result.stderr}`);
   return result.stderr.trim();
 }
@@ -137,13 +148,14 @@ async function boot(
   domain: DomainSpec,
   url: string | undefined,
   markers: string[],
+  settings: "defaults" | "no-preflight" = "defaults",
 ): Promise<{ marker?: string; orders: Record<string, number>; error?: string }> {
   const started = Date.now();
   const path = join(work, `vm-${domain.name}`, "domxml");
   mkdirSync(join(work, `vm-${domain.name}`), { recursive: true });
   writeFileSync(path, domainXml(domain));
   if (url) {
-    const said = await step(`${domain.name}: ran 50_httpsisoboot as VDSM does`, () => runHook(path, url));
+    const said = await step(`${domain.name}: ran 50_httpsisoboot as VDSM does (${settings})`, () => runHook(path, url, settings));
     log(`${domain.name}: ${said}`);
   }
   if (domain.firmware === "efi") rmSync(`/var/lib/libvirt/qemu/nvram/${PREFIX}${domain.name}_VARS.fd`, { force: true });
@@ -169,6 +181,9 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
     chmodSync(work, 0o755);
     const www = join(work, "www");
     mkdirSync(www, { mode: 0o755 });
+    writeFileSync(settingsFile("defaults"), "# the defaults: preflight on\n");
+    writeFileSync(settingsFile("no-preflight"), "preflight = no\n");
+    writeFileSync(join(www, "not-an-iso.iso"), new Uint8Array(1 << 20).fill(0x5a));
 
     await step("built a BIOS and a UEFI ISO for https, and a local one of each", () => {
       isos.httpsBios = buildBiosIso(www, "https-bios", MARK.httpsBios);
@@ -186,6 +201,7 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
     ports.trusted = await freePort();
     ports.untrusted = await freePort();
     ports.noRanges = await freePort();
+    ports.down = await freePort();
     nginx = await step(`started nginx on 127.0.0.1:${ports.trusted} (trusted), :${ports.untrusted} (untrusted CA), :${ports.noRanges} (max_ranges 0)`, () =>
       startNginx(work, www, [
         { port: ports.trusted, ...tls.trusted },
@@ -260,17 +276,39 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
     assert.ok(lines.some((line) => line.startsWith(`${ports.trusted} 200 HEAD /https-`)), "QEMU asks HEAD first");
   });
 
-  test("a server whose certificate the host does not trust: the VM does not start", async () => {
+  test("without preflight, a server whose certificate the host does not trust: QEMU refuses and the VM does not start", async () => {
     const domain = spec("untrusted-cert", "pc", "bios");
-    const result = await boot(domain, url(ports.untrusted, isos.httpsBios), [MARK.httpsBios, MARK.localBios]);
+    const result = await boot(domain, url(ports.untrusted, isos.httpsBios), [MARK.httpsBios, MARK.localBios], "no-preflight");
     log(`untrusted certificate: ${qemuReason(result.error) ?? `guest printed ${result.marker}`}`);
     assert.match(result.error ?? "", /certificate verification failed/);
   });
 
-  test("a server that refuses byte ranges (max_ranges 0): the VM does not start", async () => {
+  test("without preflight, a server that refuses byte ranges (max_ranges 0): QEMU refuses and the VM does not start", async () => {
     const domain = spec("no-ranges", "pc", "bios");
-    const result = await boot(domain, url(ports.noRanges, isos.httpsBios), [MARK.httpsBios, MARK.localBios]);
+    const result = await boot(domain, url(ports.noRanges, isos.httpsBios), [MARK.httpsBios, MARK.localBios], "no-preflight");
     log(`no byte ranges: ${qemuReason(result.error) ?? `guest printed ${result.marker}`}`);
     assert.match(result.error ?? "", /does not support 'range'/);
   });
+
+  /** [what, URL, the hook's words] */
+  const REFUSED: Array<[string, () => string, RegExp]> = [
+    ["an untrusted certificate", () => url(ports.untrusted, isos.httpsBios), /is not trusted by this host .*issuer CN=untrusted e2e CA/],
+    ["no byte ranges", () => url(ports.noRanges, isos.httpsBios), /does not offer byte ranges/],
+    ["not an ISO image", () => `https://localhost:${ports.trusted}/not-an-iso.iso`, /does not serve an ISO image/],
+    ["a 404", () => `https://localhost:${ports.trusted}/missing.iso`, /answered HTTP 404/],
+    ["a server that is down", () => `https://localhost:${ports.down}/boot.iso`, /refused the connection/],
+  ];
+  for (const [what, target, words] of REFUSED) {
+    test(`preflight refuses ${what} before any VM starts: exit 2, the domain file unchanged`, async () => {
+      const path = join(work, `refused-${what.replace(/\W+/g, "-")}.xml`);
+      const xml = domainXml(spec(`refused-${what.replace(/\W+/g, "-")}`, "pc", "bios"));
+      writeFileSync(path, xml);
+      const result = await step(`preflight: ${what}`, () => runHookRaw(path, target(), "defaults"));
+      log(`preflight, ${what}: ${result.stderr.trim()}`);
+      assert.equal(result.status, 2);
+      assert.match(result.stderr, words);
+      assert.equal(readFileSync(path, "utf8"), xml);
+      timings.push([`preflight: ${what}`, `refused by the hook`]);
+    });
+  }
 });

@@ -26,8 +26,14 @@ const HOST_MOUNT = join(STATE, "host-mount");
 const EL_ANCHORS = "/etc/pki/ca-trust/source/anchors";
 
 export interface Host {
-  /** How the test CA is trusted: "mount namespace" or "bundle edited and restored". */
+  /** How the test CA is trusted. */
   trust: string;
+  /**
+   * The command line that runs `command` with the same trust as QEMU: inside
+   * libvirtd's mount namespace when the suite made one. On a real host VDSM's
+   * hook and QEMU read the same trust store; this keeps it so.
+   */
+  withQemuTrust(command: string[]): string[];
   stop(): void;
 }
 
@@ -115,6 +121,7 @@ export function startHost(dir: string, caCert: string): Host {
     writeFileSync(join(STATE, "libvirtd.pid"), String(pid));
     return {
       trust: `mount namespace (libvirtd ${pid} sees the test CA in ${mounts.map(([, to]) => to).join(" and ")}; the host's files are untouched)`,
+      withQemuTrust: (command) => ["nsenter", "--target", String(pid), "--mount", "--", ...command],
       stop() {
         stopPid(pid);
         rmSync(join(STATE, "libvirtd.pid"), { force: true });
@@ -127,6 +134,7 @@ export function startHost(dir: string, caCert: string): Host {
   writeFileSync(HOST_MOUNT, mounts.map(([, to]) => to).join("\n"));
   return {
     trust: `bind mount over ${mounts.map(([, to]) => to).join(" and ")} in the host's namespace until the end of the run (libvirtd was already running)`,
+    withQemuTrust: (command) => command,
     stop() {
       for (const [, to] of mounts) spawnSync("umount", [to]);
       rmSync(HOST_MOUNT, { force: true });

@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 export type Command =
   | { mode: "hook"; debug: boolean }
   | { mode: "dry-run"; url?: string; file?: string; diff: boolean; debug: boolean }
+  | { mode: "check"; url: string; debug: boolean }
   | { mode: "help" }
   | { mode: "version" };
 
@@ -39,6 +40,7 @@ export function parseCommand(args: string[]): Command {
       strict: true,
       options: {
         "dry-run": { type: "boolean" },
+        check: { type: "string" },
         url: { type: "string" },
         diff: { type: "boolean" },
         debug: { type: "boolean" },
@@ -53,6 +55,10 @@ export function parseCommand(args: string[]): Command {
   if (values.help) return { mode: "help" };
   if (values.version) return { mode: "version" };
   const debug = values.debug ?? false;
+  if (values.check !== undefined) {
+    if (values["dry-run"] || positionals.length > 0) throw new TypeError("--check takes only a URL; see --help");
+    return { mode: "check", url: values.check, debug };
+  }
   if (values["dry-run"]) {
     if (positionals.length > 1) throw new TypeError(`--dry-run takes one FILE, not ${positionals.length}; see --help`);
     return { mode: "dry-run", url: values.url, file: positionals[0], diff: values.diff ?? false, debug };

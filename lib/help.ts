@@ -7,12 +7,19 @@ VDSM hook (before_vm_start), installed as
 Usage:
   httpsisoboot                      hook mode, as VDSM runs it
   httpsisoboot --dry-run [--url URL] [--diff] [FILE|-]
+  httpsisoboot --check URL
   httpsisoboot --help | --version
 
 Hook mode reads two environment variables:
   _hook_domxml   path of the domain XML file, rewritten in place
   httpsisoboot   the VM custom property: https://server[:port]/path/disk.iso[?query]
 With httpsisoboot unset or empty it does nothing.
+
+Host settings: /etc/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = value:
+  timeout, readahead        written into the disk's <source> for QEMU
+  preflight, preflight_timeout
+                            check the server before the VM starts (yes, 5 s)
+  allow                     the only ISO servers VMs may use
 
 It adds a read-only network CD-ROM for the URL with <boot order='1'/>, moves
 every other boot device down one, and converts <os><boot dev> to per-device
@@ -23,6 +30,8 @@ Options:
   --url URL     the ISO URL for --dry-run (default: $httpsisoboot)
   --diff        with --dry-run, print a unified diff instead of the XML
   FILE|-        the domain XML for --dry-run (default: $_hook_domxml; - is stdin)
+  --check URL   ask the ISO server what QEMU will ask (TLS trusted by this
+                host, size, byte ranges, an ISO image) and print what it found
   --debug       print a stack trace on failure
   -h, --help    show this help
   -V, --version print the version

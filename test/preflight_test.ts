@@ -1,0 +1,182 @@
+/**
+ * Preflight against a real nginx on loopback with a CA made for the run:
+ * every way a server can fail QEMU gets its own line, before any VM starts.
+ * Runs where nginx and openssl are installed (npm test installs them as root).
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { preflight, readVolumeDescriptor, systemTrustBundle } from "../lib/preflight.ts";
+import { buildBiosIso } from "../e2e/iso.ts";
+import { freePort, type Nginx, startNginx } from "../e2e/nginx.ts";
+import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
+import { BINARY, readFixture } from "./support.ts";
+
+function missing(): string | undefined {
+  for (const tool of ["nginx", "openssl", "xorriso"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `${tool} is not installed; npm test installs it as root`;
+  }
+  if (!existsSync("/usr/lib/ISOLINUX/isolinux.bin") && !existsSync("/usr/share/syslinux/isolinux.bin")) return "isolinux is not installed";
+  return undefined;
+}
+
+let work = "";
+let nginx: Nginx | undefined;
+let ca = "";
+let stall: Server | undefined;
+const port = { good: 0, noRanges: 0, untrusted: 0, closed: 0, stall: 0 };
+const url = (p: number, path: string) => `https://localhost:${p}${path}`;
+
+describe("preflight()", { skip: missing() }, () => {
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), "httpsisoboot-preflight-"));
+    chmodSync(work, 0o755);
+    const www = join(work, "www");
+    mkdirSync(www, { mode: 0o755 });
+    buildBiosIso(www, "boot", "PREFLIGHT");
+    writeFileSync(join(www, "small.iso"), "not an iso\n");
+    writeFileSync(join(www, "big.iso"), new Uint8Array(100_000).fill(0x41));
+    const authority = makeAuthority(work, "preflight test CA");
+    const rogue = makeAuthority(work, "untrusted test CA");
+    ca = authority.cert;
+    for (const key of ["good", "noRanges", "untrusted", "closed", "stall"] as const) port[key] = await freePort();
+    const routes = `
+    location = /moved.iso { return 302 /boot.iso; }
+    location = /to-http.iso { return 302 http://localhost:${port.good}/boot.iso; }
+    location = /loop.iso { return 302 /loop.iso; }
+    location = /secret.iso { return 403; }
+    location = /broken.iso { return 500; }`;
+    nginx = startNginx(work, www, [
+      { port: port.good, ...makeServerCert(work, "good", authority), extra: routes },
+      { port: port.noRanges, ...makeServerCert(work, "noranges", authority), extra: "max_ranges 0;" },
+      { port: port.untrusted, ...makeServerCert(work, "untrusted", rogue) },
+    ]);
+    // A server that accepts connections and never answers.
+    stall = createServer(() => {}).listen(port.stall, "127.0.0.1");
+  });
+
+  after(() => {
+    nginx?.stop();
+    stall?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const check = (target: string, timeoutMs = 5000) => preflight(target, { timeoutMs, caFile: ca });
+
+  test("preflight() reports size, issuer, format and label of a good ISO", async () => {
+    const report = await check(url(port.good, "/boot.iso"));
+    assert.deepEqual(report, {
+      finalUrl: `https://localhost:${port.good}/boot.iso`,
+      redirects: 0,
+      size: readFileSync(join(work, "www", "boot.iso")).length,
+      issuer: "CN=preflight test CA",
+      format: "ISO 9660",
+      label: "boot",
+    });
+  });
+
+  test("preflight() follows a redirect and reports the final URL without query values", async () => {
+    const report = await check(url(port.good, "/moved.iso?sig=TOPSECRET"));
+    assert.equal(report.redirects, 1);
+    assert.equal(report.finalUrl, `https://localhost:${port.good}/boot.iso`);
+  });
+
+  /** [what, URL path and port, words] */
+  const REFUSALS: Array<[string, () => string, RegExp]> = [
+    ["a 404", () => url(port.good, "/missing.iso"), /answered HTTP 404 to HEAD: the ISO is not at that path/],
+    ["a 403", () => url(port.good, "/secret.iso"), /answered HTTP 403 to HEAD: the server refuses access/],
+    ["a 500", () => url(port.good, "/broken.iso"), /answered HTTP 500 to HEAD: the server failed/],
+    ["a file that is not an ISO", () => url(port.good, "/big.iso"), /does not serve an ISO image: no ISO 9660 or UDF volume descriptor/],
+    ["a file too small to be an ISO", () => url(port.good, "/small.iso"), /does not serve an ISO image: the file \(11 bytes\) ends before/],
+    ["a server without byte ranges", () => url(port.noRanges, "/boot.iso"), /does not offer byte ranges \(Accept-Ranges: bytes\)/],
+    ["an untrusted certificate, naming its issuer", () => url(port.untrusted, "/boot.iso"), /is not trusted by this host \(.*issuer CN=untrusted test CA\); add the issuing CA to the system trust store/],
+    ["a server that is down", () => url(port.closed, "/boot.iso"), /refused the connection; check that the ISO server is running/],
+    ["an unknown host", () => "https://no-such-host.invalid/boot.iso", /host no-such-host.invalid is not found \(DNS\)/],
+    ["a redirect to http", () => url(port.good, "/to-http.iso"), /redirects to a URL that is not https/],
+    ["a redirect loop", () => url(port.good, "/loop.iso"), /redirects more than 5 times/],
+  ];
+  for (const [what, target, words] of REFUSALS) {
+    test(`preflight() refuses ${what} with one line`, async () => {
+      await assert.rejects(check(target()), (error: Error) => {
+        assert.match(error.message, words);
+        assert.ok(!error.message.includes("\n"));
+        return true;
+      });
+    });
+  }
+
+  test("preflight() gives up at its time limit on a server that never answers", async () => {
+    const started = Date.now();
+    await assert.rejects(check(url(port.stall, "/boot.iso"), 1000), /did not answer within 1 s \(preflight_timeout\)/);
+    assert.ok(Date.now() - started < 3000);
+  });
+
+  test("preflight() verifies against the system trust store, which does not hold the test CA", async () => {
+    await assert.rejects(preflight(url(port.good, "/boot.iso"), { timeoutMs: 5000 }), /is not trusted by this host/);
+    assert.ok(existsSync(systemTrustBundle()));
+  });
+
+  test("the hook refuses an untrusted server before the VM starts: exit 2, the file byte-identical", {
+    skip: existsSync(BINARY) ? undefined : `${BINARY} is not built`,
+  }, () => {
+    const path = join(work, "domxml");
+    const xml = readFixture("q35-vdsm.in.xml");
+    writeFileSync(path, xml);
+    const result = spawnSync(BINARY, [], {
+      encoding: "utf8",
+      env: { _hook_domxml: path, httpsisoboot: url(port.untrusted, "/boot.iso?token=TOPSECRET"), HTTPSISOBOOT_CONFIG: join(work, "none.conf") },
+    });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /^httpsisoboot: the certificate of localhost:\d+ is not trusted by this host[^\n]*\n$/);
+    assert.ok(!result.stderr.includes("TOPSECRET"));
+    assert.equal(readFileSync(path, "utf8"), xml);
+  });
+
+  test("--check and the hook, with the test CA trusted in a private mount namespace", {
+    skip: !existsSync(BINARY) ? `${BINARY} is not built`
+      : process.getuid?.() !== 0 ? "needs root to bind-mount a trust bundle in a private mount namespace" : undefined,
+  }, () => {
+    const bundle = join(work, "bundle.crt");
+    writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(ca, "utf8"));
+    const trusted = (...command: string[]) =>
+      spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c",
+        `mount --bind '${bundle}' '${systemTrustBundle()}' && exec "$@"`, "sh", ...command], {
+        encoding: "utf8",
+        env: { HTTPSISOBOOT_CONFIG: join(work, "none.conf"), _hook_domxml: join(work, "ok.xml"), httpsisoboot: url(port.good, "/moved.iso") },
+      });
+    const checked = trusted(BINARY, "--check", url(port.good, "/moved.iso?sig=TOPSECRET"));
+    assert.equal(checked.status, 0, checked.stderr);
+    assert.equal(checked.stdout, [
+      `url: https://localhost:${port.good}/boot.iso (after 1 redirect)`,
+      "tls: trusted by this host, issuer CN=preflight test CA",
+      `size: ${readFileSync(join(work, "www", "boot.iso")).length} bytes`,
+      "byte ranges: yes",
+      "image: ISO 9660, volume label 'boot'",
+      "",
+    ].join("\n"));
+    writeFileSync(join(work, "ok.xml"), readFixture("q35-vdsm.in.xml"));
+    const hooked = trusted(BINARY);
+    assert.equal(hooked.status, 0, hooked.stderr);
+    assert.match(readFileSync(join(work, "ok.xml"), "utf8"), /<source protocol="https" name="\/moved.iso">/);
+  });
+});
+
+describe("readVolumeDescriptor()", () => {
+  const sector = (magic: string, label = "") => {
+    const bytes = new Uint8Array(2048);
+    bytes.set([1, ...new TextEncoder().encode(magic)]);
+    bytes.set(new TextEncoder().encode(label.padEnd(32, " ")), 40);
+    return bytes;
+  };
+  test("readVolumeDescriptor() reads ISO 9660 with its label, UDF, and nothing else", () => {
+    assert.deepEqual(readVolumeDescriptor(sector("CD001", "RHEL-9-4-0-BaseOS-x86_64")), { format: "ISO 9660", label: "RHEL-9-4-0-BaseOS-x86_64" });
+    assert.deepEqual(readVolumeDescriptor(sector("BEA01")), { format: "UDF", label: "" });
+    assert.equal(readVolumeDescriptor(sector("CD002")), undefined);
+    assert.equal(readVolumeDescriptor(new Uint8Array(3)), undefined);
+  });
+});
