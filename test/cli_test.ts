@@ -244,7 +244,7 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
 describe("the single binary", { skip: existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\`` }, () => {
   test("runs with no Deno, Node or Bun: env -i, hook mode and --version", () => {
     const path = domainFile();
-    const result = spawnSync("env", ["-i", `_hook_domxml=${path}`, `httpsisoboot=${URL}`, BINARY], { encoding: "utf8" });
+    const result = spawnSync("env", ["-i", `_hook_domxml=${path}`, `httpsisoboot=${URL}`, `HTTPSISOBOOT_CONFIG=${NO_PREFLIGHT}`, BINARY], { encoding: "utf8" });
     assert.equal(result.status, 0, result.stderr);
     assert.match(readFileSync(path, "utf8"), /<source protocol="https" name="\/el9\/boot.iso"/);
     const version = spawnSync("env", ["-i", BINARY, "--version"], { encoding: "utf8" });
@@ -256,8 +256,9 @@ describe("the bundle under Deno", { skip: (existsSync(BUNDLE) ? undefined : `${B
   test("deno run -A dist/httpsisoboot.mjs gives the same result as node", () => {
     const path = domainFile();
     const args = ["--dry-run", "--url", URL, path];
-    const underDeno = run("deno", ["run", "-A", BUNDLE, ...args], { env: { PATH: process.env.PATH } });
-    const underNode = run(process.execPath, [BUNDLE, ...args], { env: { PATH: process.env.PATH } });
+    const env = { PATH: process.env.PATH, HTTPSISOBOOT_CONFIG: NO_PREFLIGHT };
+    const underDeno = run("deno", ["run", "-A", BUNDLE, ...args], { env });
+    const underNode = run(process.execPath, [BUNDLE, ...args], { env });
     assert.equal(underDeno.status, 0, underDeno.stderr);
     assert.equal(underDeno.stdout, underNode.stdout);
     assert.equal(underDeno.stderr, underNode.stderr);
