@@ -41,6 +41,8 @@ const ATTRIBUTE = new RegExp(`(\\s*)(${NAME})(\\s*=\\s*)?`, "y");
 const TAG_END = /\s*(\/?>)/y;
 const CLOSING_TAG = new RegExp(`</(${NAME})\\s*>`, "y");
 const TEXT = /[^<]+/y;
+const XML_DECLARATION =
+  /^<\?xml\s+version\s*=\s*(['"])1\.[0-9]+\1(\s+encoding\s*=\s*(['"])[A-Za-z][A-Za-z0-9._-]*\3)?(\s+standalone\s*=\s*(['"])(yes|no)\5)?\s*\?>$/;
 
 /**
  * Parses an XML document strictly.
@@ -118,6 +120,9 @@ export function parseXml(text: string): ParsedXml {
         fail("the XML declaration must come first", start);
       }
       position = end + 2;
+      if (target === "xml" && !XML_DECLARATION.test(text.slice(start, position))) {
+        fail("the XML declaration is malformed; write <?xml version='1.0' encoding='UTF-8'?>", start);
+      }
       if (parent) parent.children.push({ kind: "verbatim", raw: text.slice(start, position), parent });
       continue;
     }
