@@ -20,6 +20,8 @@ import { type Host, startHost } from "./host.ts";
 import { create, domainXml, type DomainSpec, liveBootOrders, PREFIX, removeTestDomains, serialText, virsh, waitForMarker } from "./domain.ts";
 import { log, seconds, step } from "./steps.ts";
 import { clearLeftovers, forgetWorkDir, rememberWorkDir } from "./leftovers.ts";
+import { type FaultProxy, spawnFaultProxy } from "./fault_proxy.ts";
+import { createHash as hashOf, randomBytes } from "node:crypto";
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const ARTIFACT = process.env.HTTPSISOBOOT_ARTIFACT ??
@@ -50,6 +52,11 @@ let hookPath = "";
 let sslBefore = "";
 const ports = { trusted: 0, untrusted: 0, noRanges: 0, down: 0 };
 const isos = { httpsBios: "", httpsUefi: "", localBios: "", localUefi: "" };
+const MARK_PAYLOAD = `HASHED-${RUN}`;
+let payloadHash = "";
+let proxy: FaultProxy | undefined;
+/** Measurements the fault scenarios print at the end, for the README. */
+const faultReport: string[] = [];
 const timings: Array<[string, string]> = [];
 
 /** A digest of every file under /etc/ssl: the run must leave it exactly as it was. */
@@ -74,6 +81,7 @@ let cleaningUp = false;
 function cleanup(): void {
   if (cleaningUp) return;
   cleaningUp = true;
+  proxy?.close();
   const attempt = (what: string, action: () => void) => {
     try {
       action();
@@ -190,6 +198,9 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
       isos.httpsUefi = buildGrubIso(www, "https-uefi", MARK.httpsUefi);
       isos.localBios = buildBiosIso(work, "local-bios", MARK.localBios);
       isos.localUefi = buildGrubIso(work, "local-uefi", MARK.localUefi);
+      const payload = randomBytes(8 << 20);
+      payloadHash = hashOf("sha256").update(payload).digest("hex");
+      buildGrubIso(www, "payload", MARK_PAYLOAD, payload);
     });
 
     const tls = await step("made a test CA, an untrusted CA and their server certificates", () => {
@@ -209,6 +220,8 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
         { port: ports.noRanges, ...tls.trusted, extra: "max_ranges 0;" },
       ]));
 
+    proxy = await spawnFaultProxy(ports.trusted);
+    log(`fault proxy on 127.0.0.1:${proxy.port} -> nginx :${ports.trusted}`);
     host = await step("libvirt host ready", () => startHost(work, tls.ca.cert));
     log(`trust: ${host.trust}`);
     removeTestDomains();
@@ -225,6 +238,10 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
 
   after(() => {
     cleanup();
+    if (faultReport.length) {
+      log("faults:");
+      for (const line of faultReport) log(`  ${line}`);
+    }
     log("scenario timings:");
     for (const [name, what] of timings) log(`  ${name.padEnd(22)} ${what}`);
     assert.equal(digestEtcSsl(), sslBefore, "/etc/ssl is exactly as it was before the run");
@@ -309,6 +326,82 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
       assert.match(result.stderr, words);
       assert.equal(readFileSync(path, "utf8"), xml);
       timings.push([`preflight: ${what}`, `refused by the hook`]);
+    });
+  }
+
+  /** Boots the payload ISO through the proxy with `fault`, the hook using `settings`; says what the guest printed. */
+  async function bootThroughFaults(name: string, settings: string, fault: Parameters<FaultProxy["set"]>[0], waitMs = 120_000) {
+    const domain = spec(name, "pc", "bios");
+    const config = join(work, `${name}.conf`);
+    writeFileSync(config, settings);
+    const path = join(work, `vm-${name}.xml`);
+    writeFileSync(path, domainXml(domain));
+    const [program, ...args] = host!.withQemuTrust([hookPath]);
+    const hooked = spawnSync(program, args, {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, _hook_domxml: path, httpsisoboot: `https://localhost:${proxy!.port}/payload.iso`, HTTPSISOBOOT_CONFIG: config },
+    });
+    assert.equal(hooked.status, 0, hooked.stderr);
+    const logStart = readFileSync(nginx!.accessLog, "utf8").length;
+    await proxy!.set(fault);
+    const started = Date.now();
+    const error = create(path);
+    assert.equal(error, undefined, error);
+    await waitForMarker(domain.serialLog, [MARK_PAYLOAD, "error:"], waitMs);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const seconds = (Date.now() - started) / 1000;
+    virsh("destroy", `${PREFIX}${name}`);
+    const serial = serialText(domain.serialLog);
+    const printed = /([0-9a-f]{64})\s+\/payload\.bin/.exec(serial)?.[1];
+    const errors = serial.match(/error:[^\r\n]*/g) ?? [];
+    const gets = readFileSync(nginx!.accessLog, "utf8").slice(logStart).split("\n")
+      .filter((line) => /^\d+ 206 GET \/payload\.iso/.test(line)).length;
+    const outcome = printed === payloadHash ? "right hash" : printed ? "WRONG hash, no error" : errors.length ? `no hash: ${errors.join("; ")}` : "no hash, no marker";
+    const stats = await proxy!.stats();
+    const qemuLog = `/var/log/libvirt/qemu/${PREFIX}${name}.log`;
+    const curl = existsSync(qemuLog) ? readFileSync(qemuLog, "utf8").match(/curl: [^\n]*/g)?.at(-1) : undefined;
+    const lastLine = serial.trim().split(/\r?\n/).at(-1)?.trim() ?? "";
+    await proxy!.set({ mode: "none" });
+    timings.push([name, `${outcome}, marker ${serial.includes(MARK_PAYLOAD) ? "printed" : "missing"}, ${seconds.toFixed(1)} s`]);
+    return { outcome, printed, seconds, gets, stats, marker: serial.includes(MARK_PAYLOAD), serial, curl, lastLine };
+  }
+
+  const QEMU_DEFAULTS = "timeout = 5\nreadahead = 262144\n";
+  // GRUB reads its own modules first, then the 8 MiB payload: 4 MiB into the
+  // stream is inside the payload whatever the readahead.
+  const STALL_AFTER = 4 << 20;
+
+  test("faults: with no fault, the guest hashes the 8 MB payload right (baseline)", async () => {
+    const result = await bootThroughFaults("fault-baseline", "", { mode: "none" });
+    faultReport.push(`baseline, our defaults: ${result.outcome} in ${result.seconds.toFixed(1)} s, ${result.gets} ranged GETs, ${(result.stats.serverBytes / 1048576).toFixed(1)} MiB through the proxy`);
+    assert.equal(result.outcome, "right hash", result.serial);
+  });
+
+  test("faults: a 10 s stall mid-boot (2x QEMU's 5 s timeout) breaks the guest with QEMU's defaults", async () => {
+    const afterBytes = STALL_AFTER;
+    // Working, this boot prints its marker in about 14 s; 45 s is plenty.
+    const result = await bootThroughFaults("fault-stall-qemu", QEMU_DEFAULTS, { mode: "stall", afterBytes, seconds: 10 }, 45_000);
+    faultReport.push(`10 s stall after ${(afterBytes / 1048576).toFixed(1)} MiB, QEMU defaults (timeout 5 s, readahead 256 KiB): ${result.outcome}, ` +
+      `marker ${result.marker ? "printed" : `missing after ${result.seconds.toFixed(0)} s`}; QEMU logged "${result.curl ?? "nothing"}"; the guest's last line: "${result.lastLine.slice(-80)}"`);
+    assert.ok(result.stats.fired, "the stall happened");
+    assert.notEqual(result.outcome, "right hash", "with a 5 s timeout a 10 s stall cannot pass unnoticed");
+  });
+
+  test("faults: the same stall with our defaults: the boot completes and the hash is right", async () => {
+    const afterBytes = STALL_AFTER;
+    const result = await bootThroughFaults("fault-stall-ours", "", { mode: "stall", afterBytes, seconds: 10 });
+    faultReport.push(`10 s stall after ${(afterBytes / 1048576).toFixed(1)} MiB, our defaults (timeout 30 s, readahead 1 MiB): ${result.outcome}, ${result.seconds.toFixed(1)} s`);
+    assert.ok(result.stats.fired, "the stall happened");
+    assert.equal(result.outcome, "right hash", result.serial);
+    assert.ok(result.marker);
+  });
+
+  const READAHEADS = [["256k", "QEMU's default 256 KiB readahead", 262144], ["1m", "our default 1 MiB readahead", 1048576], ["4m", "4 MiB readahead", 4194304]] as const;
+  for (const [id, label, bytes] of READAHEADS) {
+    test(`faults: 20 ms per request, ${label}: the hash is right; time and ranged GETs printed`, async () => {
+      const result = await bootThroughFaults(`fault-latency-${id}`, `readahead = ${bytes}\n`, { mode: "latency", ms: 20 });
+      faultReport.push(`20 ms per request, ${label}: ${result.outcome}, marker after ${result.seconds.toFixed(1)} s, ${result.gets} ranged GETs, ${(result.stats.serverBytes / 1048576).toFixed(1)} MiB`);
+      assert.equal(result.outcome, "right hash", result.serial);
     });
   }
 });

@@ -45,11 +45,15 @@ export function buildBiosIso(dir: string, name: string, marker: string): string 
  * A UEFI (and BIOS) bootable ISO made by grub-mkrescue: GRUB echoes the
  * marker on serial, then `halt` powers the VM off.
  */
-export function buildGrubIso(dir: string, name: string, marker: string): string {
+export function buildGrubIso(dir: string, name: string, marker: string, payload?: Uint8Array): string {
   const tree = join(dir, `${name}-tree`);
   mkdirSync(join(tree, "boot", "grub"), { recursive: true });
+  // With a payload, GRUB hashes it before the marker: the guest's own proof
+  // that it read every byte of the ISO right.
+  if (payload) writeFileSync(join(tree, "payload.bin"), payload);
+  const hash = payload ? "sha256sum /payload.bin\n" : "";
   writeFileSync(join(tree, "boot", "grub", "grub.cfg"),
-    `serial\nterminal_input serial\nterminal_output serial\necho ${marker}\nhalt\n`);
+    `serial\nterminal_input serial\nterminal_output serial\n${hash}echo ${marker}\nhalt\n`);
   const iso = join(dir, `${name}.iso`);
   execFileSync(grubMkrescue(), ["-o", iso, tree], { stdio: ["ignore", "ignore", "pipe"] });
   chmodSync(iso, 0o644);

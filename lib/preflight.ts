@@ -202,13 +202,15 @@ function request(
       );
     });
     socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-    socket.on("end", () => {
+    const complete = () => {
       try {
         finish(undefined, { ...parseResponse(concat(chunks), method), issuer });
       } catch (error) {
         finish(error as Error);
       }
-    });
+    };
+    socket.on("end", complete);
+    socket.on("close", complete);
     socket.on("error", (error: NodeJS.ErrnoException) => finish(new Error(networkMessage(error, where, host))));
   });
 }
