@@ -404,4 +404,38 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
       assert.equal(result.outcome, "right hash", result.serial);
     });
   }
+
+  test("faults: a connection reset during preflight is its own refusal, before any VM starts", async () => {
+    const path = join(work, "reset.xml");
+    const xml = domainXml(spec("fault-reset", "pc", "bios"));
+    writeFileSync(path, xml);
+    await proxy!.set({ mode: "reset", afterBytes: 100 });
+    const result = runHookRaw(path, `https://localhost:${proxy!.port}/payload.iso`, "defaults");
+    const stats = await proxy!.stats();
+    await proxy!.set({ mode: "none" });
+    faultReport.push(`reset after 100 bytes, preflight: ${result.stderr.trim()}`);
+    assert.ok(stats.fired);
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /reset the connection|closed the connection/);
+    assert.equal(readFileSync(path, "utf8"), xml);
+  });
+
+  test("faults: a server trickling 2 KB/s runs preflight out of time, before any VM starts", async () => {
+    const path = join(work, "trickle.xml");
+    const xml = domainXml(spec("fault-trickle", "pc", "bios"));
+    writeFileSync(path, xml);
+    const config = join(work, "quick-preflight.conf");
+    writeFileSync(config, "preflight_timeout = 1\n");
+    await proxy!.set({ mode: "trickle", bytesPerSecond: 2000 });
+    const [program, ...args] = host!.withQemuTrust([hookPath]);
+    const result = spawnSync(program, args, {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH, _hook_domxml: path, httpsisoboot: `https://localhost:${proxy!.port}/payload.iso`, HTTPSISOBOOT_CONFIG: config },
+    });
+    await proxy!.set({ mode: "none" });
+    faultReport.push(`trickle at 2 KB/s, preflight_timeout 1 s: ${result.stderr.trim()}`);
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /did not answer within 1 s \(preflight_timeout\)/);
+    assert.equal(readFileSync(path, "utf8"), xml);
+  });
 });
