@@ -21,6 +21,7 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { Buffer } from "node:buffer";
 import { addHttpsCdrom, type CdromResult } from "./lib/add_https_cdrom.ts";
 import { parseIsoUrl } from "./lib/url.ts";
 import { checkAllowed } from "./lib/policy.ts";
@@ -161,17 +162,7 @@ function readDomain(path: string): string {
 async function readStdin(): Promise<string> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
-  return new TextDecoder().decode(concat(chunks));
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /**

@@ -20,6 +20,7 @@
  */
 import { connect, type TLSSocket } from "node:tls";
 import { existsSync, readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
 import { parseIsoUrl } from "./url.ts";
 
 /** System trust bundles: EL's, then Debian's. */
@@ -204,7 +205,7 @@ function request(
     socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
     const complete = () => {
       try {
-        finish(undefined, { ...parseResponse(concat(chunks), method), issuer });
+        finish(undefined, { ...parseResponse(Buffer.concat(chunks), method), issuer });
       } catch (error) {
         finish(error as Error);
       }
@@ -266,15 +267,5 @@ function dechunk(data: Uint8Array): Uint8Array {
     parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + size));
     at = lineEnd + 2 + size + 2;
   }
-  return concat(parts);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
+  return Buffer.concat(parts);
 }
