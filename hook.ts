@@ -23,7 +23,7 @@ import {
 import { basename, dirname, join } from "node:path";
 import { Buffer } from "node:buffer";
 import { addHttpsCdrom, type CdromResult } from "./lib/add_https_cdrom.ts";
-import { parseIsoUrl } from "./lib/url.ts";
+import { parseIsoUrl, redactQuery } from "./lib/url.ts";
 import { checkAllowed } from "./lib/policy.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE, type Settings } from "./lib/settings.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, parseCommand } from "./lib/cli.ts";
@@ -74,7 +74,7 @@ async function runHook(env: Environment): Promise<number> {
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
-  const result = await transform(readDomain(path), url, env);
+  const result = await transform(readDomain(path), url, env, { preflight: true });
   if (result.changed) replaceFile(path, result.xml);
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
@@ -87,27 +87,36 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   const file = command.file ?? env._hook_domxml;
   if (!file) throw new TypeError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
   const text = file === "-" ? await readStdin() : readDomain(file);
-  const result = await transform(text, url, env);
+  const result = await transform(text, url, env, { preflight: false });
+  // What it prints shows the query's values as ***, like every other output:
+  // a signed URL's query is a credential, and terminals and CI logs keep it.
+  const shown = result.changed ? await transform(text, url, env, { preflight: false, redactQuery: true }) : result;
   if (command.diff) {
     const { unifiedDiff } = await import("./lib/diff.ts");
     const name = file === "-" ? "stdin" : file;
-    process.stdout.write(unifiedDiff(text, result.xml, { fromName: name, toName: `${name} (with httpsisoboot)` }));
+    process.stdout.write(unifiedDiff(text, shown.xml, { fromName: name, toName: `${name} (with httpsisoboot)` }));
   } else {
-    process.stdout.write(result.xml);
+    process.stdout.write(shown.xml);
   }
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
 }
 
 /**
- * The URL checked against the host's settings and, unless they turn it off,
- * against the server itself; then the domain rewritten with them.
+ * The URL checked against the host's settings and, in hook mode unless they
+ * turn it off, against the server itself; then the domain rewritten with them.
  */
-async function transform(domainXml: string, url: string, env: Environment): Promise<CdromResult> {
-  const iso = parseIsoUrl(url);
+async function transform(
+  domainXml: string,
+  url: string,
+  env: Environment,
+  mode: { preflight: boolean; redactQuery?: boolean },
+): Promise<CdromResult> {
+  const parsed = parseIsoUrl(url);
+  const iso = mode.redactQuery && parsed.query !== undefined ? { ...parsed, query: redactQuery(parsed.query) } : parsed;
   const { settings, file } = readSettings(env);
   checkAllowed(iso, settings.allow, file);
-  if (settings.preflight) {
+  if (mode.preflight && settings.preflight) {
     const { preflight } = await import("./lib/preflight.ts");
     await preflight(iso.href, { timeoutMs: settings.preflightTimeout * 1000 });
   }

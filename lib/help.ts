@@ -18,7 +18,8 @@ With httpsisoboot unset or empty it does nothing.
 Host settings: /etc/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = value:
   timeout, readahead        written into the disk's <source> for QEMU
   preflight, preflight_timeout
-                            check the server before the VM starts (yes, 5 s)
+                            in hook mode, check the server before the VM
+                            starts (yes, 5 s); --check does it by hand
   allow                     the only ISO servers VMs may use
 
 It adds a read-only network CD-ROM for the URL with <boot order='1'/>, moves
@@ -26,7 +27,8 @@ every other boot device down one, and converts <os><boot dev> to per-device
 orders. A second run with the same URL changes nothing.
 
 Options:
-  --dry-run     print the resulting domain XML on stdout; never writes
+  --dry-run     print the resulting domain XML on stdout, query values shown
+                as ***; never writes, and does not contact the server
   --url URL     the ISO URL for --dry-run (default: $httpsisoboot)
   --diff        with --dry-run, print a unified diff instead of the XML
   FILE|-        the domain XML for --dry-run (default: $_hook_domxml; - is stdin)

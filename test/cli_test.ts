@@ -182,6 +182,14 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
     assert.equal(readFileSync(path, "utf8"), SAMPLE);
   });
 
+  test("--dry-run shows query values as *** and never contacts the server, even with preflight on", () => {
+    const path = domainFile();
+    const result = hook(["--dry-run", "--diff", "--url", URL, path], { HTTPSISOBOOT_CONFIG: join(work, "no-such-settings.conf") });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
+    assert.ok(!result.stdout.includes("TOPSECRET") && !result.stderr.includes("TOPSECRET"));
+  });
+
   test("--dry-run takes FILE and URL from the hook's environment", () => {
     const path = domainFile();
     const viaEnv = hook(["--dry-run"], { _hook_domxml: path, httpsisoboot: URL });

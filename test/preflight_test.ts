@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -29,7 +30,8 @@ let work = "";
 let nginx: Nginx | undefined;
 let ca = "";
 let stall: Server | undefined;
-const port = { good: 0, noRanges: 0, untrusted: 0, closed: 0, stall: 0 };
+let sizeless: HttpsServer | undefined;
+const port = { good: 0, noRanges: 0, untrusted: 0, closed: 0, stall: 0, sizeless: 0 };
 const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 
 describe("preflight()", { skip: missing() }, () => {
@@ -44,7 +46,7 @@ describe("preflight()", { skip: missing() }, () => {
     const authority = makeAuthority(work, "preflight test CA");
     const rogue = makeAuthority(work, "untrusted test CA");
     ca = authority.cert;
-    for (const key of ["good", "noRanges", "untrusted", "closed", "stall"] as const) port[key] = await freePort();
+    for (const key of ["good", "noRanges", "untrusted", "closed", "stall", "sizeless"] as const) port[key] = await freePort();
     const routes = `
     location = /moved.iso { return 302 /boot.iso; }
     location = /to-http.iso { return 302 http://localhost:${port.good}/boot.iso; }
@@ -58,11 +60,18 @@ describe("preflight()", { skip: missing() }, () => {
     ]);
     // A server that accepts connections and never answers.
     stall = createServer(() => {}).listen(port.stall, "127.0.0.1");
+    // A server that offers ranges but reports no size, which nginx never does.
+    const sizelessCert = makeServerCert(work, "sizeless", authority);
+    sizeless = createHttpsServer({ key: readFileSync(sizelessCert.key), cert: readFileSync(sizelessCert.cert) }, (_, response) => {
+      response.writeHead(200, { "Accept-Ranges": "bytes", "Transfer-Encoding": "chunked" });
+      response.end();
+    }).listen(port.sizeless, "127.0.0.1");
   });
 
   after(() => {
     nginx?.stop();
     stall?.close();
+    sizeless?.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -94,6 +103,7 @@ describe("preflight()", { skip: missing() }, () => {
     ["a file that is not an ISO", () => url(port.good, "/big.iso"), /does not serve an ISO image: no ISO 9660 or UDF volume descriptor/],
     ["a file too small to be an ISO", () => url(port.good, "/small.iso"), /does not serve an ISO image: the file \(11 bytes\) ends before/],
     ["a server without byte ranges", () => url(port.noRanges, "/boot.iso"), /does not offer byte ranges \(Accept-Ranges: bytes\)/],
+    ["a server that reports no size", () => url(port.sizeless, "/boot.iso"), /reports no file size \(Content-Length\); QEMU refuses such a server/],
     ["an untrusted certificate, naming its issuer", () => url(port.untrusted, "/boot.iso"), /is not trusted by this host \(.*issuer CN=untrusted test CA\); add the issuing CA to the system trust store/],
     ["a server that is down", () => url(port.closed, "/boot.iso"), /refused the connection; check that the ISO server is running/],
     ["an unknown host", () => "https://no-such-host.invalid/boot.iso", /host no-such-host.invalid is not found \(DNS\)/],
