@@ -2,9 +2,10 @@
  * httpsisoboot: the VDSM before_vm_start hook and its command line.
  *
  * This is the only module that reads the environment, arguments, files or
- * stdin, writes output and sets the exit code; everything it calls in `lib/`
- * is pure. It runs unchanged under Deno (`deno run -A hook.ts`) and, bundled,
- * under Node.
+ * stdin, writes output and sets the exit code. What it calls in `lib/` is
+ * pure, except preflight.ts, which asks the ISO server and is loaded only
+ * when it runs. It runs unchanged under Deno (`deno run -A hook.ts`),
+ * bundled under Node, and compiled by Bun into the single binary.
  *
  * @module
  */
@@ -39,9 +40,8 @@ type Environment = Record<string, string | undefined>;
  * @returns The exit code.
  */
 export async function main(args: string[], env: Environment): Promise<number> {
-  let command: Command | undefined;
   try {
-    command = parseCommand(args);
+    const command: Command = parseCommand(args);
     switch (command.mode) {
       case "help":
         process.stdout.write((await import("./lib/help.ts")).HELP);
@@ -103,8 +103,10 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
 }
 
 /**
- * The URL checked against the host's settings and, in hook mode unless they
- * turn it off, against the server itself; then the domain rewritten with them.
+ * The URL checked against the host's settings, the domain rewritten with
+ * them, and then, in hook mode unless they turn it off, the server itself:
+ * the quick local checks come first, so a bad URL or domain is reported as
+ * such whatever the server does.
  */
 async function transform(
   domainXml: string,
@@ -116,11 +118,12 @@ async function transform(
   const iso = mode.redactQuery && parsed.query !== undefined ? { ...parsed, query: redactQuery(parsed.query) } : parsed;
   const { settings, file } = readSettings(env);
   checkAllowed(iso, settings.allow, file);
+  const result = addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
   if (mode.preflight && settings.preflight) {
     const { preflight } = await import("./lib/preflight.ts");
     await preflight(iso.href, { timeoutMs: settings.preflightTimeout * 1000 });
   }
-  return addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
+  return result;
 }
 
 /** `--check URL`: what the server answers to QEMU's questions. */

@@ -131,6 +131,19 @@ describe("preflight()", { skip: missing() }, () => {
     assert.ok(existsSync(systemTrustBundle()));
   });
 
+  test("the hook reports a malformed domain as such, even when the server is down", {
+    skip: existsSync(BINARY) ? undefined : `${BINARY} is not built`,
+  }, () => {
+    const path = join(work, "broken.xml");
+    writeFileSync(path, "<domain><devices></domain>");
+    const result = spawnSync(BINARY, [], {
+      encoding: "utf8",
+      env: { _hook_domxml: path, httpsisoboot: url(port.closed, "/boot.iso"), HTTPSISOBOOT_CONFIG: join(work, "none.conf") },
+    });
+    assert.equal(result.status, 2);
+    assert.match(result.stderr, /does not close <devices>/);
+  });
+
   test("the hook refuses an untrusted server before the VM starts: exit 2, the file byte-identical", {
     skip: existsSync(BINARY) ? undefined : `${BINARY} is not built`,
   }, () => {
