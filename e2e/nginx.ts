@@ -51,7 +51,7 @@ pid ${pid};
 error_log ${errorLog} info;
 events { worker_connections 64; }
 http {
-  log_format ranges '$server_port $status $request_method $uri "$http_range" $body_bytes_sent';
+  log_format ranges '$server_port $status $request_method $uri "$http_range" $body_bytes_sent $connection';
   access_log ${accessLog} ranges;
   client_body_temp_path ${prefix}/tmp;
   proxy_temp_path ${prefix}/tmp;

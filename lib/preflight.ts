@@ -11,6 +11,8 @@
  *   or without a `Content-Length`.
  * - A ranged GET of bytes 32768-34815, the volume descriptors: `CD001`
  *   (ISO 9660) or `BEA01` (UDF) at offset 1, or it is not an ISO image.
+ *   Both requests go over one TLS connection (pipelined); a server that
+ *   closes after the HEAD gets the GET on a second one.
  * - Redirects are followed as QEMU follows them, to https only, five at most.
  * - One time limit for everything.
  *
@@ -74,7 +76,9 @@ export async function preflight(url: string, options: PreflightOptions): Promise
   let redirects = 0;
 
   for (;;) {
-    const head = await request(current.href, "HEAD", undefined, ca, deadline, seconds);
+    const responses = await exchange(current.href, [{ method: "HEAD" }, { method: "GET", range: DESCRIPTOR_RANGE }], ca, deadline, seconds);
+    const head = responses[0]!; // parseResponses() throws when even the first is missing
+    const pipelined = responses[1];
     const location = head.headers.get("location");
     if (head.status >= 300 && head.status < 400 && location) {
       if (++redirects > MAX_REDIRECTS) throw new Error(`${current.redacted} redirects more than ${MAX_REDIRECTS} times`);
@@ -96,7 +100,8 @@ export async function preflight(url: string, options: PreflightOptions): Promise
       throw new Error(`${current.redacted} does not offer byte ranges (Accept-Ranges: bytes); QEMU needs them, so enable range requests on the server`);
     }
 
-    const ranged = await request(current.href, "GET", DESCRIPTOR_RANGE, ca, deadline, seconds);
+    const ranged = pipelined ??
+      (await exchange(current.href, [{ method: "GET", range: DESCRIPTOR_RANGE }], ca, deadline, seconds))[0]!;
     if (ranged.status === 416) {
       throw new Error(`${current.redacted} does not serve an ISO image: the file (${size} bytes) ends before the volume descriptors at byte 32768`);
     }
@@ -149,28 +154,36 @@ function statusHint(status: number): string {
   return "";
 }
 
-/** One HTTP/1.1 request over a TLS connection verified before anything is sent. */
-function request(
+interface Request {
+  method: "HEAD" | "GET";
+  range?: string;
+}
+
+/**
+ * HTTP/1.1 requests, pipelined over one TLS connection that is verified
+ * before anything is sent. Returns the responses that came back, in order;
+ * the last request closes the connection.
+ */
+function exchange(
   href: string,
-  method: "HEAD" | "GET",
-  range: string | undefined,
+  requests: Request[],
   ca: Buffer,
   deadline: number,
   seconds: string,
-): Promise<Response> {
+): Promise<Array<Response | undefined>> {
   const url = new URL(href);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const where = `${url.hostname}:${url.port || 443}`;
   return new Promise((resolve, reject) => {
     let settled = false;
     let socket: TLSSocket | undefined;
-    const finish = (error: Error | undefined, response?: Response) => {
+    const finish = (error: Error | undefined, responses?: Array<Response | undefined>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       socket?.destroy();
       if (error) reject(error);
-      else resolve(response!);
+      else resolve(responses!);
     };
     const timer = setTimeout(
       () => finish(new Error(`${where} did not answer within ${seconds} (preflight_timeout); check that the server is up and reachable`)),
@@ -197,15 +210,15 @@ function request(
         ));
         return;
       }
-      socket!.write(
+      socket!.write(requests.map(({ method, range }, i) =>
         `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: httpsisoboot-preflight\r\n` +
-          `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: close\r\n\r\n`,
-      );
+        `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: ${i === requests.length - 1 ? "close" : "keep-alive"}\r\n\r\n`
+      ).join(""));
     });
     socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
     const complete = () => {
       try {
-        finish(undefined, { ...parseResponse(Buffer.concat(chunks), method), issuer });
+        finish(undefined, parseResponses(Buffer.concat(chunks), requests, issuer));
       } catch (error) {
         finish(error as Error);
       }
@@ -239,21 +252,38 @@ function describeIssuer(issuer: Record<string, string | string[] | undefined> | 
   return [name("CN") && `CN=${name("CN")}`, name("O") && `O=${name("O")}`].filter(Boolean).join(", ");
 }
 
-function parseResponse(data: Uint8Array, method: string): Omit<Response, "issuer"> {
+/**
+ * Splits what came back into one response per request. A HEAD response has
+ * no body; the last response's body runs to the end of the stream. A
+ * response the server never sent (it closed early) is undefined.
+ */
+function parseResponses(data: Uint8Array, requests: Request[], issuer: string): Array<Response | undefined> {
   const text = new TextDecoder("latin1").decode(data);
-  const end = text.indexOf("\r\n\r\n");
-  if (end < 0) throw new Error("the server closed the connection without a complete HTTP response");
-  const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
-  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1]);
-  if (!status) throw new Error(`the server did not answer with HTTP/1.1 ('${statusLine.slice(0, 40)}')`);
-  const headers = new Map<string, string>();
-  for (const line of lines) {
-    const colon = line.indexOf(":");
-    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  const responses: Array<Response | undefined> = [];
+  let at = 0;
+  for (const [i, { method }] of requests.entries()) {
+    const end = text.indexOf("\r\n\r\n", at);
+    if (end < 0) {
+      if (i === 0) throw new Error("the server closed the connection without a complete HTTP response");
+      responses.push(undefined);
+      continue;
+    }
+    const [statusLine, ...lines] = text.slice(at, end).split("\r\n");
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1]);
+    if (!status) throw new Error(`the server did not answer with HTTP/1.1 ('${statusLine.slice(0, 40)}')`);
+    const headers = new Map<string, string>();
+    for (const line of lines) {
+      const colon = line.indexOf(":");
+      if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    const last = i === requests.length - 1;
+    const length = Number(headers.get("content-length") ?? "0");
+    let body = method === "HEAD" ? new Uint8Array() : data.subarray(end + 4, last ? undefined : end + 4 + length);
+    if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) body = dechunk(body);
+    responses.push({ status, headers, body, issuer });
+    at = method === "HEAD" ? end + 4 : end + 4 + body.length;
   }
-  let body = method === "HEAD" ? new Uint8Array() : data.subarray(end + 4);
-  if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) body = dechunk(body);
-  return { status, headers, body };
+  return responses;
 }
 
 function dechunk(data: Uint8Array): Uint8Array {

@@ -31,7 +31,7 @@ let nginx: Nginx | undefined;
 let ca = "";
 let stall: Server | undefined;
 let sizeless: HttpsServer | undefined;
-const port = { good: 0, noRanges: 0, untrusted: 0, closed: 0, stall: 0, sizeless: 0 };
+const port = { good: 0, noRanges: 0, untrusted: 0, closed: 0, stall: 0, sizeless: 0, noKeepalive: 0 };
 const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 
 describe("preflight()", { skip: missing() }, () => {
@@ -46,7 +46,7 @@ describe("preflight()", { skip: missing() }, () => {
     const authority = makeAuthority(work, "preflight test CA");
     const rogue = makeAuthority(work, "untrusted test CA");
     ca = authority.cert;
-    for (const key of ["good", "noRanges", "untrusted", "closed", "stall", "sizeless"] as const) port[key] = await freePort();
+    for (const key of ["good", "noRanges", "untrusted", "closed", "stall", "sizeless", "noKeepalive"] as const) port[key] = await freePort();
     const routes = `
     location = /moved.iso { return 302 /boot.iso; }
     location = /to-http.iso { return 302 http://localhost:${port.good}/boot.iso; }
@@ -57,6 +57,7 @@ describe("preflight()", { skip: missing() }, () => {
       { port: port.good, ...makeServerCert(work, "good", authority), extra: routes },
       { port: port.noRanges, ...makeServerCert(work, "noranges", authority), extra: "max_ranges 0;" },
       { port: port.untrusted, ...makeServerCert(work, "untrusted", rogue) },
+      { port: port.noKeepalive, ...makeServerCert(work, "nokeepalive", authority), extra: "keepalive_timeout 0;" },
     ]);
     // A server that accepts connections and never answers.
     stall = createServer(() => {}).listen(port.stall, "127.0.0.1");
@@ -87,6 +88,23 @@ describe("preflight()", { skip: missing() }, () => {
       format: "ISO 9660",
       label: "boot",
     });
+  });
+
+  test("preflight() asks HEAD and the ranged GET over one TLS connection", async () => {
+    await check(url(port.good, "/boot.iso"));
+    const lines = readFileSync(nginx!.accessLog, "utf8").trim().split("\n").filter((line) => line.startsWith(`${port.good} `));
+    const [head, get] = lines.slice(-2).map((line) => line.split(" "));
+    assert.deepEqual([head[1], head[2], get[1], get[2], get[4]], ["200", "HEAD", "206", "GET", '"bytes=32768-34815"']);
+    assert.equal(head.at(-1), get.at(-1), "the same nginx connection number");
+  });
+
+  test("preflight() asks again on a second connection when the server closes after the HEAD", async () => {
+    const report = await check(url(port.noKeepalive, "/boot.iso"));
+    assert.equal(report.format, "ISO 9660");
+    const lines = readFileSync(nginx!.accessLog, "utf8").trim().split("\n").filter((line) => line.startsWith(`${port.noKeepalive} `));
+    const [head, get] = lines.slice(-2).map((line) => line.split(" "));
+    assert.deepEqual([head[2], get[1]], ["HEAD", "206"]);
+    assert.notEqual(head.at(-1), get.at(-1));
   });
 
   test("preflight() follows a redirect and reports the final URL without query values", async () => {
