@@ -4,7 +4,7 @@
  * it (a temp file named by _hook_domxml, the URL in httpsisoboot), --dry-run,
  * --diff, and bad input. HTTPSISOBOOT_BIN adds another artifact to test.
  */
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -15,7 +15,8 @@ import { BINARY, BUNDLE, FIXTURES, readFixture, type Run, run } from "./support.
 import { VERSION } from "../lib/version.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-cli-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// after(), not process.on("exit"): the latter never fires under deno test.
+after(() => rmSync(work, { recursive: true, force: true }));
 
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET&exp=1";
 const SAMPLE = readFixture("q35-vdsm.in.xml");

@@ -4,7 +4,7 @@
  * from DENORT_BIN. This project's machines cannot download it, so building is
  * tested only where DENORT_BIN names a runtime; the refusal is tested always.
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +15,8 @@ import { ROOT } from "./support.ts";
 import { VERSION } from "../lib/version.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-compile-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// after(), not process.on("exit"): the latter never fires under deno test.
+after(() => rmSync(work, { recursive: true, force: true }));
 
 function compile(out: string, denortBin: string | undefined) {
   const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" };

@@ -8,7 +8,7 @@
  * - 100 concurrent hook runs on separate files;
  * - outputs whose input libvirt's test driver accepts are accepted too.
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,7 +27,8 @@ import { BINARY, fixtureCases, readFixture, run, virshMissing } from "./support.
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-fuzz-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// after(), not process.on("exit"): the latter never fires under deno test.
+after(() => rmSync(work, { recursive: true, force: true }));
 
 const INPUTS = fixtureCases().map((name) => readFixture(`${name}.in.xml`));
 /** Host settings for runs against made-up servers: defaults, but no preflight. */

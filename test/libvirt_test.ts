@@ -4,7 +4,7 @@
  * unlike the test driver, knows that q35 has no IDE), and the URL QEMU would
  * fetch is read from `virsh domxml-to-native`.
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -23,7 +23,8 @@ import {
 } from "./support.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-libvirt-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// after(), not process.on("exit"): the latter never fires under deno test.
+after(() => rmSync(work, { recursive: true, force: true }));
 
 const X86 = (xml: string) => /<type[^>]*arch=['"](x86_64|i686)['"]/.test(xml);
 

@@ -3,7 +3,7 @@
  * vagrant-libvirt). Booting it needs a box download, which this project's
  * machines cannot do; see the README.
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +14,8 @@ import { ROOT } from "./support.ts";
 
 const VAGRANT_DIR = join(ROOT, "vagrant");
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-vagrant-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// after(), not process.on("exit"): the latter never fires under deno test.
+after(() => rmSync(work, { recursive: true, force: true }));
 
 function vagrantMissing(): string | undefined {
   const found = spawnSync("vagrant", ["--version"], { encoding: "utf8" });

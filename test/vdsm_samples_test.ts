@@ -2,7 +2,7 @@
  * Real VDSM domains from oVirt's test data, read in place from
  * ../shared/reference/vdsm-samples (GPL, not copied into this project).
  */
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +14,8 @@ import { ROOT, run, virshMissing } from "./support.ts";
 const SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
 const samples = existsSync(SAMPLES) ? readdirSync(SAMPLES).filter((name) => name.endsWith(".xml")).sort() : [];
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-samples-"));
-process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+// after(), not process.on("exit"): the latter never fires under deno test.
+after(() => rmSync(work, { recursive: true, force: true }));
 
 describe("VDSM's own sample domains", {
   skip: samples.length === 0 ? `no samples at ${SAMPLES} (they live beside the project, not in it)` : undefined,
