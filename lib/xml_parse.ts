@@ -41,8 +41,11 @@ const ATTRIBUTE = new RegExp(`(\\s*)(${NAME})(\\s*=\\s*)?`, "y");
 const TAG_END = /\s*(\/?>)/y;
 const CLOSING_TAG = new RegExp(`</(${NAME})\\s*>`, "y");
 const TEXT = /[^<]+/y;
+/** Namespaces in XML: at most one colon, with something on each side. */
+const QNAME = /^[^:]+(?::[^:]+)?$/;
+const PI_TARGET = new RegExp(`^<\\?(${NAME})(?=\\s|\\?>)`);
 const XML_DECLARATION =
-  /^<\?xml\s+version\s*=\s*(['"])1\.[0-9]+\1(\s+encoding\s*=\s*(['"])[A-Za-z][A-Za-z0-9._-]*\3)?(\s+standalone\s*=\s*(['"])(yes|no)\5)?\s*\?>$/;
+  /^<\?xml\s+version\s*=\s*(['"])1\.0\1(\s+encoding\s*=\s*(['"])[A-Za-z][A-Za-z0-9._-]*\3)?(\s+standalone\s*=\s*(['"])(yes|no)\5)?\s*\?>$/;
 
 /**
  * Parses an XML document strictly.
@@ -114,7 +117,8 @@ export function parseXml(text: string): ParsedXml {
     if (text.startsWith("<?", position)) {
       const end = text.indexOf("?>", position + 2);
       if (end < 0) fail("a processing instruction is never closed with '?>'", start);
-      const target = new RegExp(`<\\?(${NAME})`, "y").exec(text.slice(start, end))?.[1];
+      // The target ends at white space or at '?>' (XML 1.0, production PI).
+      const target = PI_TARGET.exec(text.slice(start, end + 2))?.[1];
       if (!target) fail("a processing instruction has no valid target", start);
       if (target!.toLowerCase() === "xml" && (start !== 0 || target !== "xml")) {
         fail("the XML declaration must come first", start);
@@ -146,6 +150,7 @@ export function parseXml(text: string): ParsedXml {
     const nameMatch = START_TAG_NAME.exec(text);
     if (!nameMatch) fail("'<' must start a tag; write a literal '<' as '&lt;'", start);
     const name = nameMatch![1];
+    if (!QNAME.test(name)) fail(`'${name}' is not a valid qualified name (prefix:name)`, start);
     if (!parent && root) fail(`a second root element <${name}>`, start);
     position = START_TAG_NAME.lastIndex;
 
@@ -169,6 +174,7 @@ export function parseXml(text: string): ParsedXml {
       }
       if (attribute![1] === "") fail(`the attributes of <${name}> must be separated by white space`, position);
       const attributeName = attribute![2];
+      if (!QNAME.test(attributeName)) fail(`'${attributeName}' is not a valid qualified name (prefix:name)`, position);
       if (!attribute![3]) fail(`the attribute '${attributeName}' of <${name}> has no '=' and value`, position);
       position = ATTRIBUTE.lastIndex;
       const quoteChar = text[position];
