@@ -2,7 +2,7 @@
  * Real VDSM domains from oVirt's test data, read in place from
  * ../shared/reference/vdsm-samples (GPL, not copied into this project).
  */
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,13 +13,17 @@ import { ROOT, run, virshMissing } from "./support.ts";
 
 const SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
 const samples = existsSync(SAMPLES) ? readdirSync(SAMPLES).filter((name) => name.endsWith(".xml")).sort() : [];
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-samples-"));
-// after(), not process.on("exit"): the latter never fires under deno test.
-after(() => rmSync(work, { recursive: true, force: true }));
+let work = "";
 
 describe("VDSM's own sample domains", {
   skip: samples.length === 0 ? `no samples at ${SAMPLES} (they live beside the project, not in it)` : undefined,
 }, () => {
+  // Made and removed with the suite, so a skipped suite leaves nothing behind.
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), "httpsisoboot-samples-"));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
   for (const name of samples) {
     test(`addHttpsCdrom() adds one CD-ROM to ${name}, idempotently, and libvirt's test driver accepts it`, () => {
       const input = readFileSync(join(SAMPLES, name), "utf8");
