@@ -109,15 +109,23 @@ export async function waitForMarker(path: string, markers: string[], timeoutMs: 
   return undefined;
 }
 
-/** The boot order of each device in the live domain, as `virsh dumpxml` reports it. */
-export function liveBootOrders(name: string): Record<string, number> {
+/**
+ * What the live domain says, from `virsh dumpxml`: each device's boot order,
+ * and the https CD-ROM's target as `dev (bus)`.
+ */
+export function liveDevices(name: string): { orders: Record<string, number>; httpsTarget?: string } {
   const xml = virsh("dumpxml", `${PREFIX}${name}`).stdout;
   const orders: Record<string, number> = {};
+  let httpsTarget: string | undefined;
   for (const device of xml.match(/<(disk|interface)\b[\s\S]*?<\/\1>/g) ?? []) {
+    const https = /protocol='https'/.test(device);
+    if (https) {
+      const target = /<target dev='([^']+)' bus='([^']+)'/.exec(device);
+      httpsTarget = target ? `${target[1]} (${target[2]})` : undefined;
+    }
     const order = /<boot order='(\d+)'/.exec(device)?.[1];
     if (!order) continue;
-    const kind = /protocol='https'/.test(device) ? "https-cdrom" : device.startsWith("<disk") ? "local-cdrom" : "nic";
-    orders[kind] = Number(order);
+    orders[https ? "https-cdrom" : device.startsWith("<disk") ? "local-cdrom" : "nic"] = Number(order);
   }
-  return orders;
+  return { orders, httpsTarget };
 }
