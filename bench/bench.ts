@@ -38,7 +38,7 @@ function build(): void {
     spawnSync(deno, ["task", "--quiet", "bundle"], { cwd: ROOT, stdio: "inherit" });
   }
   if (!existsSync(binary)) {
-    spawnSync(bun, ["build", "--compile", "--bytecode", "--minify", "hook.ts", "--outfile", binary], { cwd: ROOT, stdio: "ignore" });
+    spawnSync("npm", ["run", "--silent", "binary"], { cwd: ROOT, stdio: "ignore" });
   }
   const empty = join(ROOT, "dist", "bench-empty");
   if (!existsSync(empty)) {

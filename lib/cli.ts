@@ -8,9 +8,9 @@ import { parseArgs } from "node:util";
 
 /** What the command line asks for. */
 export type Command =
-  | { mode: "hook"; debug: boolean }
-  | { mode: "dry-run"; url?: string; file?: string; diff: boolean; debug: boolean }
-  | { mode: "check"; url: string; debug: boolean }
+  | { mode: "hook" }
+  | { mode: "dry-run"; url?: string; file?: string; diff: boolean }
+  | { mode: "check"; url: string }
   | { mode: "help" }
   | { mode: "version" };
 
@@ -28,7 +28,7 @@ export const EXIT_FAILURE = 2;
  * ```ts
  * import { parseCommand } from "./cli.ts";
  * parseCommand(["--dry-run", "--diff", "domain.xml"]);
- * // { mode: "dry-run", url: undefined, file: "domain.xml", diff: true, debug: false }
+ * // { mode: "dry-run", url: undefined, file: "domain.xml", diff: true }
  * ```
  */
 export function parseCommand(args: string[]): Command {
@@ -43,6 +43,7 @@ export function parseCommand(args: string[]): Command {
         check: { type: "string" },
         url: { type: "string" },
         diff: { type: "boolean" },
+        // Read by hook.ts from the raw arguments, so it works even when parsing fails.
         debug: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
@@ -54,20 +55,19 @@ export function parseCommand(args: string[]): Command {
   const { values, positionals } = parsed;
   if (values.help) return { mode: "help" };
   if (values.version) return { mode: "version" };
-  const debug = values.debug ?? false;
   if (values.check !== undefined) {
     if (values["dry-run"] || positionals.length > 0) throw new TypeError("--check takes only a URL; see --help");
-    return { mode: "check", url: values.check, debug };
+    return { mode: "check", url: values.check };
   }
   if (values["dry-run"]) {
     if (positionals.length > 1) throw new TypeError(`--dry-run takes one FILE, not ${positionals.length}; see --help`);
-    return { mode: "dry-run", url: values.url, file: positionals[0], diff: values.diff ?? false, debug };
+    return { mode: "dry-run", url: values.url, file: positionals[0], diff: values.diff ?? false };
   }
   const misplaced = values.url !== undefined ? "--url" : values.diff ? "--diff" : positionals[0];
   if (misplaced !== undefined) {
     throw new TypeError(`'${misplaced}' only works with --dry-run; in hook mode VDSM passes everything through the environment`);
   }
-  return { mode: "hook", debug };
+  return { mode: "hook" };
 }
 
 function firstLine(error: unknown): string {

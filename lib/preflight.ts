@@ -176,12 +176,11 @@ function exchange(
   const where = `${url.hostname}:${url.port || 443}`;
   return new Promise((resolve, reject) => {
     let settled = false;
-    let socket: TLSSocket | undefined;
     const finish = (error: Error | undefined, responses?: Array<Response | undefined>) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket?.destroy();
+      socket.destroy();
       if (error) reject(error);
       else resolve(responses!);
     };
@@ -190,7 +189,8 @@ function exchange(
       Math.max(0, deadline - Date.now()),
     );
     const isIp = /^[0-9.]+$/.test(host) || host.includes(":");
-    socket = connect({
+    // finish() and the timer only run once the socket exists: they are called back, never here.
+    const socket: TLSSocket = connect({
       host,
       port: Number(url.port || 443),
       ca,
@@ -201,16 +201,16 @@ function exchange(
     const chunks: Uint8Array[] = [];
     let issuer = "";
     socket.once("secureConnect", () => {
-      const certificate = socket!.getPeerCertificate();
+      const certificate = socket.getPeerCertificate();
       issuer = describeIssuer(certificate?.issuer);
-      if (!socket!.authorized) {
+      if (!socket.authorized) {
         finish(new Error(
-          `the certificate of ${where} is not trusted by this host (${socket!.authorizationError}, issuer ${issuer || "unknown"}); ` +
+          `the certificate of ${where} is not trusted by this host (${socket.authorizationError}, issuer ${issuer || "unknown"}); ` +
             `add the issuing CA to the system trust store (update-ca-trust or update-ca-certificates), which QEMU uses`,
         ));
         return;
       }
-      socket!.write(requests.map(({ method, range }, i) =>
+      socket.write(requests.map(({ method, range }, i) =>
         `${method} ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: httpsisoboot-preflight\r\n` +
         `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: ${i === requests.length - 1 ? "close" : "keep-alive"}\r\n\r\n`
       ).join(""));

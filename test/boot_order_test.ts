@@ -68,7 +68,7 @@ describe("bootFirst()", () => {
   test("bootFirst() indents an added boot order like the device's other children", () => {
     const parsed = parseXml("<domain><devices>\n    <disk>\n      <source/>\n      <target/>\n    </disk>\n    <disk id='new'><boot order='1'/></disk>\n  </devices></domain>");
     bootFirst(parsed.root, children(child(parsed.root, "devices")!, "disk")[1]);
-    assert.match(serializeXml(parsed), /      <target\/>\n      <boot order='2'\/>\n    <\/disk>/);
+    assert.ok(serializeXml(parsed).includes("      <target/>\n      <boot order='2'/>\n    </disk>"));
   });
 
   test("bootFirst() refuses a domain with both kinds of boot order, as libvirt does", () => {

@@ -12,7 +12,7 @@ logs=$(mktemp -d)
 trap 'bash test/host.sh stop; rm -rf "$logs"' EXIT
 
 deno task --quiet bundle || exit 1
-bun build --compile --bytecode --minify hook.ts --outfile dist/httpsisoboot >/dev/null || exit 1
+npm run --silent binary >/dev/null || exit 1
 deno check --quiet hook.ts lib/ test/ e2e/ bench/ || exit 1
 
 echo "== node --test"

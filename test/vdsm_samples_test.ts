@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
 import { ROOT, run, virshMissing } from "./support.ts";
 
