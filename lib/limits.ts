@@ -1,0 +1,64 @@
+/**
+ * Every limit the hook puts on what it reads, with the reason for its value.
+ * Input beyond a limit is refused with one line naming the limit; nothing is
+ * ever truncated or repaired.
+ *
+ * This module is pure: constants only.
+ *
+ * @module
+ */
+
+/**
+ * The largest domain XML read: 4 MiB. VDSM hands the domain to libvirtd over
+ * its RPC protocol, whose strings are at most REMOTE_STRING_MAX (4,194,304
+ * bytes), so a larger domain could never start anyway. Real VDSM domains are
+ * 5 to 60 KB.
+ */
+export const MAX_DOMAIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The deepest element nesting: 256, libxml2's limit without XML_PARSE_HUGE,
+ * which libvirt does not set ("Excessive depth in document: 256").
+ */
+export const MAX_DEPTH = 256;
+
+/**
+ * The most elements in a domain: 100,000. A domain at {@link MAX_DOMAIN_BYTES}
+ * with libvirt's average of 40 bytes an element has about this many; the
+ * 2,000-device domain of `npm run bench` has 16,000. It bounds memory for the
+ * densest input, 4 MiB of `<a/>`.
+ */
+export const MAX_ELEMENTS = 100_000;
+
+/** The most attributes in a domain, all elements together: 200,000, for the same reason. */
+export const MAX_ATTRIBUTES = 200_000;
+
+/**
+ * The largest settings file: 64 KiB. It holds five keys; anything larger is
+ * not a settings file.
+ */
+export const MAX_SETTINGS_BYTES = 64 * 1024;
+
+/**
+ * The most bytes of HTTP status line and headers preflight reads for one
+ * response: 16 KiB, nginx's and Apache's default limit for request headers,
+ * applied to the answer.
+ */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+/** The volume descriptor preflight reads: one 2,048-byte sector at byte 32,768. */
+export const DESCRIPTOR_OFFSET = 32_768;
+export const DESCRIPTOR_BYTES = 2_048;
+
+/** Redirects preflight follows, as QEMU's curl does at most (libcurl's default is 30; 5 is plenty). */
+export const MAX_REDIRECTS = 5;
+
+/**
+ * How long the hook may run beyond `preflight_timeout`: reading, parsing and
+ * writing a domain at the size limit takes well under a second; the rest is
+ * margin for a slow host.
+ */
+export const HOOK_GRACE_MS = 3_000;
+
+/** The longest text printed that came from elsewhere (a server, a file): 200 characters. */
+export const MAX_SHOWN_CHARS = 200;
