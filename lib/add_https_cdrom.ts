@@ -6,24 +6,13 @@
  *
  * @module
  */
-import { type IsoUrl, parseIsoUrl } from "./url.ts";
-import { parseXml } from "./xml_parse.ts";
-import { serializeXml } from "./xml_serialize.ts";
-import {
-  child,
-  children,
-  element,
-  firstElement,
-  getAttribute,
-  insertAt,
-  isIndent,
-  previousSibling,
-  text,
-  type XmlElement,
-  type XmlNode,
-} from "./xml_tree.ts";
+import { DomainError } from "./errors.ts";
+import { type IsoUrl, parseIsoUrl, redactQuery } from "./url.ts";
+import { parseXml } from "./xml/parse.ts";
+import { applyEdits, type Edit, insertElement, type NewElement, setAttribute } from "./xml/edit.ts";
+import { child, children, getAttribute, type XmlDocument, type XmlElement } from "./xml/tree.ts";
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
-import { bootFirst } from "./boot_order.ts";
+import { bootOrderEdits } from "./boot_order.ts";
 
 /** How QEMU should read the ISO: written into the disk's `<source>`. */
 export interface CdromOptions {
@@ -43,80 +32,127 @@ export interface CdromResult {
   target: Target;
   /** The parsed URL. */
   url: IsoUrl;
+  /** The splices that turn the input into `xml`. */
+  edits: Edit[];
+  /**
+   * The same change for showing to people: the CD-ROM's query values, new or
+   * already there, are `***`. Apply them to the input with applyEdits().
+   */
+  shownEdits: Edit[];
 }
-
-const DEFAULT_INDENT_STEP = "  ";
 
 /**
  * Adds `<disk type='network' device='cdrom'>` for an https ISO to a domain,
  * with `<boot order='1'/>`, and moves every other boot device down one.
  *
  * The URL is checked before the XML is read. The new disk is placed after the
- * last existing disk and indented like it; everything else is written back as
- * it was read. A domain that already has a CD-ROM for the same URL is
- * returned unchanged, so running the hook twice adds nothing.
+ * last existing disk and indented like it; a domain without `<devices>` gets
+ * one. Every other byte is written back as it was read. A domain that already
+ * has a CD-ROM for the same URL is returned unchanged, so running the hook
+ * twice adds nothing.
  *
  * @param domainXml The libvirt domain XML.
  * @param url The ISO's https URL, as text or already parsed.
  * @param options `timeout` and `readahead` for QEMU's curl driver; QEMU's defaults when absent.
  * @returns The new XML and what was done.
- * @throws {TypeError} If the URL is not acceptable.
- * @throws {SyntaxError} If the XML is malformed or is not a domain with `<devices>`.
- * @throws {RangeError} If no target name is free.
+ * @throws {UrlError} If the URL is not acceptable.
+ * @throws {DomainError} If the XML is malformed or is not a domain.
+ * @throws {LimitError} If the XML is beyond a limit of limits.ts.
  * @example
  * ```ts
  * import { addHttpsCdrom } from "./add_https_cdrom.ts";
+ * import { assertEquals } from "./_assert.ts";
  * const domain = "<domain type='kvm'><os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>";
  * const result = addHttpsCdrom(domain, "https://isos.example.org/boot.iso");
- * result.target; // { dev: "sda", bus: "sata" }
+ * assertEquals(result.target, { dev: "sda", bus: "sata" });
  * ```
  */
 export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: CdromOptions = {}): CdromResult {
   const iso = typeof url === "string" ? parseIsoUrl(url) : url;
-  const parsed = parseXml(domainXml);
-  const domain = parsed.root;
-  if (domain.name !== "domain") {
-    throw new SyntaxError(`the root element is <${domain.name}>, not <domain>; pass a libvirt domain XML`);
+  const document = parseXml(domainXml);
+  const domain = document.root;
+  if (domain.name !== "domain" || domain.namespace !== null) {
+    throw new DomainError(`the root element is <${domain.name}>, not <domain>; pass a libvirt domain XML`);
   }
-  const devices = child(domain, "devices");
-  if (!devices) throw new SyntaxError("the domain XML has no <devices> element, so there is nowhere to add the CD-ROM");
-
-  const disks = children(devices, "disk");
+  const devicesList = children(domain, "devices");
+  const disks = devicesList.flatMap((devices) => children(devices, "disk"));
   const existing = disks.find((disk) => isCdromFor(disk, iso));
-  if (existing) {
-    const target = child(existing, "target");
-    return {
-      xml: domainXml,
-      changed: false,
-      target: { dev: attr(target, "dev") ?? "", bus: (attr(target, "bus") ?? "") as Target["bus"] },
-      url: iso,
-    };
-  }
+  if (existing) return unchanged(document, existing, iso);
 
   const target = chooseTarget(machineOf(domain), disks.map(describeDisk));
-  const cdrom = buildCdrom(devices, iso, target, options);
-  bootFirst(domain, cdrom);
-  return { xml: serializeXml(parsed), changed: true, target, url: iso };
+  const boots = bootOrderEdits(document);
+  const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement(shown, target, options));
+  const edits = [...boots, place(iso)];
+  const shownEdits = [...boots, place(redacted(iso))];
+  return { xml: applyEdits(domainXml, edits), changed: true, target, url: iso, edits, shownEdits };
 }
 
-function attr(node: XmlElement | undefined, name: string): string | undefined {
-  return node && getAttribute(node, name);
+/** The result for a domain that already has the CD-ROM: no edits, and its query hidden when shown. */
+function unchanged(document: XmlDocument, existing: XmlElement, iso: IsoUrl): CdromResult {
+  const target = child(existing, "target");
+  const source = child(existing, "source")!;
+  const query = getAttribute(source, "query");
+  return {
+    xml: document.text,
+    changed: false,
+    target: { dev: getAttribute(target, "dev") ?? "", bus: (getAttribute(target, "bus") ?? "") as Target["bus"] },
+    url: iso,
+    edits: [],
+    shownEdits: query === undefined ? [] : [setAttribute(document, source, "query", redactQuery(query))],
+  };
+}
+
+function redacted(iso: IsoUrl): IsoUrl {
+  return iso.query === undefined ? iso : { ...iso, query: redactQuery(iso.query) };
+}
+
+/**
+ * Where the CD-ROM goes: after the last disk of the `<devices>` that holds
+ * it (or after `<emulator>`, or first), or in a new `<devices>` at the end
+ * of a domain that has none.
+ */
+function placeCdrom(document: XmlDocument, devicesList: XmlElement[], cdrom: NewElement): Edit {
+  if (devicesList.length === 0) {
+    const domain = document.root;
+    const last = domain.children.at(-1);
+    return insertElement(document, domain, { name: "devices", attributes: [], children: [cdrom] }, { anchor: last, sample: last });
+  }
+  const devices = devicesList.findLast((candidate) => child(candidate, "disk")) ?? devicesList[0];
+  const lastDisk = children(devices, "disk").at(-1);
+  return insertElement(document, devices, cdrom, { anchor: lastDisk ?? child(devices, "emulator"), sample: lastDisk });
+}
+
+function cdromElement(iso: IsoUrl, target: Target, options: CdromOptions): NewElement {
+  const source: Array<[string, string]> = [["protocol", "https"], ["name", iso.name]];
+  if (iso.query !== undefined) source.push(["query", iso.query]);
+  const tuning: NewElement[] = [];
+  if (options.readahead !== undefined) tuning.push({ name: "readahead", attributes: [["size", String(options.readahead)]] });
+  if (options.timeout !== undefined) tuning.push({ name: "timeout", attributes: [["seconds", String(options.timeout)]] });
+  return {
+    name: "disk",
+    attributes: [["type", "network"], ["device", "cdrom"]],
+    children: [
+      { name: "driver", attributes: [["name", "qemu"], ["type", "raw"]] },
+      { name: "source", attributes: source, children: [{ name: "host", attributes: [["name", iso.host], ["port", String(iso.port)]] }, ...tuning] },
+      { name: "target", attributes: [["dev", target.dev], ["bus", target.bus], ["tray", "closed"]] },
+      { name: "readonly", attributes: [] },
+      { name: "boot", attributes: [["order", "1"]] },
+    ],
+  };
 }
 
 function machineOf(domain: XmlElement): { arch: string; machine: string } {
-  const os = child(domain, "os");
-  const type = os && child(os, "type");
-  return { arch: attr(type, "arch") ?? "x86_64", machine: attr(type, "machine") ?? "" };
+  const type = child(child(domain, "os"), "type");
+  return { arch: getAttribute(type, "arch") ?? "x86_64", machine: getAttribute(type, "machine") ?? "" };
 }
 
 function describeDisk(disk: XmlElement): ExistingDisk {
-  const target = child(disk, "target");
-  const dev = attr(target, "dev") ?? "";
+  const dev = getAttribute(child(disk, "target"), "dev") ?? "";
   const address = child(disk, "address");
   return {
     dev,
-    bus: attr(target, "bus") ?? busFromName(dev),
-    address: attr(address, "type") === "drive" ? readDriveAddress(address!) : undefined,
+    bus: getAttribute(child(disk, "target"), "bus") ?? busFromName(dev),
+    address: getAttribute(address, "type") === "drive" ? readDriveAddress(address!) : undefined,
   };
 }
 
@@ -135,70 +171,13 @@ function readDriveAddress(address: XmlElement): DriveAddress {
 }
 
 function isCdromFor(disk: XmlElement, iso: IsoUrl): boolean {
-  if (attr(disk, "type") !== "network" || attr(disk, "device") !== "cdrom") return false;
+  if (getAttribute(disk, "type") !== "network" || getAttribute(disk, "device") !== "cdrom") return false;
   const source = child(disk, "source");
-  const host = source && child(source, "host");
-  return !!source && !!host &&
-    attr(source, "protocol") === "https" &&
-    attr(source, "name") === iso.name &&
-    attr(source, "query") === iso.query &&
-    attr(host, "name")?.toLowerCase() === iso.host &&
-    Number(attr(host, "port") ?? "443") === iso.port;
-}
-
-/**
- * Builds the CD-ROM element and places it after the last disk (or at the top
- * of `<devices>`), indented like its neighbours.
- */
-function buildCdrom(devices: XmlElement, iso: IsoUrl, target: Target, options: CdromOptions): XmlElement {
-  const disks = children(devices, "disk");
-  const anchor: XmlElement | undefined = disks.at(-1) ?? child(devices, "emulator");
-  const outer = indentBefore(anchor ?? firstElement(devices)) ?? closingIndent(devices, DEFAULT_INDENT_STEP);
-  const step = outer === "" ? "" : indentStep(disks.at(-1), outer);
-  const inner = outer + step;
-
-  const source: Record<string, string> = { protocol: "https", name: iso.name };
-  if (iso.query !== undefined) source.query = iso.query;
-  const lines = (nodes: XmlNode[], indent: string): XmlNode[] =>
-    indent === "" ? nodes : [...nodes.flatMap((node) => [text(indent), node]), text(indent.slice(0, -step.length))];
-
-  const cdrom = element("disk", { type: "network", device: "cdrom" }, lines([
-    element("driver", { name: "qemu", type: "raw" }),
-    element("source", source, lines([
-      element("host", { name: iso.host, port: String(iso.port) }),
-      ...(options.readahead === undefined ? [] : [element("readahead", { size: String(options.readahead) })]),
-      ...(options.timeout === undefined ? [] : [element("timeout", { seconds: String(options.timeout) })]),
-    ], inner + step)),
-    element("target", { dev: target.dev, bus: target.bus, tray: "closed" }),
-    element("readonly"),
-    element("boot", { order: "1" }),
-  ], inner));
-
-  // Right after the anchor, preceded by the anchor's own indent.
-  const wasEmpty = devices.children.length === 0;
-  let at = anchor ? devices.children.indexOf(anchor) + 1 : 0;
-  if (outer !== "") insertAt(devices, text(outer), at++);
-  insertAt(devices, cdrom, at);
-  const devicesIndent = indentBefore(devices);
-  if (wasEmpty && outer !== "" && devicesIndent !== undefined) insertAt(devices, text(devicesIndent), at + 1);
-  return cdrom;
-}
-
-/** The white space just before a node, from its last newline, when the document is indented. */
-function indentBefore(node: XmlNode | undefined): string | undefined {
-  const before = node && previousSibling(node);
-  if (!isIndent(before) || !before.text.includes("\n")) return undefined;
-  return before.text.slice(before.text.lastIndexOf("\n"));
-}
-
-/** For an empty `<devices>`: its own indent plus one step. */
-function closingIndent(devices: XmlElement, step: string): string {
-  const parentIndent = indentBefore(devices);
-  return parentIndent === undefined ? "" : parentIndent + step;
-}
-
-/** How much deeper a disk's children are indented than the disk itself. */
-function indentStep(disk: XmlElement | undefined, outer: string): string {
-  const inner = disk && indentBefore(firstElement(disk));
-  return inner && inner.startsWith(outer) && inner.length > outer.length ? inner.slice(outer.length) : DEFAULT_INDENT_STEP;
+  const host = child(source, "host");
+  return !!host &&
+    getAttribute(source, "protocol") === "https" &&
+    getAttribute(source, "name") === iso.name &&
+    getAttribute(source, "query") === iso.query &&
+    getAttribute(host, "name")?.toLowerCase() === iso.host &&
+    Number(getAttribute(host, "port") ?? "443") === iso.port;
 }

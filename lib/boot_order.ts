@@ -1,5 +1,5 @@
 /**
- * Makes one device the first boot device of a domain.
+ * Makes room for a new first boot device in a libvirt domain.
  *
  * libvirt has two ways to order boot devices: `<os><boot dev='hd'/>` and
  * per-device `<boot order='N'/>`, and it refuses a domain that uses both
@@ -7,134 +7,117 @@
  * Once any device has an order, QEMU boots strictly by those orders and a
  * device without one is not bootable at all.
  *
- * This module is pure: it edits a tree in memory and does no I/O.
+ * This module is pure: it returns edits and does no I/O.
  *
  * @module
  */
-import {
-  append,
-  child,
-  children,
-  contains,
-  descendants,
-  element,
-  getAttribute,
-  insertAt,
-  isIndent,
-  previousSibling,
-  remove,
-  setAttribute,
-  text,
-  type XmlElement,
-} from "./xml_tree.ts";
+import { DomainError } from "./errors.ts";
+import { type Edit, removeElement, renderElement, setAttribute } from "./xml/edit.ts";
+import { children, descendants, findAttribute, getAttribute, type XmlDocument, type XmlElement } from "./xml/tree.ts";
 
 /**
- * Puts `device` first in the boot order of `domain`, which must hold
- * `<boot order='1'/>` inside `device` already.
+ * libvirt reads at most this many `<os><boot dev>` elements
+ * (VIR_DOMAIN_BOOT_LAST) and ignores the rest.
+ */
+const MAX_OS_BOOT_DEVS = 4;
+
+/**
+ * The edits that move every boot device of `document` one place later, so
+ * that a device added with `<boot order='1'/>` boots first.
  *
- * Every other `<boot order>` under `<devices>` (disks, interfaces, hostdevs,
+ * Every `<boot order>` inside any `<devices>` (disks, interfaces, hostdevs,
  * redirdevs, at any depth) moves down by one, keeping gaps. When the domain
  * uses `<os><boot dev>` instead, or nothing at all (libvirt then boots `hd`),
  * that list becomes per-device orders 2, 3, … (first disk for `hd`, first
- * other CD-ROM for `cdrom`, first interface for `network`, first floppy for
- * `fd`) and the `<os><boot>` elements are removed.
+ * CD-ROM for `cdrom`, first interface for `network`, first floppy for `fd`)
+ * and the `<os><boot>` elements are removed.
  *
- * @param domain The `<domain>` element.
- * @param device The device to boot first, already inside `<devices>`.
- * @throws {SyntaxError} If a boot order is not a positive integer, or the
+ * @param document The parsed domain.
+ * @returns The edits; the new device is not among them.
+ * @throws {DomainError} If a boot order is not a positive integer, or the
  * domain uses both kinds of boot order (libvirt rejects that).
  * @example
  * ```ts
- * import { parseXml } from "./xml_parse.ts";
- * import { child, children } from "./xml_tree.ts";
- * import { bootFirst } from "./boot_order.ts";
- * const { root } = parseXml(
- *   "<domain><devices><disk><boot order='1'/></disk><disk id='new'><boot order='1'/></disk></devices></domain>",
+ * import { parseXml } from "./xml/parse.ts";
+ * import { applyEdits } from "./xml/edit.ts";
+ * import { bootOrderEdits } from "./boot_order.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * const document = parseXml("<domain><devices><disk><boot order='1'/></disk></devices></domain>");
+ * assertEquals(
+ *   applyEdits(document.text, bootOrderEdits(document)),
+ *   "<domain><devices><disk><boot order='2'/></disk></devices></domain>",
  * );
- * const [old, added] = children(child(root, "devices")!, "disk");
- * bootFirst(root, added);
- * child(old, "boot")!.attributes; // [["order", "2"]]
  * ```
  */
-export function bootFirst(domain: XmlElement, device: XmlElement): void {
-  const devices = child(domain, "devices");
-  if (!devices) throw new SyntaxError("the domain has no <devices> element");
-  const os = child(domain, "os");
-  const osBoots = os ? children(os, "boot") : [];
-  const ordered = descendants(devices, "boot").filter(
-    (boot) => getAttribute(boot, "order") !== undefined && !contains(device, boot),
-  );
+export function bootOrderEdits(document: XmlDocument): Edit[] {
+  const domain = document.root;
+  const devicesList = children(domain, "devices");
+  const osBoots = children(domain, "os").flatMap((os) => children(os, "boot"));
+  const ordered = devicesList.flatMap((devices) => descendants(devices, "boot"))
+    .filter((boot) => findAttribute(boot, "order") !== undefined);
 
   if (ordered.length > 0 && osBoots.length > 0) {
-    throw new SyntaxError(
+    throw new DomainError(
       "the domain has both <os><boot dev> and per-device <boot order>, which libvirt refuses; " +
         "fix the VM's boot settings in the engine",
     );
   }
-
-  for (const boot of ordered) {
-    setAttribute(boot, "order", String(parseOrder(getAttribute(boot, "order")!) + 1));
+  if (ordered.length > 0) {
+    return ordered.map((boot) => setAttribute(document, boot, "order", String(parseOrder(getAttribute(boot, "order")!) + 1)));
   }
-  if (ordered.length > 0) return;
+  const devs = osBoots.slice(0, MAX_OS_BOOT_DEVS).map((boot) => getAttribute(boot, "dev") ?? "");
+  return [
+    ...convertOsBoot(document, devicesList, devs.length > 0 ? devs : ["hd"]),
+    ...osBoots.map((boot) => removeElement(document, boot)),
+  ];
+}
 
-  const devs = osBoots.map((boot) => getAttribute(boot, "dev") ?? "");
+/** Per-device orders 2, 3, … for the devices `<os><boot dev>` names, in its order. */
+function convertOsBoot(document: XmlDocument, devicesList: XmlElement[], devs: string[]): Edit[] {
+  const firsts = firstBootables(devicesList);
+  const done = new Set<XmlElement>();
+  const edits: Edit[] = [];
   let order = 2;
-  for (const dev of devs.length > 0 ? devs : ["hd"]) {
-    const target = firstBootable(devices, dev, device);
-    if (target && !hasBootOrder(target)) {
-      appendBootOrder(target, order++);
+  for (const dev of devs) {
+    const device = firsts.get(dev);
+    if (!device || done.has(device) || children(device, "boot").length > 0) continue;
+    done.add(device);
+    edits.push(appendBootOrder(document, device, order++));
+  }
+  return edits;
+}
+
+/** The first device libvirt boots for each `<os><boot dev>` value, in one pass. */
+function firstBootables(devicesList: XmlElement[]): Map<string, XmlElement> {
+  const kinds: Record<string, string> = { disk: "hd", cdrom: "cdrom", floppy: "fd" };
+  const firsts = new Map<string, XmlElement>();
+  for (const devices of devicesList) {
+    for (const device of devices.children) {
+      if (device.namespace !== null) continue;
+      const dev = device.name === "disk" ? kinds[getAttribute(device, "device") ?? "disk"] : device.name === "interface" ? "network" : undefined;
+      if (dev !== undefined && !firsts.has(dev)) firsts.set(dev, device);
     }
   }
-  for (const boot of osBoots) removeWithIndent(boot);
+  return firsts;
 }
 
 function parseOrder(value: string): number {
   if (!/^[1-9][0-9]{0,8}$/.test(value)) {
-    throw new SyntaxError(`a device has <boot order='${value}'>, which is not a positive integer`);
+    throw new DomainError(`a device has <boot order='${value}'>, which is not a positive integer`);
   }
   return Number(value);
 }
 
-function firstBootable(devices: XmlElement, dev: string, exclude: XmlElement): XmlElement | undefined {
-  const disks = children(devices, "disk").filter((disk) => disk !== exclude);
-  const diskOfKind = (kind: string) => disks.find((disk) => (getAttribute(disk, "device") ?? "disk") === kind);
-  switch (dev) {
-    case "hd":
-      return diskOfKind("disk");
-    case "cdrom":
-      return diskOfKind("cdrom");
-    case "fd":
-      return diskOfKind("floppy");
-    case "network":
-      return child(devices, "interface");
+/** Adds `<boot order='N'/>` as the last child of a device, indented like its last child. */
+function appendBootOrder(document: XmlDocument, device: XmlElement, order: number): Edit {
+  const boot = renderElement(document, { name: "boot", attributes: [["order", String(order)]] }, "", "");
+  if (device.selfClosing) return { start: device.tagEnd - 2, end: device.tagEnd, text: `>${boot}</${device.name}>` };
+  const last = device.children.at(-1);
+  const { text } = document;
+  const before = last ? text.slice(last.leadStart, last.start) : "";
+  const after = last ? text.slice(last.end, device.closeStart) : "";
+  if (last && /^[ \t\r\n]+$/.test(before) && /^[ \t\r\n]+$/.test(after)) {
+    return { start: last.end, end: last.end, text: before + boot };
   }
-  return undefined;
-}
-
-function hasBootOrder(device: XmlElement): boolean {
-  return children(device, "boot").length > 0;
-}
-
-/**
- * Adds `<boot order='N'/>` as the last child of a device, indented like the
- * device's other children.
- */
-function appendBootOrder(device: XmlElement, order: number): void {
-  const boot = element("boot", { order: String(order) });
-  // An indented device ends with [indent, last child, indent before </disk>].
-  const count = device.children.length;
-  const indent = device.children[count - 3];
-  if (count >= 3 && isIndent(device.children[count - 1]) && isIndent(indent)) {
-    insertAt(device, text(indent.text), count - 1);
-    insertAt(device, boot, count);
-  } else {
-    append(device, boot);
-  }
-}
-
-/** Removes an element together with the white space that indents it. */
-function removeWithIndent(node: XmlElement): void {
-  const before = previousSibling(node);
-  if (isIndent(before)) remove(before);
-  remove(node);
+  return { start: device.closeStart, end: device.closeStart, text: boot };
 }

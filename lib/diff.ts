@@ -1,75 +1,135 @@
 /**
- * A unified diff of two texts, line by line, for `--dry-run --diff`.
+ * A unified diff of a change made as splices (xml/edit.ts), for
+ * `--dry-run --diff`. It is built from the splices, not by comparing the two
+ * texts, so its cost is linear in the text whatever the change looks like.
  *
  * This module is pure: it does no I/O.
  *
  * @module
  */
+import { applyEdits, type Edit, sortEdits } from "./xml/edit.ts";
+
+/** Lines removed from the old text at `oldStart` (0-based) and the lines put there instead. */
+interface Change {
+  oldStart: number;
+  oldLines: string[];
+  newLines: string[];
+}
 
 /**
- * Returns a unified diff (`diff -u` format, 3 lines of context) from `before`
- * to `after`, or an empty string when they are equal.
+ * Returns a unified diff (`diff -u` format) of what `edits` do to `before`,
+ * or an empty string when they change nothing.
  *
  * @param before The original text.
- * @param after The new text.
- * @param options The names shown in the `---` and `+++` header lines.
+ * @param edits The splices applied to it.
+ * @param options The names in the `---` and `+++` lines, and lines of context (3).
  * @returns The diff text, ending with a newline when not empty.
  * @example
  * ```ts
  * import { unifiedDiff } from "./diff.ts";
- * unifiedDiff("a\nb\n", "a\nc\n", { fromName: "old", toName: "new" });
- * // "--- old\n+++ new\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n"
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(
+ *   unifiedDiff("a\nb\n", [{ start: 2, end: 3, text: "c" }], { fromName: "old", toName: "new" }),
+ *   "--- old\n+++ new\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n",
+ * );
  * ```
  */
 export function unifiedDiff(
   before: string,
-  after: string,
+  edits: readonly Edit[],
   options: { fromName?: string; toName?: string; context?: number } = {},
 ): string {
-  if (before === after) return "";
-  const a = splitLines(before);
-  const b = splitLines(after);
   const context = options.context ?? 3;
-  const edits = diffLines(a, b);
-
+  const lines = splitLines(before);
+  const changes = findChanges(before, edits);
+  if (changes.length === 0) return "";
   const out = [`--- ${options.fromName ?? "before"}`, `+++ ${options.toName ?? "after"}`];
-  let i = 0;
-  while (i < edits.length) {
-    if (edits[i].kind === " ") {
-      i++;
-      continue;
+  let delta = 0;
+  for (const hunk of groupHunks(changes, context)) {
+    const first = hunk[0];
+    const last = hunk.at(-1)!;
+    const from = Math.max(0, first.oldStart - context);
+    const to = Math.min(lines.length, last.oldStart + last.oldLines.length + context);
+    const body: string[] = [];
+    let at = from;
+    let added = 0;
+    for (const change of hunk) {
+      for (; at < change.oldStart; at++) body.push(` ${lines[at]}`);
+      body.push(...change.oldLines.map((line) => `-${line}`), ...change.newLines.map((line) => `+${line}`));
+      at += change.oldLines.length;
+      added += change.newLines.length - change.oldLines.length;
     }
-    // Grow a hunk from this change until `2 * context` unchanged lines separate it from the next.
-    let start = i;
-    let back = 0;
-    while (start > 0 && back < context && edits[start - 1].kind === " ") {
-      start--;
-      back++;
-    }
-    let end = i;
-    let quiet = 0;
-    while (end < edits.length && quiet <= 2 * context) {
-      quiet = edits[end].kind === " " ? quiet + 1 : 0;
-      end++;
-    }
-    end -= Math.max(0, quiet - context);
-    const hunk = edits.slice(start, end);
-    const aStart = edits[start].aLine;
-    const bStart = edits[start].bLine;
-    const aCount = hunk.filter((e) => e.kind !== "+").length;
-    const bCount = hunk.filter((e) => e.kind !== "-").length;
-    out.push(`@@ -${range(aStart, aCount)} +${range(bStart, bCount)} @@`);
-    for (const edit of hunk) out.push(edit.kind + edit.text);
-    i = end;
+    for (; at < to; at++) body.push(` ${lines[at]}`);
+    out.push(`@@ -${range(from + 1, to - from)} +${range(from + 1 + delta, to - from + added)} @@`, ...body);
+    delta += added;
   }
   return out.join("\n") + "\n";
 }
 
-interface Edit {
-  kind: " " | "-" | "+";
-  text: string;
-  aLine: number;
-  bLine: number;
+/** Each run of edits on shared lines becomes one change, trimmed to the lines that differ. */
+function findChanges(before: string, edits: readonly Edit[]): Change[] {
+  const starts = lineStarts(before);
+  const changes: Change[] = [];
+  const sorted = sortEdits(edits);
+  for (let i = 0; i < sorted.length;) {
+    const first = lineAt(starts, sorted[i].start);
+    let last = lineAt(starts, Math.max(sorted[i].start, sorted[i].end - 1));
+    const group: Edit[] = [];
+    for (; i < sorted.length && lineAt(starts, sorted[i].start) <= last; i++) {
+      group.push(sorted[i]);
+      last = Math.max(last, lineAt(starts, Math.max(sorted[i].start, sorted[i].end - 1)));
+    }
+    const regionStart = starts[first];
+    const regionEnd = last + 1 < starts.length ? starts[last + 1] : before.length;
+    const shifted = group.map((edit) => ({ ...edit, start: edit.start - regionStart, end: edit.end - regionStart }));
+    const region = before.slice(regionStart, regionEnd);
+    const change = trim(first, splitLines(region), splitLines(applyEdits(region, shifted)));
+    if (change) changes.push(change);
+  }
+  return changes;
+}
+
+/** Drops the lines a change leaves as they were, at both ends. */
+function trim(oldStart: number, oldLines: string[], newLines: string[]): Change | undefined {
+  let head = 0;
+  while (head < oldLines.length && head < newLines.length && oldLines[head] === newLines[head]) head++;
+  let tail = 0;
+  while (
+    tail < oldLines.length - head && tail < newLines.length - head &&
+    oldLines[oldLines.length - 1 - tail] === newLines[newLines.length - 1 - tail]
+  ) tail++;
+  const removed = oldLines.slice(head, oldLines.length - tail);
+  const added = newLines.slice(head, newLines.length - tail);
+  return removed.length + added.length === 0 ? undefined : { oldStart: oldStart + head, oldLines: removed, newLines: added };
+}
+
+/** Changes whose context would touch go into one hunk. */
+function groupHunks(changes: Change[], context: number): Change[][] {
+  const hunks: Change[][] = [];
+  for (const change of changes) {
+    const previous = hunks.at(-1)?.at(-1);
+    if (previous && change.oldStart - (previous.oldStart + previous.oldLines.length) <= 2 * context) hunks.at(-1)!.push(change);
+    else hunks.push([change]);
+  }
+  return hunks;
+}
+
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let at = text.indexOf("\n"); at >= 0 && at + 1 < text.length; at = text.indexOf("\n", at + 1)) starts.push(at + 1);
+  return starts;
+}
+
+/** The 0-based line holding `offset`, by binary search. */
+function lineAt(starts: number[], offset: number): number {
+  let low = 0;
+  let high = starts.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (starts[middle] <= offset) low = middle;
+    else high = middle - 1;
+  }
+  return low;
 }
 
 function splitLines(text: string): string[] {
@@ -80,46 +140,4 @@ function splitLines(text: string): string[] {
 
 function range(start: number, count: number): string {
   return count === 1 ? `${start}` : `${count === 0 ? start - 1 : start},${count}`;
-}
-
-/**
- * Line edits by longest common subsequence, after trimming the common head
- * and tail; the hook's changes touch a few lines, so the middle stays small.
- */
-function diffLines(a: string[], b: string[]): Edit[] {
-  let head = 0;
-  while (head < a.length && head < b.length && a[head] === b[head]) head++;
-  let tail = 0;
-  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
-
-  const midA = a.slice(head, a.length - tail);
-  const midB = b.slice(head, b.length - tail);
-  const lcs: number[][] = Array.from({ length: midA.length + 1 }, () => new Array(midB.length + 1).fill(0));
-  for (let i = midA.length - 1; i >= 0; i--) {
-    for (let j = midB.length - 1; j >= 0; j--) {
-      lcs[i][j] = midA[i] === midB[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-    }
-  }
-
-  const edits: Edit[] = [];
-  let ai = 0;
-  let bi = 0;
-  const push = (kind: Edit["kind"], text: string) => edits.push({ kind, text, aLine: ai + 1, bLine: bi + 1 });
-  for (; ai < head; ai++, bi++) push(" ", a[ai]);
-  let i = 0;
-  let j = 0;
-  while (i < midA.length || j < midB.length) {
-    if (i < midA.length && j < midB.length && midA[i] === midB[j]) {
-      push(" ", midA[i]);
-      i++, j++, ai++, bi++;
-    } else if (i < midA.length && (j === midB.length || lcs[i + 1][j] >= lcs[i][j + 1])) {
-      push("-", midA[i]);
-      i++, ai++;
-    } else {
-      push("+", midB[j]);
-      j++, bi++;
-    }
-  }
-  for (let k = 0; k < tail; k++, ai++, bi++) push(" ", a[ai]);
-  return edits;
 }

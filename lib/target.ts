@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DomainError } from "./errors.ts";
 
 /** A `<address type='drive'>`: where a disk sits on its controller. */
 export interface DriveAddress {
@@ -79,7 +80,7 @@ export function preferredBus(machine: Machine): Bus {
  * @param machine The domain's architecture and machine type.
  * @param disks The disks already in the domain.
  * @returns The target name and bus.
- * @throws {RangeError} If every candidate name is taken.
+ * @throws {DomainError} If every candidate name is taken.
  * @example
  * ```ts
  * import { chooseTarget } from "./target.ts";
@@ -93,7 +94,7 @@ export function chooseTarget(machine: Machine, disks: ExistingDisk[]): Target {
   const bus = preferredBus(machine);
   const found = firstFree(bus, disks) ?? (bus === BUS_IDE ? firstFree(BUS_SATA, disks) : undefined);
   if (!found) {
-    throw new RangeError(
+    throw new DomainError(
       `no free ${bus === BUS_IDE ? "ide or sata" : bus} target for the CD-ROM: every name is used or its drive address is taken; remove an unused disk or CD-ROM from the VM`,
     );
   }

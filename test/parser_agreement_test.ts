@@ -9,40 +9,31 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "xmlbuilder2";
-import { parseXml } from "../lib/xml_parse.ts";
-import type { XmlElement } from "../lib/xml_tree.ts";
+import { parseXml } from "../lib/xml/parse.ts";
+import type { XmlElement } from "../lib/xml/tree.ts";
 import { fixtureCases, FIXTURES, ROOT } from "./support.ts";
 
 interface Shape {
   name: string;
   namespace: string | null;
   attributes: Array<[string, string]>;
-  children: Array<Shape | string>;
+  children: Shape[];
 }
 
-/** Our tree, with adjacent text and CDATA merged the way a DOM reads them. */
+/** Our elements: the parser keeps elements only, with their decoded attributes. */
 function ours(node: XmlElement): Shape {
-  const children: Array<Shape | string> = [];
-  for (const child of node.children) {
-    const value = child.kind === "element" ? ours(child)
-      : child.kind === "text" ? child.text
-      : child.raw.startsWith("<![CDATA[") ? child.raw.slice(9, -3) : undefined;
-    if (value === undefined) continue;
-    if (typeof value === "string" && typeof children.at(-1) === "string") children.push(children.pop() + value);
-    else children.push(value);
-  }
-  return { name: node.name, namespace: node.namespace, attributes: node.attributes, children };
+  return {
+    name: node.name,
+    namespace: node.namespace,
+    attributes: node.attributes.map(({ name, value }) => [name, value]),
+    children: node.children.map(ours),
+  };
 }
 
 // deno-lint-ignore no-explicit-any
 function theirs(node: any): Shape {
-  const children: Array<Shape | string> = [];
-  for (let child = node.firstChild; child; child = child.nextSibling) {
-    const value = child.nodeType === 1 ? theirs(child) : child.nodeType === 3 || child.nodeType === 4 ? child.data : undefined;
-    if (value === undefined) continue;
-    if (typeof value === "string" && typeof children.at(-1) === "string") children.push(children.pop() + value);
-    else children.push(value);
-  }
+  const children: Shape[] = [];
+  for (let child = node.firstChild; child; child = child.nextSibling) if (child.nodeType === 1) children.push(theirs(child));
   const attributes: Array<[string, string]> = [];
   for (let i = 0; i < node.attributes.length; i++) attributes.push([node.attributes[i].name, node.attributes[i].value]);
   return { name: node.nodeName, namespace: node.namespaceURI, attributes, children };

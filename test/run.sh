@@ -16,7 +16,7 @@ npm run --silent binary >/dev/null || exit 1
 deno check --quiet hook.ts lib/ test/ e2e/ bench/ || exit 1
 
 echo "== node --test"
-node --import tsx --test test/*_test.ts | tee "$logs/node"
+node --import tsx --test test/*_test.ts test/*/*_test.ts | tee "$logs/node"
 node_status=${PIPESTATUS[0]}
 echo "== deno test"
 deno test -A --reporter=dot test/ 2>&1 | tee "$logs/deno"

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { DomainError } from "../lib/errors.ts";
 import { chooseTarget, diskNameToIndex, type ExistingDisk, indexToDiskSuffix } from "../lib/target.ts";
 
 const at = (controller: number, unit: number, bus = 0) => ({ controller, bus, target: 0, unit });
@@ -45,7 +46,7 @@ describe("chooseTarget()", () => {
 
   test("chooseTarget() says so when no name is free", () => {
     const all = Array.from({ length: 26 + 26 * 26 }, (_, i) => ({ dev: `sd${indexToDiskSuffix(i)}`, bus: "scsi" }));
-    assert.throws(() => chooseTarget({ arch: "ppc64le", machine: "pseries" }, all), RangeError);
+    assert.throws(() => chooseTarget({ arch: "ppc64le", machine: "pseries" }, all), DomainError);
   });
 });
 
