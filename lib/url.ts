@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { UrlError } from "./errors.ts";
 
 /** The parts of an https ISO URL, as libvirt's `<source>` needs them. */
 export interface IsoUrl {
@@ -25,6 +26,8 @@ export interface IsoUrl {
   query: string | undefined;
   /** The URL QEMU fetches: scheme, host, explicit port, path and query; no fragment. */
   href: string;
+  /** What QEMU asks the server for: the path as libvirt encodes it, and the raw query. */
+  requestTarget: string;
   /** `href` with every query value replaced by `***`, safe to log. */
   redacted: string;
 }
@@ -45,7 +48,7 @@ const LIBVIRT_RAW_PATH_CHARACTER = /[A-Za-z0-9\-_.!~*'()/;@&=+$,]/;
  *
  * @param text The URL as the admin wrote it: `https://server[:port]/path[?query][#fragment]`.
  * @returns The parts libvirt needs; the fragment is dropped.
- * @throws {TypeError} If the URL is not one QEMU can fetch as given; the message
+ * @throws {UrlError} If the URL is not one QEMU can fetch as given; the message
  * says what is wrong and how to fix it, and never quotes credentials or query values.
  * @example
  * ```ts
@@ -59,18 +62,18 @@ const LIBVIRT_RAW_PATH_CHARACTER = /[A-Za-z0-9\-_.!~*'()/;@&=+$,]/;
  * ```
  */
 export function parseIsoUrl(text: string): IsoUrl {
-  if (typeof text !== "string" || text === "") throw new TypeError("the URL is empty");
+  if (typeof text !== "string" || text === "") throw new UrlError("the URL is empty");
   refuseWhitespaceAndControls(text);
 
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1];
-  if (!scheme) throw new TypeError("the URL does not start with https://");
+  if (!scheme) throw new UrlError("the URL does not start with https://");
   if (scheme.toLowerCase() !== "https") {
-    throw new TypeError(
+    throw new UrlError(
       `the URL scheme is '${scheme}', but only https is supported; serve the ISO over https`,
     );
   }
   if (text.slice(scheme.length + 1, scheme.length + 3) !== "//") {
-    throw new TypeError("the URL does not start with https://");
+    throw new UrlError("the URL does not start with https://");
   }
 
   const rest = text.slice(scheme.length + 3).split("#")[0];
@@ -78,7 +81,7 @@ export function parseIsoUrl(text: string): IsoUrl {
   const authority = pathStart < 0 ? rest : rest.slice(0, pathStart);
   const pathAndQuery = pathStart < 0 ? "" : rest.slice(pathStart);
   if (authority.includes("@")) {
-    throw new TypeError(
+    throw new UrlError(
       "the URL contains credentials (user:password@), which QEMU would log and pass on; " +
         "use a URL that needs no login, such as a signed URL",
     );
@@ -91,13 +94,14 @@ export function parseIsoUrl(text: string): IsoUrl {
   const query = rawQuery === "" ? undefined : rawQuery;
 
   if (path === "" || path === "/") {
-    throw new TypeError("the URL has no path to an ISO image; give the full path, such as /isos/disk.iso");
+    throw new UrlError("the URL has no path to an ISO image; give the full path, such as /isos/disk.iso");
   }
   checkCharacters(path, "path", /[?]/);
   if (query !== undefined) checkCharacters(query, "query", null);
-  if (path.split("/").some((segment) => segment === "." || segment === "..")) {
-    throw new TypeError(
-      "the URL path contains '.' or '..' segments, which curl would remove; write the path without them",
+  if (path.split("/").some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) {
+    throw new UrlError(
+      "the URL path contains '.' or '..' segments (perhaps encoded as %2e), which curl or the server would remove; " +
+        "write the path without them",
     );
   }
 
@@ -113,6 +117,7 @@ export function parseIsoUrl(text: string): IsoUrl {
     name,
     query,
     href: query === undefined ? origin : `${origin}?${query}`,
+    requestTarget: query === undefined ? fetchedPath : `${fetchedPath}?${query}`,
     redacted: query === undefined ? origin : `${origin}?${redactQuery(query)}`,
   };
 }
@@ -166,7 +171,7 @@ function refuseWhitespaceAndControls(text: string): void {
   const char = found[0];
   const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
   const what = char === " " ? "a space" : /\s/.test(char) ? "white space" : "a control character";
-  throw new TypeError(
+  throw new UrlError(
     `the URL contains ${what} (${code}) at character ${found.index + 1}; ` +
       "remove it, or percent-encode it if it is part of the file name",
   );
@@ -177,17 +182,17 @@ function parseAuthority(authority: string): { host: string; port: number } {
   let portPart: string | undefined;
   if (authority.startsWith("[")) {
     const close = authority.indexOf("]");
-    if (close < 0) throw new TypeError("the URL's IPv6 address has no closing ']'");
+    if (close < 0) throw new UrlError("the URL's IPv6 address has no closing ']'");
     hostPart = authority.slice(0, close + 1);
     const after = authority.slice(close + 1);
     if (after !== "" && !after.startsWith(":")) {
-      throw new TypeError("the URL has text after its IPv6 address; write https://[address]:port/path");
+      throw new UrlError("the URL has text after its IPv6 address; write https://[address]:port/path");
     }
     portPart = after === "" ? undefined : after.slice(1);
   } else {
     const colons = authority.split(":").length - 1;
     if (colons > 1) {
-      throw new TypeError("the URL's host looks like an IPv6 address; put it in brackets: https://[2001:db8::1]/path");
+      throw new UrlError("the URL's host looks like an IPv6 address; put it in brackets: https://[2001:db8::1]/path");
     }
     if (colons === 1) [hostPart, portPart] = authority.split(":");
   }
@@ -196,35 +201,49 @@ function parseAuthority(authority: string): { host: string; port: number } {
 
 function parsePort(text: string | undefined): number {
   if (text === undefined) return 443;
-  if (text === "") throw new TypeError("the URL has ':' but no port after it; remove the ':' or add the port");
-  if (!/^[0-9]{1,5}$/.test(text)) throw new TypeError(`the URL's port '${text}' is not a number from 1 to 65535`);
+  if (text === "") throw new UrlError("the URL has ':' but no port after it; remove the ':' or add the port");
+  if (!/^[0-9]{1,5}$/.test(text)) throw new UrlError(`the URL's port '${text}' is not a number from 1 to 65535`);
   const port = Number(text);
-  if (port < 1 || port > 65535) throw new TypeError(`the URL's port ${port} is not from 1 to 65535`);
+  if (port < 1 || port > 65535) throw new UrlError(`the URL's port ${port} is not from 1 to 65535`);
   return port;
 }
 
 function parseHost(text: string): string {
-  if (text === "") throw new TypeError("the URL has no host name");
+  if (text === "") throw new UrlError("the URL has no host name");
   if (text.startsWith("[")) return parseIpv6(text.slice(1, -1));
-  if (/^[0-9.]+$/.test(text) || /\.[0-9]+\.?$/.test(text) || /^[0-9]+$/.test(text)) return parseIpv4(text);
-
-  let ascii = text.toLowerCase();
   // deno-lint-ignore no-control-regex
-  if (/[^\u0000-\u007f]/.test(ascii)) {
-    try {
-      ascii = new URL(`https://${text}/`).hostname;
-    } catch {
-      throw new TypeError(`the URL's host '${text}' is not a valid internationalized domain name`);
-    }
+  const ascii = /[^\u0000-\u007f]/.test(text) ? toPunycode(text) : text.toLowerCase();
+  // A last label that is a number makes the whole host an IPv4 address to
+  // curl and glibc, in decimal, octal or hex and with fewer than four parts:
+  // only the plain dotted form is accepted, so the allowlist sees what curl connects to.
+  if (/(^|\.)(0x[0-9a-f]*|[0-9]+)\.?$/.test(ascii)) {
+    if (ascii !== text.toLowerCase()) throw new UrlError(`the URL's host '${text}' turns into the IP address '${ascii}'; write the address itself`);
+    return parseIpv4(text);
   }
   const name = ascii.endsWith(".") ? ascii.slice(0, -1) : ascii;
   const label = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
   if (name.length > 253 || !name.split(".").every((part) => label.test(part))) {
-    throw new TypeError(
+    throw new UrlError(
       `the URL's host '${text}' is not a valid DNS name, IPv4 address or bracketed IPv6 address`,
     );
   }
   return ascii;
+}
+
+/**
+ * An internationalized host name in punycode. Only letters, digits, marks,
+ * dots and hyphens may be in it: anything else (`\`, `%`, …) would make the
+ * URL parser end or change the host, and the URL would name another server.
+ */
+function toPunycode(text: string): string {
+  if (!/^[\p{L}\p{N}\p{M}.\-\u3002\uff0e\uff61]+$/u.test(text)) {
+    throw new UrlError(`the URL's host '${text}' has characters a host name cannot have; check the URL`);
+  }
+  try {
+    return new URL(`https://${text}/`).hostname;
+  } catch {
+    throw new UrlError(`the URL's host '${text}' is not a valid internationalized domain name`);
+  }
 }
 
 function parseIpv4(text: string): string {
@@ -232,14 +251,14 @@ function parseIpv4(text: string): string {
   const valid = parts.length === 4 &&
     parts.every((part) => /^(0|[1-9][0-9]{0,2})$/.test(part) && Number(part) <= 255);
   if (!valid) {
-    throw new TypeError(`the URL's host '${text}' is not a valid IPv4 address; write four numbers 0-255, such as 192.0.2.10`);
+    throw new UrlError(`the URL's host '${text}' is not a valid IPv4 address; write four numbers 0-255, such as 192.0.2.10`);
   }
   return text;
 }
 
 function parseIpv6(text: string): string {
   if (text.includes("%")) {
-    throw new TypeError("the URL's IPv6 address has a zone (%); use a global or unique-local address");
+    throw new UrlError("the URL's IPv6 address has a zone (%); use a global or unique-local address");
   }
   let valid = /^[0-9A-Fa-f:.]+$/.test(text);
   if (valid) {
@@ -249,7 +268,7 @@ function parseIpv6(text: string): string {
       valid = false;
     }
   }
-  if (!valid) throw new TypeError(`the URL's host '[${text}]' is not a valid IPv6 address`);
+  if (!valid) throw new UrlError(`the URL's host '[${text}]' is not a valid IPv6 address`);
   return text.toLowerCase();
 }
 
@@ -258,13 +277,13 @@ function checkCharacters(text: string, part: string, alsoRefused: RegExp | null)
     const char = text[i];
     if (char === "%") {
       if (!/^[0-9A-Fa-f]{2}$/.test(text.slice(i + 1, i + 3))) {
-        throw new TypeError(`the URL ${part} has a '%' that is not followed by two hex digits; write a literal '%' as %25`);
+        throw new UrlError(`the URL ${part} has a '%' that is not followed by two hex digits; write a literal '%' as %25`);
       }
       continue;
     }
     if (char.charCodeAt(0) > 0x7f) continue;
     if (!URL_CHARACTER.test(char) || alsoRefused?.test(char)) {
-      throw new TypeError(`the URL ${part} contains '${char}'; percent-encode it as ${percent(char.charCodeAt(0))}`);
+      throw new UrlError(`the URL ${part} contains '${char}'; percent-encode it as ${percent(char.charCodeAt(0))}`);
     }
   }
 }
@@ -274,12 +293,12 @@ function decodePath(path: string): string {
   try {
     name = decodeURIComponent(path);
   } catch {
-    throw new TypeError("the URL path has percent-encoded bytes that are not UTF-8; libvirt can only pass UTF-8 names");
+    throw new UrlError("the URL path has percent-encoded bytes that are not UTF-8; libvirt can only pass UTF-8 names");
   }
   // deno-lint-ignore no-control-regex
   const control = /[\u0000-\u001f\u007f]/.exec(name);
   if (control) {
-    throw new TypeError(
+    throw new UrlError(
       `the URL path decodes to a control character (${percent(control[0].charCodeAt(0))}), which libvirt cannot carry`,
     );
   }
@@ -300,11 +319,11 @@ function refuseIfPathChanges(written: string, fetched: string): void {
     }
     const char = String.fromCharCode(a[i].byte);
     if (a[i].byte === 0x2f) {
-      throw new TypeError("the URL path contains %2F (an encoded '/'), which libvirt passes to QEMU as '/'; serve the ISO at a path without %2F");
+      throw new UrlError("the URL path contains %2F (an encoded '/'), which libvirt passes to QEMU as '/'; serve the ISO at a path without %2F");
     }
     const writtenAs = a[i].encoded ? percent(a[i].byte) : `'${char}'`;
     const sentAs = b[i].encoded ? percent(b[i].byte) : `'${char}'`;
-    throw new TypeError(
+    throw new UrlError(
       `the URL path has ${writtenAs}, which libvirt sends to QEMU as ${sentAs}, so the server would see a different URL; write it as ${sentAs}`,
     );
   }

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { UrlError } from "../lib/errors.ts";
 import { encodePathLikeLibvirt, parseIsoUrl, redactQuery } from "../lib/url.ts";
 
 /** [URL, host, port, decoded name, query, href QEMU fetches] */
@@ -112,7 +113,7 @@ describe("parseIsoUrl()", () => {
   for (const [url, words] of BAD) {
     test(`parseIsoUrl() refuses ${JSON.stringify(url)} saying "${words}"`, () => {
       assert.throws(() => parseIsoUrl(url), (error: Error) => {
-        assert.ok(error instanceof TypeError, `${error.name}: ${error.message}`);
+        assert.ok(error instanceof UrlError, `${error.name}: ${error.message}`);
         assert.ok(error.message.includes(words), `message was: ${error.message}`);
         assert.ok(!error.message.includes("\n"), "the message is one line");
         return true;
