@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { PolicyError } from "./errors.ts";
 import type { AllowRule } from "./settings.ts";
 import type { IsoUrl } from "./url.ts";
 
@@ -16,7 +17,9 @@ import type { IsoUrl } from "./url.ts";
  * @param url The parsed URL.
  * @param allow The `allow` setting.
  * @param file The settings file, named in the message.
- * @throws {RangeError} If the server is not allowed.
+ * @param redirectedBy For a redirect target: who redirected there. The
+ * message then names no server, since the target came from the server.
+ * @throws {PolicyError} If the server is not allowed.
  * @example
  * ```ts
  * import { checkAllowed } from "./policy.ts";
@@ -24,10 +27,16 @@ import type { IsoUrl } from "./url.ts";
  * checkAllowed(parseIsoUrl("https://a.lab.example.net/x.iso"), [{ host: ".example.net" }], "/etc/httpsisoboot.conf"); // allowed
  * ```
  */
-export function checkAllowed(url: IsoUrl, allow: AllowRule[], file: string): void {
+export function checkAllowed(url: IsoUrl, allow: AllowRule[], file: string, redirectedBy?: string): void {
   if (allow.length === 0 || allow.some((rule) => matches(rule, url))) return;
+  if (redirectedBy !== undefined) {
+    throw new PolicyError(
+      `${redirectedBy} that the 'allow' setting of ${file} does not name; give the VM a URL on an allowed server, ` +
+        `or add the server it redirects to to 'allow'`,
+    );
+  }
   const server = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
-  throw new RangeError(
+  throw new PolicyError(
     `the ISO server ${server} is not in the 'allow' setting of ${file}; add it there, or use an allowed server`,
   );
 }

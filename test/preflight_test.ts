@@ -12,7 +12,10 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { preflight, readVolumeDescriptor, systemTrustBundle } from "../lib/preflight.ts";
+import { preflight } from "../lib/preflight/preflight.ts";
+import { readVolumeDescriptor } from "../lib/preflight/iso9660.ts";
+import { systemTrustBundle } from "../lib/preflight/trust.ts";
+import { parseIsoUrl } from "../lib/url.ts";
 import { buildBiosIso } from "../e2e/iso.ts";
 import { freePort, type Nginx, startNginx } from "../e2e/nginx.ts";
 import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
@@ -76,7 +79,8 @@ describe("preflight()", { skip: missing() }, () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  const check = (target: string, timeoutMs = 5000) => preflight(target, { timeoutMs, caFile: ca });
+  const check = (target: string, timeoutMs = 5000) =>
+    preflight(parseIsoUrl(target), { timeoutMs, caFile: ca, allow: [], settingsFile: "test.conf" });
 
   test("preflight() reports size, issuer, format and label of a good ISO", async () => {
     const report = await check(url(port.good, "/boot.iso"));
@@ -84,7 +88,7 @@ describe("preflight()", { skip: missing() }, () => {
       finalUrl: `https://localhost:${port.good}/boot.iso`,
       redirects: 0,
       size: readFileSync(join(work, "www", "boot.iso")).length,
-      issuer: "CN=preflight test CA",
+      issuer: "preflight test CA",
       format: "ISO 9660",
       label: "boot",
     });
@@ -125,7 +129,7 @@ describe("preflight()", { skip: missing() }, () => {
     ["an untrusted certificate, naming its issuer", () => url(port.untrusted, "/boot.iso"), /is not trusted by this host \(.*issuer CN=untrusted test CA\); add the issuing CA to the system trust store/],
     ["a server that is down", () => url(port.closed, "/boot.iso"), /refused the connection; check that the ISO server is running/],
     ["an unknown host", () => "https://no-such-host.invalid/boot.iso", /host no-such-host.invalid is not found \(DNS\)/],
-    ["a redirect to http", () => url(port.good, "/to-http.iso"), /redirects to a URL that is not https/],
+    ["a redirect to http", () => url(port.good, "/to-http.iso"), /redirects \(HTTP 302\) to a URL the hook refuses \(not https/],
     ["a redirect loop", () => url(port.good, "/loop.iso"), /redirects more than 5 times/],
   ];
   for (const [what, target, words] of REFUSALS) {
@@ -140,12 +144,13 @@ describe("preflight()", { skip: missing() }, () => {
 
   test("preflight() gives up at its time limit on a server that never answers", async () => {
     const started = Date.now();
-    await assert.rejects(check(url(port.stall, "/boot.iso"), 1000), /did not answer within 1 s \(preflight_timeout\)/);
+    await assert.rejects(check(url(port.stall, "/boot.iso"), 1000), /did not answer in time \(preflight_timeout\)/);
     assert.ok(Date.now() - started < 3000);
   });
 
   test("preflight() verifies against the system trust store, which does not hold the test CA", async () => {
-    await assert.rejects(preflight(url(port.good, "/boot.iso"), { timeoutMs: 5000 }), /is not trusted by this host/);
+    const options = { timeoutMs: 5000, allow: [], settingsFile: "test.conf" };
+    await assert.rejects(preflight(parseIsoUrl(url(port.good, "/boot.iso")), options), /is not trusted by this host/);
     assert.ok(existsSync(systemTrustBundle()));
   });
 

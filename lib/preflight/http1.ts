@@ -1,0 +1,262 @@
+/**
+ * A small, bounded HTTP/1.1 client over TLS for preflight. It sends its
+ * requests pipelined on one connection that is verified before anything is
+ * sent, and reads each answer's status line and headers up to
+ * MAX_HEADER_BYTES and no more body than the caller asks for: a server that
+ * streams an endless body costs nothing. It stops at the first answer that
+ * decides the question (anything but 200 to HEAD, anything but 206 to a
+ * ranged GET).
+ *
+ * This module does network I/O.
+ *
+ * @module
+ */
+import { connect, type TLSSocket } from "node:tls";
+import { Buffer } from "node:buffer";
+import { ServerError } from "../errors.ts";
+import { MAX_HEADER_BYTES } from "../limits.ts";
+import type { IsoUrl } from "../url.ts";
+
+/** Interim (1xx) answers tolerated before the real one. */
+const MAX_INTERIM_ANSWERS = 4;
+
+/** One request: HEAD, or a GET of a byte range whose first `bodyBytes` are kept. */
+export interface Request {
+  method: "HEAD" | "GET";
+  range?: string;
+  /** How much of the body to keep; the rest is never read. */
+  bodyBytes?: number;
+}
+
+/** One answer: the status, the headers (lower-case names) and the body bytes kept. */
+export interface Response {
+  status: number;
+  headers: Map<string, string>;
+  body: Uint8Array;
+}
+
+/** What one connection brought back; a response the server never sent is missing. */
+export interface Exchange {
+  responses: Response[];
+  /** The common name of the certificate's issuer, cut to a sane length. */
+  issuer: string;
+}
+
+/** The connection's failure, classified; `code` is the runtime's, never the peer's text. */
+export class ConnectionError extends ServerError {
+  constructor(message: string, readonly kind: "dns" | "refused" | "unreachable" | "reset" | "not-tls" | "timeout" | "tls" | "other") {
+    super(message);
+  }
+}
+
+/**
+ * Sends `requests` to the URL's server and reads the answers.
+ *
+ * @param url The parsed URL; its requestTarget is sent as is, as QEMU does.
+ * @param requests What to ask, in order; the last one closes the connection.
+ * @param options The trust bundle and the absolute deadline (Date.now() ms).
+ * @returns The answers that came back before the server closed.
+ * @throws {ConnectionError} If the connection fails, TLS is not trusted, or the deadline passes.
+ * @throws {ServerError} If an answer is not HTTP/1.x or its headers are larger than MAX_HEADER_BYTES.
+ */
+export function exchange(url: IsoUrl, requests: Request[], options: { ca: Uint8Array; deadline: number }): Promise<Exchange> {
+  const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
+  return new Promise((resolve, reject) => {
+    const reader = new ResponseReader(requests);
+    let issuer = "";
+    let settled = false;
+    const finish = (error?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve({ responses: reader.responses, issuer });
+    };
+    const timer = setTimeout(
+      () => finish(new ConnectionError(`${where} did not answer in time (preflight_timeout); check that the server is up and reachable`, "timeout")),
+      Math.max(0, options.deadline - Date.now()),
+    );
+    const isIp = /^[0-9.]+$/.test(url.host) || url.host.includes(":");
+    // finish() and the timer run only once the socket exists: they are called back, never here.
+    const socket: TLSSocket = connect({
+      host: url.host,
+      port: url.port,
+      ca: Buffer.from(options.ca),
+      servername: isIp ? undefined : url.host,
+      rejectUnauthorized: false,
+      ALPNProtocols: ["http/1.1"],
+    });
+    socket.once("secureConnect", () => {
+      issuer = issuerName(socket);
+      if (!socket.authorized) return finish(tlsError(String(socket.authorizationError ?? ""), where, issuer));
+      socket.write(requests.map((request, i) => requestText(url, request, i === requests.length - 1)).join(""));
+    });
+    socket.on("data", (chunk: Uint8Array) => {
+      try {
+        if (reader.push(chunk)) finish();
+      } catch (error) {
+        finish(error as Error);
+      }
+    });
+    socket.on("end", () => finish());
+    socket.on("close", () => finish());
+    socket.on("error", (error: NodeJS.ErrnoException) => finish(networkError(error, where, url.host)));
+  });
+}
+
+function requestText(url: IsoUrl, { method, range }: Request, last: boolean): string {
+  const host = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
+  return `${method} ${url.requestTarget} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: httpsisoboot-preflight\r\n` +
+    `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: ${last ? "close" : "keep-alive"}\r\n\r\n`;
+}
+
+/**
+ * Reads pipelined answers from a byte stream, one request at a time, keeping
+ * at most MAX_HEADER_BYTES of headers and `bodyBytes` of body.
+ */
+export class ResponseReader {
+  readonly responses: Response[] = [];
+  private pending: Uint8Array = new Uint8Array();
+  private current?: Response & { need: number; chunked: boolean; remaining: number };
+  private scanned = 0;
+  private interim = 0;
+
+  constructor(private readonly requests: Request[]) {}
+
+  /** Takes more bytes; returns true once every answer needed is in (or one decided the question). */
+  push(chunk: Uint8Array): boolean {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    for (;;) {
+      if (this.responses.length === this.requests.length) return true;
+      const before = this.responses.length;
+      if (!(this.current ? this.readBody() : this.readHead())) return false;
+      if (this.responses.length === before) continue;
+      const status = this.responses[before].status;
+      if (this.requests[before].method === "HEAD" ? status !== 200 : status !== 206) return true;
+    }
+  }
+
+  private readHead(): boolean {
+    const end = Buffer.from(this.pending.buffer, this.pending.byteOffset, this.pending.length)
+      .indexOf("\r\n\r\n", Math.max(0, this.scanned - 3));
+    if (end < 0 ? this.pending.length > MAX_HEADER_BYTES : end > MAX_HEADER_BYTES) {
+      throw new ServerError(`the ISO server sent more than ${MAX_HEADER_BYTES} bytes of HTTP headers; check the server`);
+    }
+    if (end < 0) {
+      this.scanned = this.pending.length;
+      return false;
+    }
+    const head = new TextDecoder("latin1").decode(this.pending.subarray(0, end));
+    this.pending = this.pending.subarray(end + 4);
+    this.scanned = 0;
+    const response = parseHead(head);
+    if (response.status < 200) {
+      // An interim answer (100 Continue): read on, a few times at most.
+      if (++this.interim > MAX_INTERIM_ANSWERS) throw new ServerError("the ISO server keeps sending interim (1xx) answers; check the server");
+      return true;
+    }
+    const request = this.requests[this.responses.length];
+    const length = Number(response.headers.get("content-length") ?? "NaN");
+    const chunked = /\bchunked\b/i.test(response.headers.get("transfer-encoding") ?? "");
+    const wanted = request.method === "HEAD" || response.status !== 206 ? 0 : request.bodyBytes ?? 0;
+    const need = Math.min(wanted, Number.isSafeInteger(length) && !chunked ? length : wanted);
+    if (need === 0) this.responses.push(response);
+    else this.current = { ...response, need, chunked, remaining: 0 };
+    return true;
+  }
+
+  /** Keeps body bytes until `need` are in; chunked bodies are decoded as they come. */
+  private readBody(): boolean {
+    const current = this.current!;
+    const parts: Uint8Array[] = [current.body];
+    let have = current.body.length;
+    while (have < current.need && this.pending.length > 0) {
+      if (current.chunked && current.remaining === 0) {
+        const line = this.chunkSize();
+        if (line === undefined) break;
+        if (line === 0) break;
+        current.remaining = line;
+        continue;
+      }
+      const take = Math.min(current.need - have, this.pending.length, current.chunked ? current.remaining : Infinity);
+      parts.push(this.pending.subarray(0, take));
+      this.pending = this.pending.subarray(take);
+      have += take;
+      if (current.chunked) current.remaining -= take;
+    }
+    current.body = Buffer.concat(parts);
+    if (have < current.need) return false;
+    this.responses.push({ status: current.status, headers: current.headers, body: current.body });
+    this.current = undefined;
+    return true;
+  }
+
+  /** The next chunk's size, skipping the CRLF that ends the previous chunk; undefined until its line is in. */
+  private chunkSize(): number | undefined {
+    const text = new TextDecoder("latin1").decode(this.pending.subarray(0, 64));
+    const match = /^(?:\r\n)?([0-9a-fA-F]{1,8})[^\r\n]*\r\n/.exec(text);
+    if (!match) {
+      if (this.pending.length >= 64) throw new ServerError("the ISO server sent a malformed chunked body");
+      return undefined;
+    }
+    this.pending = this.pending.subarray(match[0].length);
+    return parseInt(match[1], 16);
+  }
+}
+
+function parseHead(head: string): Response {
+  const [statusLine, ...lines] = head.split("\r\n");
+  const status = Number(/^HTTP\/1\.[01] ([1-5][0-9]{2})(?: |$)/.exec(statusLine)?.[1]);
+  if (!status) throw new ServerError("the ISO server did not answer with HTTP/1.1; check that the URL names an https web server");
+  const headers = new Map<string, string>();
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+  }
+  return { status, headers, body: new Uint8Array() };
+}
+
+/** The issuer's common name only: all a stranger's certificate gets to print. */
+function issuerName(socket: TLSSocket): string {
+  const cn = socket.getPeerCertificate()?.issuer?.CN;
+  return [cn].flat().filter((part): part is string => typeof part === "string").join(", ");
+}
+
+function tlsError(code: string, where: string, issuer: string): ConnectionError {
+  const from = issuer ? ` (issuer CN=${issuer})` : "";
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return new ConnectionError(`the certificate of ${where} is not for that host name${from}; use the name the certificate was issued for`, "tls");
+  }
+  if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") {
+    return new ConnectionError(`the certificate of ${where} is outside its validity dates${from}; renew it, and check this host's clock`, "tls");
+  }
+  return new ConnectionError(
+    `the certificate of ${where} is not trusted by this host${from}; ` +
+      `add the issuing CA to the system trust store (update-ca-trust or update-ca-certificates), which QEMU uses`,
+    "tls",
+  );
+}
+
+function networkError(error: NodeJS.ErrnoException, where: string, host: string): ConnectionError {
+  switch (error.code) {
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+    case "EAI_NONAME":
+      return new ConnectionError(`the ISO server's host ${host} is not found (DNS); check the URL's host name`, "dns");
+    case "ECONNREFUSED":
+      return new ConnectionError(`${where} refused the connection; check that the ISO server is running and listens there`, "refused");
+    case "ECONNRESET":
+    case "EPIPE":
+      return new ConnectionError(`${where} closed the connection during TLS; check the server's TLS setup and error log`, "reset");
+    case "ETIMEDOUT":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return new ConnectionError(`${where} cannot be reached (${error.code}); check the network between this host and the ISO server`, "unreachable");
+  }
+  if (/SSL|TLS/i.test(String(error.code ?? "")) || /SSL|TLS|handshake/i.test(String(error.message))) {
+    return new ConnectionError(`${where} did not answer with TLS; check that the URL names the server's https port`, "not-tls");
+  }
+  const code = /^[A-Z0-9_]{1,40}$/.test(String(error.code)) ? ` (${error.code})` : "";
+  return new ConnectionError(`the connection to ${where} failed${code}; check the server and the network`, "other");
+}

@@ -1,0 +1,166 @@
+/**
+ * Preflight: asks the ISO server, before the VM starts, the questions QEMU's
+ * curl driver will ask, so that a bad server stops the VM with a clear line
+ * instead of a libvirt error or a guest that sees I/O errors.
+ *
+ * - TLS is verified against the host's system trust store (trust.ts), host
+ *   name included, before a byte of the request is sent: a signed URL's query
+ *   is a credential.
+ * - HEAD, as QEMU does: it refuses a server without `Accept-Ranges: bytes`
+ *   or without a `Content-Length`.
+ * - A ranged GET of the 2,048 bytes at 32,768: an ISO 9660 or UDF volume
+ *   descriptor (iso9660.ts). Both requests go over one connection
+ *   (pipelined); a server that closes after the HEAD gets the GET on a second.
+ * - Redirects are followed to https only, MAX_REDIRECTS at most, and each
+ *   target must pass the same URL rules and the host's `allow` setting.
+ * - One time limit for everything; and only the HTTP status and the
+ *   certificate issuer's name, from all the server sends, reach a message.
+ *
+ * This module does network I/O; `hook.ts` loads it only when it runs.
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { HookError, ServerError } from "../errors.ts";
+import { DESCRIPTOR_BYTES, DESCRIPTOR_OFFSET, MAX_REDIRECTS } from "../limits.ts";
+import { checkAllowed } from "../policy.ts";
+import type { AllowRule } from "../settings.ts";
+import { type IsoUrl, parseIsoUrl } from "../url.ts";
+import { exchange, type Request, type Response } from "./http1.ts";
+import { readVolumeDescriptor } from "./iso9660.ts";
+import { systemTrustBundle } from "./trust.ts";
+
+const DESCRIPTOR_RANGE = `bytes=${DESCRIPTOR_OFFSET}-${DESCRIPTOR_OFFSET + DESCRIPTOR_BYTES - 1}`;
+const HEAD: Request = { method: "HEAD" };
+const GET_DESCRIPTOR: Request = { method: "GET", range: DESCRIPTOR_RANGE, bodyBytes: DESCRIPTOR_BYTES };
+
+/** What preflight found. */
+export interface ServerReport {
+  /** The URL after redirects, query values hidden. */
+  finalUrl: string;
+  /** Redirects followed. */
+  redirects: number;
+  /** The ISO's size in bytes, from Content-Length. */
+  size: number;
+  /** The common name of the certificate's issuer. */
+  issuer: string;
+  /** "ISO 9660" or "UDF". */
+  format: string;
+  /** The ISO 9660 volume label, printable, when there is one. */
+  label: string;
+}
+
+export interface PreflightOptions {
+  /** The whole check's time limit, in milliseconds. */
+  timeoutMs: number;
+  /** The host's `allow` setting, applied to every redirect target too. */
+  allow: AllowRule[];
+  /** The settings file, named in messages. */
+  settingsFile: string;
+  /** The trust bundle; the system's when absent. */
+  caFile?: string;
+}
+
+/**
+ * Checks that `url` serves an ISO image the way QEMU needs it.
+ *
+ * @param url The URL, already checked by parseIsoUrl and the allowlist.
+ * @param options The time limit, the allowlist and, for tests, the trust bundle.
+ * @returns What the server told.
+ * @throws {ServerError} With one line that says what is wrong and what to do.
+ * @throws {PolicyError} If a redirect leads to a server `allow` does not name.
+ */
+export async function preflight(url: IsoUrl, options: PreflightOptions): Promise<ServerReport> {
+  const ca = readFileSync(options.caFile ?? systemTrustBundle());
+  const deadline = Date.now() + options.timeoutMs;
+  let current = url;
+  for (let redirects = 0;; redirects++) {
+    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], { ca, deadline });
+    if (!head) throw new ServerError(`${url.redacted}: the server closed the connection without answering; check its error log`);
+    const where = redirects === 0 ? url.redacted : `${url.redacted} (after ${redirects} redirects)`;
+    if (head.status >= 300 && head.status < 400 && head.headers.has("location")) {
+      if (redirects === MAX_REDIRECTS) throw new ServerError(`${url.redacted} redirects more than ${MAX_REDIRECTS} times; give the VM the final URL`);
+      current = redirectTarget(current, head, options, where);
+      continue;
+    }
+    const size = checkHead(head, where);
+    const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], { ca, deadline })).responses[0];
+    const volume = checkDescriptor(ranged, size, where);
+    return { finalUrl: current.redacted, redirects, size, issuer, ...volume };
+  }
+}
+
+/**
+ * The URL a redirect leads to, held to the same rules as the first: an https
+ * URL parseIsoUrl accepts, on a server `allow` names. What the Location
+ * header says never reaches a message.
+ */
+function redirectTarget(current: IsoUrl, head: Response, options: PreflightOptions, where: string): IsoUrl {
+  const location = head.headers.get("location")!;
+  let next: IsoUrl;
+  try {
+    next = parseIsoUrl(resolveLocation(location, current));
+  } catch (error) {
+    if (!(error instanceof HookError)) throw error;
+    throw new ServerError(
+      `${where} redirects (HTTP ${head.status}) to a URL the hook refuses (not https, or not a URL QEMU would fetch as written); ` +
+        `give the VM the final URL`,
+    );
+  }
+  checkAllowed(next, options.allow, options.settingsFile, `${where} redirects (HTTP ${head.status}) to a server`);
+  return next;
+}
+
+/**
+ * Resolves a Location header against the current URL without a URL parser
+ * that would rewrite the host (`0x7f000001` to `127.0.0.1`) or the path: an
+ * absolute URL is taken as written, `//host/…` gets `https:`, and a path is
+ * joined to the current server.
+ */
+export function resolveLocation(location: string, current: IsoUrl): string {
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(location)) return location;
+  if (location.startsWith("//")) return `https:${location}`;
+  const origin = current.href.slice(0, current.href.length - current.requestTarget.length);
+  if (location.startsWith("/")) return origin + location;
+  const directory = current.requestTarget.split("?")[0].replace(/[^/]*$/, "");
+  return origin + directory + location;
+}
+
+/** The size, from a HEAD answer QEMU would accept. */
+function checkHead(head: Response, where: string): number {
+  if (head.status !== 200) throw new ServerError(`${where} answered HTTP ${head.status} to HEAD${statusHint(head.status)}`);
+  const length = head.headers.get("content-length") ?? "";
+  const size = Number(length);
+  if (!/^[0-9]{1,16}$/.test(length) || !Number.isSafeInteger(size) || size <= 0) {
+    throw new ServerError(`${where} reports no file size (Content-Length); QEMU refuses such a server`);
+  }
+  if (!/\bbytes\b/.test(head.headers.get("accept-ranges") ?? "")) {
+    throw new ServerError(
+      `${where} does not offer byte ranges (Accept-Ranges: bytes); QEMU needs them, so enable range requests on the server`,
+    );
+  }
+  return size;
+}
+
+function checkDescriptor(ranged: Response | undefined, size: number, where: string): { format: string; label: string } {
+  if (!ranged) throw new ServerError(`${where}: the server closed the connection before answering a byte-range request`);
+  if (ranged.status === 416) {
+    throw new ServerError(`${where} does not serve an ISO image: the file (${size} bytes) ends before the volume descriptors at byte 32768`);
+  }
+  if (ranged.status === 200) {
+    throw new ServerError(`${where} ignored a byte-range request (answered 200, not 206); enable range requests on the server`);
+  }
+  if (ranged.status !== 206) {
+    throw new ServerError(`${where} answered HTTP ${ranged.status} to a byte-range request${statusHint(ranged.status)}`);
+  }
+  const volume = readVolumeDescriptor(ranged.body);
+  if (!volume) throw new ServerError(`${where} does not serve an ISO image: no ISO 9660 or UDF volume descriptor at byte 32768`);
+  return volume;
+}
+
+function statusHint(status: number): string {
+  if (status === 404) return ": the ISO is not at that path; check the URL";
+  if (status === 401 || status === 403) return ": the server refuses access; check the URL's signature or the server's permissions";
+  if (status >= 500) return ": the server failed; check its error log";
+  return "";
+}
