@@ -3,7 +3,7 @@
  *
  * This is the only module that reads the environment, arguments, files or
  * stdin, writes output and sets the exit code. What it calls in `lib/` is
- * pure, except preflight.ts, which asks the ISO server and is loaded only
+ * pure, except lib/preflight/, which asks the ISO server and is loaded only
  * when it runs. It runs unchanged under Deno (`deno run -A hook.ts`),
  * bundled under Node, and compiled by Bun into the single binary.
  *
@@ -11,29 +11,36 @@
  */
 import process from "node:process";
 import {
-  chownSync,
   closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
   fsyncSync,
+  lstatSync,
   openSync,
-  readFileSync,
+  readSync,
   renameSync,
-  statSync,
+  type Stats,
   unlinkSync,
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Buffer } from "node:buffer";
 import { addHttpsCdrom, type CdromResult } from "./lib/add_https_cdrom.ts";
-import { parseIsoUrl, redactQuery } from "./lib/url.ts";
+import { type IsoUrl, parseIsoUrl } from "./lib/url.ts";
 import { checkAllowed } from "./lib/policy.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE, type Settings } from "./lib/settings.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, parseCommand } from "./lib/cli.ts";
+import { DomainError, FileError, HookError, LimitError, printable, UsageError } from "./lib/errors.ts";
+import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
+import { applyEdits } from "./lib/xml/edit.ts";
 import { VERSION } from "./lib/version.ts";
 
 type Environment = Record<string, string | undefined>;
 
 /**
- * Runs the hook or the CLI. Tests run this file as a process, never import it.
+ * Runs the hook or the CLI.
  *
  * @param args The arguments after the program name.
  * @param env The environment.
@@ -44,10 +51,10 @@ export async function main(args: string[], env: Environment): Promise<number> {
     const command: Command = parseCommand(args);
     switch (command.mode) {
       case "help":
-        process.stdout.write((await import("./lib/help.ts")).HELP);
+        await print((await import("./lib/help.ts")).HELP);
         return EXIT_OK;
       case "version":
-        process.stdout.write(`httpsisoboot ${VERSION}\n`);
+        await print(`httpsisoboot ${VERSION}\n`);
         return EXIT_OK;
       case "dry-run":
         return await dryRun(command, env);
@@ -57,11 +64,17 @@ export async function main(args: string[], env: Environment): Promise<number> {
         return await runHook(env);
     }
   } catch (error) {
-    const debug = args.includes("--debug");
-    process.stderr.write(`httpsisoboot: ${oneLine(error)}\n`);
-    if (debug && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    process.stderr.write(`httpsisoboot: ${describeError(error)}\n`);
+    if (args.includes("--debug") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return EXIT_FAILURE;
   }
+}
+
+/** A refusal says what is wrong; anything else is a bug, and says so. */
+function describeError(error: unknown): string {
+  if (error instanceof HookError) return error.message;
+  const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return `internal error (${printable(what)}); please report it, with the output of --debug`;
 }
 
 /** What VDSM runs: rewrite the file named by `_hook_domxml` in place. */
@@ -70,60 +83,48 @@ async function runHook(env: Environment): Promise<number> {
   if (url === undefined || url === "") return EXIT_OK;
   const path = env._hook_domxml;
   if (!path) {
-    throw new Error(
+    throw new UsageError(
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
-  const result = await transform(readDomain(path), url, env, { preflight: true });
-  if (result.changed) replaceFile(path, result.xml);
+  const iso = parseIsoUrl(url);
+  const { settings, file } = readSettings(env);
+  checkAllowed(iso, settings.allow, file);
+  const original = readDomain(path, { followSymlinks: false });
+  const result = addHttpsCdrom(original.text, iso, { timeout: settings.timeout, readahead: settings.readahead });
+  if (settings.preflight) await runPreflight(iso, settings, file);
+  if (result.changed) {
+    const unlock = lock(path);
+    try {
+      replaceFile(path, result.xml, original.stats);
+    } finally {
+      unlock();
+    }
+  }
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
 }
 
-/** Prints what the hook would write, or the diff, and never writes. */
+/** Prints what the hook would write, or the diff, query values hidden; never writes, never asks the server. */
 async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Environment): Promise<number> {
   const url = command.url ?? env.httpsisoboot;
-  if (!url) throw new TypeError("no URL: give --url URL or set httpsisoboot");
+  if (!url) throw new UsageError("no URL: give --url URL or set httpsisoboot");
   const file = command.file ?? env._hook_domxml;
-  if (!file) throw new TypeError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
-  const text = file === "-" ? await readStdin() : readDomain(file);
-  const result = await transform(text, url, env, { preflight: false });
-  // What it prints shows the query's values as ***, like every other output:
-  // a signed URL's query is a credential, and terminals and CI logs keep it.
-  const shown = result.changed ? await transform(text, url, env, { preflight: false, redactQuery: true }) : result;
+  if (!file) throw new UsageError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
+  const text = file === "-" ? decodeDomain(await readStdin(), "stdin") : readDomain(file, { followSymlinks: true }).text;
+  const iso = parseIsoUrl(url);
+  const { settings, file: settingsFile } = readSettings(env);
+  checkAllowed(iso, settings.allow, settingsFile);
+  const result = addHttpsCdrom(text, iso, { timeout: settings.timeout, readahead: settings.readahead });
   if (command.diff) {
     const { unifiedDiff } = await import("./lib/diff.ts");
     const name = file === "-" ? "stdin" : file;
-    process.stdout.write(unifiedDiff(text, shown.xml, { fromName: name, toName: `${name} (with httpsisoboot)` }));
+    await print(unifiedDiff(text, result.shownEdits, { fromName: name, toName: `${name} (with httpsisoboot)` }));
   } else {
-    process.stdout.write(shown.xml);
+    await print(applyEdits(text, result.shownEdits));
   }
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
-}
-
-/**
- * The URL checked against the host's settings, the domain rewritten with
- * them, and then, in hook mode unless they turn it off, the server itself:
- * the quick local checks come first, so a bad URL or domain is reported as
- * such whatever the server does.
- */
-async function transform(
-  domainXml: string,
-  url: string,
-  env: Environment,
-  mode: { preflight: boolean; redactQuery?: boolean },
-): Promise<CdromResult> {
-  const parsed = parseIsoUrl(url);
-  const iso = mode.redactQuery && parsed.query !== undefined ? { ...parsed, query: redactQuery(parsed.query) } : parsed;
-  const { settings, file } = readSettings(env);
-  checkAllowed(iso, settings.allow, file);
-  const result = addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
-  if (mode.preflight && settings.preflight) {
-    const { preflight } = await import("./lib/preflight.ts");
-    await preflight(iso.href, { timeoutMs: settings.preflightTimeout * 1000 });
-  }
-  return result;
 }
 
 /** `--check URL`: what the server answers to QEMU's questions. */
@@ -131,11 +132,11 @@ async function check(url: string, env: Environment): Promise<number> {
   const iso = parseIsoUrl(url);
   const { settings, file } = readSettings(env);
   checkAllowed(iso, settings.allow, file);
-  const { preflight } = await import("./lib/preflight.ts");
-  const report = await preflight(iso.href, { timeoutMs: settings.preflightTimeout * 1000 });
-  process.stdout.write(
-    `url: ${report.finalUrl}${report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : ""}\n` +
-      `tls: trusted by this host, issuer ${report.issuer || "unknown"}\n` +
+  const report = await runPreflight(iso, settings, file);
+  const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
+  await print(
+    `url: ${printable(report.finalUrl, 2000)}${after}\n` +
+      `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
       `size: ${report.size} bytes\n` +
       `byte ranges: yes\n` +
       `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n`,
@@ -143,76 +144,214 @@ async function check(url: string, env: Environment): Promise<number> {
   return EXIT_OK;
 }
 
+/**
+ * Preflight, under a watchdog: whatever the server or DNS does, the process
+ * ends within preflight_timeout plus HOOK_GRACE_MS, with exit 2.
+ */
+async function runPreflight(iso: IsoUrl, settings: Settings, file: string) {
+  const timeoutMs = settings.preflightTimeout * 1000;
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`httpsisoboot: gave up after ${settings.preflightTimeout} s (preflight_timeout in ${file}) plus a grace of ${HOOK_GRACE_MS / 1000} s; check the ISO server\n`);
+    process.exit(EXIT_FAILURE);
+  }, timeoutMs + HOOK_GRACE_MS);
+  try {
+    const { preflight } = await import("./lib/preflight/preflight.ts");
+    return await preflight(iso, { timeoutMs, allow: settings.allow, settingsFile: file });
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
 /** The host's settings; every default when the file does not exist. */
 function readSettings(env: Environment): { settings: Settings; file: string } {
   const file = env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE;
-  let text: string;
+  let bytes: Uint8Array;
   try {
-    text = readFileSync(file, "utf8");
+    bytes = readRegularFile(file, { maxBytes: MAX_SETTINGS_BYTES, followSymlinks: true, what: "the settings file" }).bytes;
   } catch (error) {
-    if ((error as { code?: string }).code === "ENOENT") return { settings: DEFAULT_SETTINGS, file };
-    throw new Error(`cannot read the settings file '${file}': ${errorCode(error)}`);
+    if (error instanceof FileError && error.code === "ENOENT") return { settings: DEFAULT_SETTINGS, file };
+    throw error;
   }
-  return { settings: parseSettings(text, file), file };
+  return { settings: parseSettings(decodeUtf8(bytes, `the settings file '${file}'`), file), file };
 }
 
 function describe(result: CdromResult): string {
   const where = `CD-ROM ${result.target.dev} (${result.target.bus}) from ${result.url.redacted}`;
-  return result.changed
-    ? `added ${where} as boot device 1`
-    : `the domain already has ${where}; nothing to do`;
+  return result.changed ? `added ${where} as boot device 1` : `the domain already has ${where}; nothing to do`;
 }
 
-function readDomain(path: string): string {
+/** The domain XML and the stat of the file it came from. */
+function readDomain(path: string, options: { followSymlinks: boolean }): { text: string; stats: Stats } {
+  const { bytes, stats } = readRegularFile(path, { maxBytes: MAX_DOMAIN_BYTES, what: "the domain XML", ...options });
+  return { text: decodeDomain(bytes, `'${path}'`), stats };
+}
+
+function decodeDomain(bytes: Uint8Array, name: string): string {
+  if (bytes.length > MAX_DOMAIN_BYTES) {
+    throw new LimitError(`the domain XML ${name} is larger than ${MAX_DOMAIN_BYTES} bytes, the most libvirt accepts`);
+  }
+  return decodeUtf8(bytes, `the domain XML ${name}`);
+}
+
+/** UTF-8 or a refusal: a byte that is not UTF-8 is never replaced. The BOM is kept. */
+function decodeUtf8(bytes: Uint8Array, what: string): string {
   try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    throw new Error(`cannot read the domain XML '${path}': ${errorCode(error)}`);
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new DomainError(`${what} is not valid UTF-8; libvirt reads and writes UTF-8 only`);
   }
 }
 
-async function readStdin(): Promise<string> {
+/**
+ * Reads a regular file, at most `maxBytes`. A FIFO, device, socket or
+ * directory is refused before a byte is read (the open does not block on a
+ * FIFO), and so is a symbolic link unless `followSymlinks`.
+ */
+function readRegularFile(
+  path: string,
+  options: { maxBytes: number; followSymlinks: boolean; what: string },
+): { bytes: Uint8Array; stats: Stats } {
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (options.followSymlinks ? 0 : constants.O_NOFOLLOW);
+  let fd: number;
+  try {
+    fd = openSync(path, flags);
+  } catch (error) {
+    const code = errorCode(error);
+    const hint = code === "ELOOP" ? " (a symbolic link; VDSM passes a regular file)" : "";
+    throw new FileError(`cannot read ${options.what} '${path}': ${code}${hint}`, code);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`, "EINVAL");
+    if (stats.size > options.maxBytes) {
+      throw new LimitError(`${options.what} '${path}' is larger than ${options.maxBytes} bytes, the most the hook reads`);
+    }
+    return { bytes: readAtMost(fd, options.maxBytes, `${options.what} '${path}'`), stats };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads until end of file, refusing more than `maxBytes` (a file that grows as it is read). */
+function readAtMost(fd: number, maxBytes: number, what: string): Uint8Array {
+  const buffer = Buffer.alloc(Math.min(maxBytes + 1, 64 * 1024));
   const chunks: Uint8Array[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  let total = 0;
+  for (let read = readSync(fd, buffer, 0, buffer.length, null); read > 0; read = readSync(fd, buffer, 0, buffer.length, null)) {
+    total += read;
+    if (total > maxBytes) throw new LimitError(`${what} is larger than ${maxBytes} bytes, the most the hook reads`);
+    chunks.push(Buffer.from(buffer.subarray(0, read)));
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    total += (chunk as Uint8Array).length;
+    if (total > MAX_DOMAIN_BYTES) throw new LimitError(`the domain XML on stdin is larger than ${MAX_DOMAIN_BYTES} bytes, the most libvirt accepts`);
+    chunks.push(chunk as Uint8Array);
+  }
+  return Buffer.concat(chunks);
 }
 
 /**
- * Replaces a file by writing a temporary file in the same directory and
- * renaming it over the original, so a crash leaves either the old domain or
- * the new one, never half of one. Keeps the original's mode and owner.
+ * Takes the lock on a domain file for the write: `.NAME.httpsisoboot-lock`
+ * beside it, created exclusively. With replaceFile()'s check that the file
+ * is still the one read, two runs on one file never both write it: the
+ * second fails instead of silently dropping the first one's change.
+ * Returns the function that releases it.
  */
-function replaceFile(path: string, text: string): void {
-  const original = statSync(path);
-  const temp = join(dirname(path), `.${basename(path)}.httpsisoboot-${process.pid}`);
+function lock(path: string): () => void {
+  const lockPath = join(dirname(path), `.${basename(path)}.httpsisoboot-lock`);
+  let fd: number;
+  try {
+    fd = openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "EEXIST") {
+      throw new FileError(`another httpsisoboot is changing '${path}' (lock ${lockPath}); if none is running, remove the lock`, code);
+    }
+    throw new FileError(`cannot lock the domain XML '${path}': ${code}; the hook needs write access to ${dirname(path)}`, code);
+  }
+  closeSync(fd);
+  return () => {
+    try {
+      unlinkSync(lockPath);
+    } catch { /* already gone: nothing to release */ }
+  };
+}
+
+/**
+ * Replaces a file with new text, losslessly: a temporary file beside it,
+ * created exclusively under a name nobody can predict and never through a
+ * symbolic link, written completely, given the original's owner and mode on
+ * its descriptor, fsynced, and renamed over the original only if the
+ * original is still the file that was read. On any failure the original is
+ * unchanged and the temporary file is gone.
+ */
+function replaceFile(path: string, text: string, original: Stats): void {
+  const temp = join(dirname(path), `.${basename(path)}.httpsisoboot-${randomHex(12)}`);
   let fd: number | undefined;
   try {
-    fd = openSync(temp, "wx", original.mode & 0o7777);
-    writeSync(fd, text);
+    fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    writeAll(fd, Buffer.from(text, "utf8"));
+    if (original.uid !== process.getuid?.() || original.gid !== process.getgid?.()) fchownSync(fd, original.uid, original.gid);
+    fchmodSync(fd, original.mode & 0o7777);
     fsyncSync(fd);
+    const written = fstatSync(fd);
     closeSync(fd);
     fd = undefined;
-    if (process.getuid?.() === 0) chownSync(temp, original.uid, original.gid);
+    checkUnchanged(path, temp, original, written);
     renameSync(temp, path);
   } catch (error) {
     if (fd !== undefined) closeSync(fd);
     try {
       unlinkSync(temp);
     } catch { /* it was never created */ }
-    throw new Error(`cannot replace the domain XML '${path}': ${errorCode(error)}; the hook needs write access to ${dirname(path)}`);
+    if (error instanceof HookError) throw error;
+    const code = errorCode(error);
+    throw new FileError(`cannot replace the domain XML '${path}': ${code}; the original is unchanged`, code);
   }
 }
 
-function errorCode(error: unknown): string {
-  const code = (error as { code?: string }).code;
-  return code ?? oneLine(error);
+/** Writes every byte, looping on partial writes; a write that makes no progress is an error. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) {
+    const wrote = writeSync(fd, bytes, at, bytes.length - at);
+    if (wrote <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
+    at += wrote;
+  }
 }
 
-function oneLine(error: unknown): string {
-  return String((error as Error)?.message ?? error).split("\n")[0];
+/** Refuses to rename when the original changed since it was read, or the temp file is no longer ours. */
+function checkUnchanged(path: string, temp: string, original: Stats, written: Stats): void {
+  const now = lstatSync(path, { bigint: false });
+  const same = now.ino === original.ino && now.dev === original.dev && now.size === original.size &&
+    now.mtimeMs === original.mtimeMs && now.ctimeMs === original.ctimeMs;
+  if (!same) throw new FileError(`the domain XML '${path}' changed while the hook ran; start the VM again`, "ESTALE");
+  const ours = lstatSync(temp);
+  if (ours.ino !== written.ino || ours.dev !== written.dev) {
+    throw new FileError(`the temporary file beside '${path}' was replaced while the hook ran; check who can write ${dirname(path)}`, "ESTALE");
+  }
+}
+
+function randomHex(bytes: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** Writes to stdout and waits until it is handed over, so exiting never cuts it short. */
+function print(text: string): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code) ? code : "EIO";
 }
 
 // No top-level await: Bun's --bytecode compiles to CommonJS, which has none.
-main(process.argv.slice(2), process.env).then((code) => {
-  process.exitCode = code;
-});
+// process.exit, not exitCode: a DNS lookup preflight gave up on must not keep the process alive.
+main(process.argv.slice(2), process.env).then((code) => process.exit(code));

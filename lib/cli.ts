@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { UsageError } from "./errors.ts";
 import { parseArgs } from "node:util";
 
 /** What the command line asks for. */
@@ -23,7 +24,7 @@ export const EXIT_FAILURE = 2;
  *
  * @param args The arguments after the program name.
  * @returns The command to run.
- * @throws {TypeError} If an option is unknown or misused; the message says which.
+ * @throws {UsageError} If an option is unknown or misused; the message says which.
  * @example
  * ```ts
  * import { parseCommand } from "./cli.ts";
@@ -50,22 +51,22 @@ export function parseCommand(args: string[]): Command {
       },
     });
   } catch (error) {
-    throw new TypeError(`${firstLine(error)}; see --help`);
+    throw new UsageError(`${firstLine(error)}; see --help`);
   }
   const { values, positionals } = parsed;
   if (values.help) return { mode: "help" };
   if (values.version) return { mode: "version" };
   if (values.check !== undefined) {
-    if (values["dry-run"] || positionals.length > 0) throw new TypeError("--check takes only a URL; see --help");
+    if (values["dry-run"] || positionals.length > 0) throw new UsageError("--check takes only a URL; see --help");
     return { mode: "check", url: values.check };
   }
   if (values["dry-run"]) {
-    if (positionals.length > 1) throw new TypeError(`--dry-run takes one FILE, not ${positionals.length}; see --help`);
+    if (positionals.length > 1) throw new UsageError(`--dry-run takes one FILE, not ${positionals.length}; see --help`);
     return { mode: "dry-run", url: values.url, file: positionals[0], diff: values.diff ?? false };
   }
   const misplaced = values.url !== undefined ? "--url" : values.diff ? "--diff" : positionals[0];
   if (misplaced !== undefined) {
-    throw new TypeError(`'${misplaced}' only works with --dry-run; in hook mode VDSM passes everything through the environment`);
+    throw new UsageError(`'${misplaced}' only works with --dry-run; in hook mode VDSM passes everything through the environment`);
   }
   return { mode: "hook" };
 }

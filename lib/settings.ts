@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { SettingsError } from "./errors.ts";
 
 /** Where the settings live on a host. */
 export const SETTINGS_FILE = "/etc/httpsisoboot.conf";
@@ -66,8 +67,7 @@ const MAX_TIMEOUT = 10000;
  * @param text The file's text.
  * @param file The file's path, for error messages.
  * @returns The settings, with defaults for what the file does not set.
- * @throws {SyntaxError} If a line is not `key = value`, or a key is unknown or repeated.
- * @throws {RangeError} If a value is out of range.
+ * @throws {SettingsError} If a line is not `key = value`, a key is unknown or repeated, or a value is out of range.
  * @example
  * ```ts
  * import { parseSettings } from "./settings.ts";
@@ -82,9 +82,9 @@ export function parseSettings(text: string, file: string): Settings {
     if (line === "") return;
     const where = `${file} line ${index + 1}`;
     const match = /^([a-z_]+)\s*=\s*(.*)$/.exec(line);
-    if (!match) throw new SyntaxError(`${where}: '${line}' is not 'key = value'`);
+    if (!match) throw new SettingsError(`${where}: '${line}' is not 'key = value'`);
     const [, key, value] = match;
-    if (seen.has(key)) throw new SyntaxError(`${where}: '${key}' is set twice`);
+    if (seen.has(key)) throw new SettingsError(`${where}: '${key}' is set twice`);
     seen.add(key);
     switch (key) {
       case "timeout":
@@ -93,7 +93,7 @@ export function parseSettings(text: string, file: string): Settings {
       case "readahead":
         settings.readahead = wholeNumber(value, 512, 1 << 30, `${where}: 'readahead' must be bytes from 512 to 1073741824`);
         if (settings.readahead % 512 !== 0) {
-          throw new RangeError(`${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`);
+          throw new SettingsError(`${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`);
         }
         break;
       case "preflight":
@@ -106,7 +106,7 @@ export function parseSettings(text: string, file: string): Settings {
         settings.allow = value.split(",").map((entry) => allowRule(entry.trim(), `${where}: 'allow'`));
         break;
       default:
-        throw new SyntaxError(
+        throw new SettingsError(
           `${where}: unknown setting '${key}'; the settings are timeout, readahead, preflight, preflight_timeout and allow`,
         );
     }
@@ -116,7 +116,7 @@ export function parseSettings(text: string, file: string): Settings {
 
 function wholeNumber(value: string, min: number, max: number, message: string): number {
   if (!/^[0-9]{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new RangeError(`${message}, not '${value}'`);
+    throw new SettingsError(`${message}, not '${value}'`);
   }
   return Number(value);
 }
@@ -124,13 +124,13 @@ function wholeNumber(value: string, min: number, max: number, message: string): 
 function yesNo(value: string, message: string): boolean {
   if (/^(yes|true|on|1)$/i.test(value)) return true;
   if (/^(no|false|off|0)$/i.test(value)) return false;
-  throw new RangeError(`${message}, not '${value}'`);
+  throw new SettingsError(`${message}, not '${value}'`);
 }
 
 function allowRule(entry: string, where: string): AllowRule {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+)(?::([0-9]{1,5}))?$/.exec(entry);
   if (!match || (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))) {
-    throw new RangeError(`${where} has '${entry}'; write host names, .domain suffixes or IP addresses, each with an optional :port`);
+    throw new SettingsError(`${where} has '${entry}'; write host names, .domain suffixes or IP addresses, each with an optional :port`);
   }
   const host = match[1].replace(/^\[|\]$/g, "").toLowerCase();
   return match[2] === undefined ? { host } : { host, port: Number(match[2]) };

@@ -111,7 +111,6 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
     ["a space in the URL", "https://isos.example.org/boot disk.iso", SAMPLE, /a space/],
     ["malformed XML", URL, SAMPLE.replace("</devices>", ""), /line \d+, column \d+/],
     ["a root that is not <domain>", URL, "<network><name>x</name></network>", /not <domain>/],
-    ["a domain without <devices>", URL, "<domain type='kvm'><name>x</name></domain>", /no <devices>/],
     ["both kinds of boot order", URL, readFixture("os-boot-dev.in.xml").replace("<readonly/>", "<readonly/><boot order='1'/>"), /both <os><boot dev>/],
     ["no free target", URL, readFixture("ide-full.in.xml").replace(/machine='[^']*'/, "machine='pc'").replace(
       "<devices>",
@@ -170,9 +169,9 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
   });
 
   test("--debug adds the stack trace", () => {
-    const result = hook(["--debug"], { _hook_domxml: domainFile("<domain/>"), httpsisoboot: URL });
+    const result = hook(["--debug"], { _hook_domxml: domainFile("<domain><devices></domain>"), httpsisoboot: URL });
     assert.equal(result.status, 2);
-    assert.match(result.stderr, /^httpsisoboot: the domain XML has no <devices>[^\n]*\n[\s\S]*\bat /);
+    assert.match(result.stderr, /^httpsisoboot: <\/domain> does not close <devices>[^\n]*\n[\s\S]*\bat /);
   });
 
   test("--dry-run prints the XML the hook would write, and writes nothing", () => {
@@ -189,6 +188,16 @@ describe(`the CLI, through ${name}`, { skip: missing }, () => {
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
     assert.ok(!result.stdout.includes("TOPSECRET") && !result.stderr.includes("TOPSECRET"));
+  });
+
+  test("--dry-run hides the query of a CD-ROM the domain already has (regression, issue 8)", () => {
+    const path = domainFile();
+    assert.equal(hook([], { _hook_domxml: path, httpsisoboot: URL }).status, 0);
+    const result = hook(["--dry-run", "--url", URL, path], {});
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /already has/);
+    assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
+    assert.ok(!result.stdout.includes("TOPSECRET"));
   });
 
   test("--dry-run takes FILE and URL from the hook's environment", () => {
