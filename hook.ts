@@ -32,7 +32,7 @@ import { type IsoUrl, parseIsoUrl } from "./lib/url.ts";
 import { checkAllowed } from "./lib/policy.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE, type Settings } from "./lib/settings.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, parseCommand } from "./lib/cli.ts";
-import { DomainError, FileError, HookError, LimitError, printable, UsageError } from "./lib/errors.ts";
+import { DomainError, errorLine, FileError, HookError, LimitError, printable, UsageError } from "./lib/errors.ts";
 import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
 import { applyEdits } from "./lib/xml/edit.ts";
 import { VERSION } from "./lib/version.ts";
@@ -51,10 +51,10 @@ export async function main(args: string[], env: Environment): Promise<number> {
     const command: Command = parseCommand(args);
     switch (command.mode) {
       case "help":
-        await print((await import("./lib/help.ts")).HELP);
+        print((await import("./lib/help.ts")).HELP);
         return EXIT_OK;
       case "version":
-        await print(`httpsisoboot ${VERSION}\n`);
+        print(`httpsisoboot ${VERSION}\n`);
         return EXIT_OK;
       case "dry-run":
         return await dryRun(command, env);
@@ -64,17 +64,10 @@ export async function main(args: string[], env: Environment): Promise<number> {
         return await runHook(env);
     }
   } catch (error) {
-    process.stderr.write(`httpsisoboot: ${describeError(error)}\n`);
+    process.stderr.write(`httpsisoboot: ${errorLine(error)}\n`);
     if (args.includes("--debug") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return EXIT_FAILURE;
   }
-}
-
-/** A refusal says what is wrong; anything else is a bug, and says so. */
-function describeError(error: unknown): string {
-  if (error instanceof HookError) return error.message;
-  const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return `internal error (${printable(what)}); please report it, with the output of --debug`;
 }
 
 /** What VDSM runs: rewrite the file named by `_hook_domxml` in place. */
@@ -119,9 +112,9 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   if (command.diff) {
     const { unifiedDiff } = await import("./lib/diff.ts");
     const name = file === "-" ? "stdin" : file;
-    await print(unifiedDiff(text, result.shownEdits, { fromName: name, toName: `${name} (with httpsisoboot)` }));
+    print(unifiedDiff(text, result.shownEdits, { fromName: name, toName: `${name} (with httpsisoboot)` }));
   } else {
-    await print(applyEdits(text, result.shownEdits));
+    print(applyEdits(text, result.shownEdits));
   }
   process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
   return EXIT_OK;
@@ -134,7 +127,7 @@ async function check(url: string, env: Environment): Promise<number> {
   checkAllowed(iso, settings.allow, file);
   const report = await runPreflight(iso, settings, file);
   const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
-  await print(
+  print(
     `url: ${printable(report.finalUrl, 2000)}${after}\n` +
       `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
       `size: ${report.size} bytes\n` +
@@ -300,19 +293,20 @@ function replaceFile(path: string, text: string, original: Stats): void {
     if (original.uid !== process.getuid?.() || original.gid !== process.getgid?.()) fchownSync(fd, original.uid, original.gid);
     fchmodSync(fd, original.mode & 0o7777);
     fsyncSync(fd);
+    // The descriptor stays open until the end: while it is, no other file can get this inode number.
     const written = fstatSync(fd);
-    closeSync(fd);
-    fd = undefined;
     checkUnchanged(path, temp, original, written);
     renameSync(temp, path);
+    checkRenamed(path, written);
   } catch (error) {
-    if (fd !== undefined) closeSync(fd);
     try {
       unlinkSync(temp);
     } catch { /* it was never created */ }
     if (error instanceof HookError) throw error;
     const code = errorCode(error);
     throw new FileError(`cannot replace the domain XML '${path}': ${code}; the original is unchanged`, code);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -327,14 +321,29 @@ function writeAll(fd: number, bytes: Uint8Array): void {
 
 /** Refuses to rename when the original changed since it was read, or the temp file is no longer ours. */
 function checkUnchanged(path: string, temp: string, original: Stats, written: Stats): void {
-  const now = lstatSync(path, { bigint: false });
+  const now = lstatSync(path);
   const same = now.ino === original.ino && now.dev === original.dev && now.size === original.size &&
     now.mtimeMs === original.mtimeMs && now.ctimeMs === original.ctimeMs;
   if (!same) throw new FileError(`the domain XML '${path}' changed while the hook ran; start the VM again`, "ESTALE");
-  const ours = lstatSync(temp);
-  if (ours.ino !== written.ino || ours.dev !== written.dev) {
+  if (!isSameFile(lstatSync(temp), written)) {
     throw new FileError(`the temporary file beside '${path}' was replaced while the hook ran; check who can write ${dirname(path)}`, "ESTALE");
   }
+}
+
+/**
+ * After the rename, the file at `path` must be the one written: in a
+ * directory others can write, a racer can swap the temp file between the
+ * check and the rename. The hook then fails, so VDSM does not start the VM
+ * from a file the hook did not write.
+ */
+function checkRenamed(path: string, written: Stats): void {
+  if (!isSameFile(lstatSync(path), written)) {
+    throw new FileError(`the domain XML '${path}' was replaced while the hook wrote it; check who can write ${dirname(path)}`, "ESTALE");
+  }
+}
+
+function isSameFile(found: Stats, written: Stats): boolean {
+  return found.isFile() && found.ino === written.ino && found.dev === written.dev;
 }
 
 function randomHex(bytes: number): string {
@@ -342,15 +351,36 @@ function randomHex(bytes: number): string {
   return Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/** Writes to stdout and waits until it is handed over, so exiting never cuts it short. */
-function print(text: string): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(text, () => resolve()));
+/**
+ * Writes all of `text` to stdout, synchronously, and refuses when it cannot:
+ * a dry run whose output is lost must not exit 0.
+ */
+function print(text: string): void {
+  const bytes = Buffer.from(text, "utf8");
+  for (let at = 0; at < bytes.length;) {
+    try {
+      at += writeSync(1, bytes, at, bytes.length - at);
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== "EAGAIN") throw new FileError(`cannot write to standard output: ${code}`, code);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // a full pipe: wait 1 ms
+    }
+  }
 }
 
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown }).code;
   return typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code) ? code : "EIO";
 }
+
+/** A bug that escapes main() still ends the hook with one line and exit 2, so the VM does not start. */
+function onUncaught(error: unknown): void {
+  process.stderr.write(`httpsisoboot: ${errorLine(error)}\n`);
+  if (process.argv.includes("--debug") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  process.exit(EXIT_FAILURE);
+}
+process.on("uncaughtException", onUncaught);
+process.on("unhandledRejection", onUncaught);
 
 // No top-level await: Bun's --bytecode compiles to CommonJS, which has none.
 // process.exit, not exitCode: a DNS lookup preflight gave up on must not keep the process alive.

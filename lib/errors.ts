@@ -63,6 +63,29 @@ export class FileError extends HookError {
 }
 
 /**
+ * The line the hook prints for an error: a refusal says what is wrong and
+ * what to do; anything else is a bug, and says so.
+ *
+ * @param error What was thrown.
+ * @returns The line, without the `httpsisoboot: ` prefix.
+ * @example
+ * ```ts
+ * import { errorLine, UrlError } from "./errors.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(errorLine(new UrlError("the URL is empty")), "the URL is empty");
+ * assertEquals(
+ *   errorLine(new TypeError("x is undefined")),
+ *   "internal error (TypeError: x is undefined); please report it, with the output of --debug",
+ * );
+ * ```
+ */
+export function errorLine(error: unknown): string {
+  if (error instanceof HookError) return error.message;
+  const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return `internal error (${printable(what)}); please report it, with the output of --debug`;
+}
+
+/**
  * Makes text safe to print on one line: control characters (C0, C1, DEL,
  * and the Unicode line and bidi controls) become spaces, runs of spaces
  * shrink to one, and the text is cut to `max` characters with an ellipsis.

@@ -7,7 +7,7 @@
 # Not root: says what is missing; those tests then skip and say why.
 set -euo pipefail
 
-PACKAGES=(libvirt-clients libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-block-extra qemu-utils vagrant vagrant-libvirt nginx-light openssl xorriso isolinux syslinux-common util-linux)
+PACKAGES=(time libvirt-clients libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-block-extra qemu-utils vagrant vagrant-libvirt nginx-light openssl xorriso isolinux syslinux-common util-linux)
 STATE=/run/httpsisoboot-test
 say() { echo "host.sh: $*" >&2; }
 

@@ -1,0 +1,515 @@
+/**
+ * Hostile input (issue 8): what an attacker who sets the URL, writes the
+ * domain XML or runs the ISO server can do to the host, and what a careful
+ * admin expects instead. Each case names the finding it covers.
+ *
+ * The cases that run the hook as a process use dist/httpsisoboot, or the
+ * binary named by HOSTILE_BIN, so the same suite can be pointed at an older
+ * build to watch it fail. Servers are real TLS servers on loopback, made for
+ * each case; the disk-full and racer cases need root (a tmpfs in a private
+ * mount namespace, and a second user) and say so when skipped.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { Buffer } from "node:buffer";
+import { preflight } from "../lib/preflight/preflight.ts";
+import { parseIsoUrl } from "../lib/url.ts";
+import { PolicyError, ServerError } from "../lib/errors.ts";
+import { systemTrustBundle } from "../lib/preflight/trust.ts";
+import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
+import { BINARY, readFixture } from "./support.ts";
+
+const HOOK = process.env.HOSTILE_BIN ?? BINARY;
+const noBinary = existsSync(HOOK) ? undefined : `${HOOK} is not built; run \`npm run binary\``;
+const notRoot = process.getuid?.() === 0 ? undefined : "needs root: a private mount namespace and a second user";
+const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
+
+const work = mkdtempSync(join(tmpdir(), "httpsisoboot-hostile-"));
+chmodSync(work, 0o755);
+after(() => rmSync(work, { recursive: true, force: true }));
+const NO_PREFLIGHT = join(work, "no-preflight.conf");
+writeFileSync(NO_PREFLIGHT, "preflight = no\n");
+const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET";
+const SAMPLE = readFixture("q35-vdsm.in.xml");
+
+interface Outcome {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Runs the hook binary, killed after `limitMs` (a hang shows as status null);
+ * `wrapper` is a command that runs it as its last argument. Never spawnSync:
+ * the servers of these tests live in this process and must go on answering.
+ */
+function hook(args: string[], env: Record<string, string>, limitMs = 20_000, wrapper: string[] = []): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const [command, ...rest] = [...wrapper, HOOK, ...args];
+    const child = spawn(command, rest, { env: { HTTPSISOBOOT_CONFIG: NO_PREFLIGHT, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), limitMs);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+/** One line, exit 2: what every refusal looks like. */
+function assertRefused(outcome: Outcome, words: RegExp): void {
+  assert.equal(outcome.status, 2, `exit ${outcome.status} after ${outcome.ms} ms: ${outcome.stderr}`);
+  assert.match(outcome.stderr, /^httpsisoboot: [^\n]+\n$/);
+  assert.match(outcome.stderr, words);
+}
+
+function domainFile(name: string, xml: string | Uint8Array = SAMPLE): string {
+  const dir = mkdtempSync(join(work, `${name}-`));
+  const path = join(dir, "domxml");
+  writeFileSync(path, xml);
+  return path;
+}
+
+describe("hostile files", { skip: noBinary }, () => {
+  for (const [what, make] of [
+    ["a FIFO", (path: string) => spawnSync("mkfifo", [path])],
+    ["a directory", (path: string) => mkdirSync(path)],
+  ] as const) {
+    test(`the hook refuses ${what} as _hook_domxml at once instead of hanging (finding: FIFO hangs forever)`, async () => {
+      const path = join(mkdtempSync(join(work, "special-")), "domxml");
+      make(path);
+      assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL }, 10_000), /is not a regular file/);
+    });
+
+    test(`the hook refuses ${what} as the settings file at once`, async () => {
+      const settings = join(mkdtempSync(join(work, "special-")), "settings.conf");
+      make(settings);
+      const path = domainFile("settings");
+      assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 10_000), /not a regular file/);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+  }
+
+  test("the hook refuses /dev/zero as the domain and as the settings (finding: grows by 0.5 GB/s)", async () => {
+    assertRefused(await hook(["--dry-run", "--url", URL, "/dev/zero"], {}, 10_000), /is not a regular file/);
+    const path = domainFile("zero");
+    assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: "/dev/zero" }, 10_000), /not a regular file/);
+  });
+
+  test("the hook does not follow a symbolic link as _hook_domxml; VDSM passes a regular file", async () => {
+    const target = domainFile("link-target");
+    const link = join(mkdtempSync(join(work, "link-")), "domxml");
+    spawnSync("ln", ["-s", target, link]);
+    assertRefused(await hook([], { _hook_domxml: link, httpsisoboot: URL }), /symbolic link/);
+    assert.equal(readFileSync(target, "utf8"), SAMPLE);
+  });
+
+  test("the hook refuses a domain over 4 MiB before parsing it (finding: 50 MB of <a/> took 4-5 GB)", async () => {
+    const path = domainFile("huge", `<domain>${"<a/>".repeat(12_500_000)}</domain>`);
+    assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL }, 10_000), /larger than 4194304 bytes/);
+  });
+
+  test("the hook refuses 4 MiB of <a/> by its element count, and 100,000 levels by depth (finding: stack overflow)", async () => {
+    const flat = domainFile("flat", `<domain>${"<a/>".repeat(1_000_000)}</domain>`);
+    assertRefused(await hook([], { _hook_domxml: flat, httpsisoboot: URL }, 10_000), /more than 100000 elements/);
+    const deep = domainFile("deep", "<domain>" + "<a>".repeat(100_000) + "</a>".repeat(100_000) + "</domain>");
+    assertRefused(await hook([], { _hook_domxml: deep, httpsisoboot: URL }, 10_000), /deeper than 256 levels/);
+  });
+
+  test("the hook reads 60,000 attributes on one element in linear time (finding: 18 s, quadratic)", async () => {
+    const attributes = Array.from({ length: 60_000 }, (_, i) => ` a${i}='${i}'`).join("");
+    const path = domainFile("attributes", SAMPLE.replace("<features>", `<features${attributes}>`));
+    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL }, 10_000);
+    assert.equal(outcome.status, 0, outcome.stderr);
+  });
+
+  test("the hook refuses bytes that are not UTF-8 instead of rewriting them as U+FFFD", async () => {
+    const at = SAMPLE.indexOf("</name>");
+    const withLatin1 = Buffer.concat([Buffer.from(SAMPLE.slice(0, at)), Buffer.from([0xe9]), Buffer.from(SAMPLE.slice(at))]);
+    const path = domainFile("latin1", withLatin1);
+    assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL }), /not valid UTF-8/);
+    assert.deepEqual(readFileSync(path), withLatin1);
+  });
+
+  test("the hook keeps <acpi></acpi> and every other untouched byte (finding: came back as <acpi/>)", async () => {
+    const input = SAMPLE.replace("<acpi />", "<acpi></acpi>").replace("<features>", "<features><!----><?pi x?>");
+    assert.ok(input.includes("<acpi></acpi>"));
+    const path = domainFile("acpi", input);
+    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL });
+    assert.equal(outcome.status, 0, outcome.stderr);
+    const output = readFileSync(path, "utf8");
+    assert.ok(output.includes("<acpi></acpi>") && output.includes("<features><!----><?pi x?>"));
+  });
+
+  test("the hook refuses control characters in comments and PIs (finding: output was not well-formed)", async () => {
+    for (const bad of ["<!-- \u0007 -->", "<?pi \u001b?>"]) {
+      const input = SAMPLE.replace("<features>", `<features>${bad}`);
+      const path = domainFile("control", input);
+      assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL }), /is not allowed in XML/);
+      assert.equal(readFileSync(path, "utf8"), input);
+    }
+  });
+
+  test("the hook handles two <devices>, shifting the orders in both (finding: two devices at order 1)", async () => {
+    const input = readFixture("two-devices.in.xml");
+    const path = domainFile("two", input);
+    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL });
+    assert.equal(outcome.status, 0, outcome.stderr);
+    const output = readFileSync(path, "utf8");
+    assert.equal(output.match(/<boot order='1'\/>/g)?.length, 1);
+    assert.match(output, /<target dev='sdc' bus='sata' tray='closed'\/>/, "sda and sdb are taken, in either <devices>");
+  });
+
+  test("the hook adds <devices> to a domain that has none (finding: refused, though libvirt accepts it)", async () => {
+    const path = domainFile("none", readFixture("no-devices.in.xml"));
+    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL });
+    assert.equal(outcome.status, 0, outcome.stderr);
+    assert.match(readFileSync(path, "utf8"), /<devices>\n {4}<disk type='network' device='cdrom'>/);
+  });
+
+  test("--dry-run shows the query of a CD-ROM already there as *** (finding: printed raw)", async () => {
+    const path = domainFile("dry");
+    assert.equal((await hook([], { _hook_domxml: path, httpsisoboot: URL })).status, 0);
+    const outcome = await hook(["--dry-run", "--url", URL, path], {});
+    assert.equal(outcome.status, 0, outcome.stderr);
+    assert.ok(!outcome.stdout.includes("TOPSECRET"), "no query value in the output");
+  });
+
+  /** [URL, what it is, words] */
+  const URLS: Array<[string, string, RegExp]> = [
+    ["https://0x7f000001/a.iso", "hex IPv4", /not a valid IPv4 address/],
+    ["https://0x7f.0.0.0x1/a.iso", "dotted hex IPv4", /not a valid IPv4 address/],
+    ["https://1.2.3.0x4/a.iso", "a hex last part", /not a valid IPv4 address/],
+    ["https://\uff11\uff12\uff17.0.0.1/a.iso", "fullwidth digits that map to an address", /turns into the IP address '127.0.0.1'/],
+    ["https://isos.example.org/a/%2e%2e/x.iso", "an encoded dot segment", /'\.' or '\.\.' segments/],
+    ["https://isos.example.org/a/%2E/x.iso", "an encoded single dot", /'\.' or '\.\.' segments/],
+    ["https://b\u00fccher.example\\evil.example/a.iso", "an IDN host followed by a backslash", /characters a host name cannot have/],
+  ];
+  for (const [url, what, words] of URLS) {
+    test(`the hook refuses ${what}: ${url}`, async () => {
+      assertRefused(await hook(["--dry-run", "--url", url, domainFile("url")], {}), words);
+    });
+  }
+
+  test("output that cannot be written is a refusal, not a silent exit 0 (stdout on /dev/full)", () => {
+    for (const redirect of [">/dev/full"]) {
+      const result = spawnSync("sh", ["-c", `exec "$0" --dry-run --url '${URL}' "$1" ${redirect}`, HOOK, domainFile("stdout")], {
+        encoding: "utf8",
+        env: { HTTPSISOBOOT_CONFIG: NO_PREFLIGHT },
+      });
+      assert.equal(result.status, 2, `${redirect}: ${result.stderr}`);
+      assert.match(result.stderr, /^httpsisoboot: cannot write to standard output: E[A-Z]+\n$/);
+    }
+  });
+});
+
+describe("the disk fills up and the temp file is raced", { skip: noBinary ?? notRoot }, () => {
+  test("on a full disk the hook exits 2 and leaves the original whole, and no temp file (finding: truncated, exit 0)", () => {
+    const big = SAMPLE.replace("<features>", `<!-- ${"padding ".repeat(8000)} --><features>`);
+    const dir = mkdtempSync(join(work, "full-"));
+    writeFileSync(join(dir, "domain.xml"), big);
+    writeFileSync(join(dir, "settings.conf"), "preflight = no\n");
+    // A 1 MiB tmpfs, filled until about half the new domain's size is free: the write is cut short.
+    const script = `set -e
+      mount -t tmpfs -o size=1m tmpfs "$1/mnt"
+      cp "$1/domain.xml" "$1/mnt/domxml"
+      free=$(( $(stat -f -c %a "$1/mnt") * $(stat -f -c %S "$1/mnt") ))
+      head -c $(( free - 36864 )) /dev/zero > "$1/mnt/fill"
+      set +e
+      _hook_domxml="$1/mnt/domxml" httpsisoboot='${URL}' HTTPSISOBOOT_CONFIG="$1/settings.conf" "$2" 2>"$1/stderr"
+      echo $? > "$1/status"
+      cmp -s "$1/domain.xml" "$1/mnt/domxml" && echo same > "$1/compared"
+      ls -A "$1/mnt" > "$1/listing"`;
+    mkdirSync(join(dir, "mnt"));
+    const run = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "sh", dir, HOOK], { encoding: "utf8" });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(readFileSync(join(dir, "status"), "utf8").trim(), "2", readFileSync(join(dir, "stderr"), "utf8"));
+    assert.match(readFileSync(join(dir, "stderr"), "utf8"), /^httpsisoboot: cannot replace the domain XML '[^']+': ENOSPC; the original is unchanged\n$/);
+    assert.equal(readFileSync(join(dir, "compared"), "utf8").trim(), "same", "the original is byte-identical");
+    assert.deepEqual(readFileSync(join(dir, "listing"), "utf8").trim().split("\n").sort(), ["domxml", "fill"], "no temp or lock file left");
+  });
+
+  test("a racer swapping the temp file for a symlink cannot make root chown another file (finding: 5 of 5)", async () => {
+    const victim = join(work, "victim");
+    writeFileSync(victim, "root's file\n");
+    chownSync(victim, 0, 0);
+    const racer = join(work, "racer.mjs");
+    writeFileSync(racer, RACER);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const dir = mkdtempSync(join(work, "race-"));
+      chmodSync(dir, 0o777); // writable by all, no sticky bit
+      const path = join(dir, "domxml");
+      writeFileSync(path, SAMPLE.replace("<features>", `<!-- ${"x".repeat(200_000)} --><features>`));
+      chownSync(path, 1000, 1000); // so root must give the new file an owner
+      const racing = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", process.execPath, racer, dir, victim], { stdio: "ignore" });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL });
+      racing.kill("SIGKILL");
+      await new Promise((resolve) => racing.on("close", resolve));
+      const stat = statSync(victim);
+      assert.deepEqual([stat.uid, stat.gid], [0, 0], `attempt ${attempt}: the victim stays root's (${outcome.stderr.trim()})`);
+      assert.equal(readFileSync(victim, "utf8"), "root's file\n");
+      if (outcome.status === 0) assert.ok(!lstatSync(path).isSymbolicLink(), "exit 0 only with the file the hook wrote");
+      else assertRefused(outcome, /replaced while the hook|changed while the hook ran|cannot replace/);
+      assert.ok(outcome.status === 0 || outcome.status === 2, outcome.stderr);
+    }
+  });
+});
+
+/** Swaps every httpsisoboot temp file in a directory for a symlink to the victim, as fast as it can, for 20 s at most. */
+const RACER = `
+import { readdirSync, rmSync, symlinkSync } from "node:fs";
+const [dir, victim] = process.argv.slice(2);
+const until = Date.now() + 20000;
+while (Date.now() < until) {
+  for (const name of readdirSync(dir)) {
+    if (!name.includes("httpsisoboot-") || name.endsWith("-lock")) continue;
+    try { rmSync(dir + "/" + name); symlinkSync(victim, dir + "/" + name); } catch {}
+  }
+}
+`;
+
+describe("concurrent runs on one file", { skip: noBinary }, () => {
+  test("two hooks on one domain never both write it: each change lands or its run fails", async () => {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const path = domainFile("concurrent");
+      const [a, b] = await Promise.all([
+        hook([], { _hook_domxml: path, httpsisoboot: "https://a.example.org/a.iso" }),
+        hook([], { _hook_domxml: path, httpsisoboot: "https://b.example.org/b.iso" }),
+      ]);
+      const output = readFileSync(path, "utf8");
+      for (const [outcome, host] of [[a, "a.example.org"], [b, "b.example.org"]] as const) {
+        if (outcome.status === 0) assert.ok(output.includes(`name='${host}'`) || output.includes(`name="${host}"`), `a change that exited 0 is in the file: ${host}`);
+        else assertRefused(outcome, /another httpsisoboot is changing|changed while the hook ran/);
+      }
+      assert.deepEqual(readdirSync(join(path, "..")), ["domxml"], "no temp or lock file left");
+    }
+  });
+});
+
+// ---- hostile servers ---------------------------------------------------------
+
+let ca = "";
+const servers: Array<TlsServer | TcpServer> = [];
+const port: Record<string, number> = {};
+const seen: Record<string, string[]> = {};
+
+/** A TLS server on loopback whose answers the case writes by hand; it records each request's first line. */
+function tlsServer(name: string, cert: { cert: string; key: string }, answer: (socket: TLSSocket, request: string) => void): Promise<void> {
+  seen[name] = [];
+  const server = createTlsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
+    let buffered = "";
+    socket.on("error", () => {});
+    socket.on("data", (chunk) => {
+      buffered += chunk.toString("latin1");
+      for (let end = buffered.indexOf("\r\n\r\n"); end >= 0; end = buffered.indexOf("\r\n\r\n")) {
+        const request = buffered.slice(0, end);
+        buffered = buffered.slice(end + 4);
+        seen[name].push(request.split("\r\n")[0]);
+        answer(socket, request);
+      }
+    });
+  });
+  servers.push(server);
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
+    port[name] = (server.address() as { port: number }).port;
+    resolve();
+  }));
+}
+
+function tcpServer(name: string, onConnection: (socket: Socket) => void): Promise<void> {
+  const server = createTcpServer((socket) => {
+    socket.on("error", () => {});
+    onConnection(socket);
+  });
+  servers.push(server);
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
+    port[name] = (server.address() as { port: number }).port;
+    resolve();
+  }));
+}
+
+const GOOD_HEAD = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nAccept-Ranges: bytes\r\n\r\n";
+
+/** An ISO 9660 volume descriptor whose label holds ESC, BEL and a line break. */
+function descriptor(): Buffer {
+  const sector = Buffer.alloc(2048);
+  sector.set([1, ...Buffer.from("CD001")]);
+  sector.write("EVIL\u001b[2J\u0007\nhttpsisoboot: fake", 40, "latin1");
+  return sector;
+}
+
+describe("hostile servers", { skip: noOpenssl }, () => {
+  before(async () => {
+    const authority = makeAuthority(work, "Internal CA/O=Secret Org/OU=Payroll");
+    ca = authority.cert;
+    const cert = makeServerCert(work, "hostile", authority);
+    await tlsServer("endless", cert, (socket, request) => {
+      if (request.startsWith("HEAD")) return void socket.write(GOOD_HEAD);
+      socket.write("HTTP/1.1 200 OK\r\n\r\n");
+      const chunk = Buffer.alloc(1 << 20, 0x41);
+      const pump = () => {
+        while (!socket.destroyed && socket.write(chunk));
+        if (!socket.destroyed) socket.once("drain", pump);
+      };
+      pump();
+    });
+    await tlsServer("headers", cert, (socket) => {
+      socket.write("HTTP/1.1 200 OK\r\n");
+      const pump = () => {
+        while (!socket.destroyed && socket.write("X-Padding: " + "y".repeat(1000) + "\r\n"));
+        if (!socket.destroyed) socket.once("drain", pump);
+      };
+      pump();
+    });
+    await tlsServer("target", cert, (socket, request) => {
+      socket.write(request.startsWith("HEAD") ? GOOD_HEAD : "HTTP/1.1 206 Partial Content\r\nContent-Length: 2048\r\n\r\n");
+      if (!request.startsWith("HEAD")) socket.end(descriptor());
+    });
+    await tlsServer("elsewhere", cert, (socket) => socket.end("HTTP/1.1 404 SECRET-REASON\r\nContent-Length: 0\r\n\r\n"));
+    await tlsServer("redirect", cert, (socket, request) => {
+      const to = request.includes("/hex")
+        ? `https://0x7f000001:${port.elsewhere}/boot.iso`
+        : `https://127.0.0.1:${port.elsewhere}/boot.iso`;
+      socket.end(`HTTP/1.1 302 Found\r\nLocation: ${to}\r\nContent-Length: 0\r\n\r\n`);
+    });
+    await tlsServer("status", cert, (socket) => socket.end("HTTP/1.1 403 Ask-Bob-In-Payroll\r\nContent-Length: 0\r\n\r\n"));
+    await tcpServer("banner", (socket) => socket.end("SSH-2.0-OpenSSH_9.2 internal-bastion\r\n"));
+    await tcpServer("silent", () => {});
+  });
+
+  after(() => {
+    for (const server of servers) server.close();
+  });
+
+  const options = (timeoutMs = 5000, allow: Array<{ host: string; port?: number }> = []) => ({ timeoutMs, caFile: ca, allow, settingsFile: "/etc/httpsisoboot.conf" });
+  const at = (name: string, path = "/boot.iso") => parseIsoUrl(`https://localhost:${port[name]}${path}`);
+
+  test("a 200 with an endless body to the ranged GET is refused on its headers, in bounded memory (finding: 4.9 GB)", async () => {
+    const before = process.memoryUsage().rss;
+    const started = Date.now();
+    await assert.rejects(preflight(at("endless"), options()), (error: Error) => {
+      assert.ok(error instanceof ServerError);
+      assert.match(error.message, /ignored a byte-range request \(answered 200, not 206\)/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 5000, "decided before the time limit");
+    assert.ok(process.memoryUsage().rss - before < 64 * 1024 * 1024, "no body was kept");
+  });
+
+  test("endless headers are refused at 16 KiB", async () => {
+    await assert.rejects(preflight(at("headers"), options()), /more than 16384 bytes of HTTP headers/);
+  });
+
+  test("a redirect to a server 'allow' does not name is refused, and that server is never asked (finding: followed)", async () => {
+    const allow = [{ host: "localhost", port: port.redirect }];
+    const asked = seen.elsewhere.length;
+    await assert.rejects(preflight(at("redirect"), options(5000, allow)), (error: Error) => {
+      assert.ok(error instanceof PolicyError, `${error.name}: ${error.message}`);
+      assert.match(error.message, /redirects \(HTTP 302\) to a server that the 'allow' setting of \/etc\/httpsisoboot.conf does not name/);
+      assert.ok(!error.message.includes("127.0.0.1"), "the redirect target, the server's words, is not echoed");
+      return true;
+    });
+    await assert.rejects(preflight(at("redirect", "/hex.iso"), options(5000, allow)), /redirects \(HTTP 302\) to a URL the hook refuses/);
+    assert.equal(seen.elsewhere.length, asked);
+  });
+
+  test("preflight asks for exactly the request target libvirt hands QEMU, quotes and all (finding: %27)", async () => {
+    const url = parseIsoUrl(`https://localhost:${port.target}/a'b(c)*!.iso?x='y'&z=(1)*!`);
+    await preflight(url, options());
+    assert.deepEqual(seen.target.slice(-2), [`HEAD ${url.requestTarget} HTTP/1.1`, `GET ${url.requestTarget} HTTP/1.1`]);
+    assert.equal(url.requestTarget, "/a'b(c)*!.iso?x='y'&z=(1)*!");
+  });
+
+  test("a volume label is made printable: no ESC, BEL or line break reaches the terminal (finding: --check printed it raw)", async () => {
+    const report = await preflight(at("target"), options());
+    assert.equal(report.label, "EVIL [2J httpsisoboot: fake");
+  });
+
+  test("messages say little to strangers: the failure's class, the status number and the issuer's CN only", async () => {
+    const refusal = async (url: ReturnType<typeof at>, caFile?: string) => {
+      try {
+        await preflight(url, { ...options(1500), ...(caFile === undefined ? {} : { caFile }) });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      throw new Error("expected a refusal");
+    };
+    const banner = await refusal(at("banner"));
+    assert.match(banner, /did not answer with TLS|closed the connection during TLS/);
+    assert.doesNotMatch(banner, /SSH|bastion|wrong version|SSL routines/);
+    assert.match(await refusal(at("silent")), /did not answer in time/);
+    assert.match(await refusal(parseIsoUrl("https://localhost:1/boot.iso")), /refused the connection/);
+    const status = await refusal(at("status"));
+    assert.match(status, /answered HTTP 403 to HEAD/);
+    assert.doesNotMatch(status, /Bob|Payroll/);
+    const untrusted = await refusal(at("status"), "/etc/ssl/certs/ca-certificates.crt");
+    assert.match(untrusted, /issuer CN=Internal CA\)/);
+    assert.doesNotMatch(untrusted, /Secret Org|Payroll|O=/);
+  });
+
+  test("the hook, trusting the server, refuses an endless 200 at once, in under 100 MiB (finding: 14.8 s, 4.9 GB)", {
+    skip: noBinary ?? notRoot ?? (existsSync("/usr/bin/time") ? undefined : "GNU time is not installed (Debian package time)"),
+  }, async () => {
+    const bundle = join(work, "trusted-bundle.crt");
+    writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(ca, "utf8"));
+    const settings = join(work, "five-seconds.conf");
+    writeFileSync(settings, "preflight_timeout = 5\n");
+    const path = domainFile("endless");
+    const outcome = await hook([], {
+      _hook_domxml: path,
+      httpsisoboot: `https://localhost:${port.endless}/boot.iso`,
+      HTTPSISOBOOT_CONFIG: settings,
+    }, 60_000, [
+      "unshare", "--mount", "--propagation", "private", "sh", "-c",
+      `mount --bind "$1" "$2" && exec /usr/bin/time -f 'peak-rss-kib %M' "$3"`, "sh", bundle, systemTrustBundle(),
+    ]);
+    const result = outcome;
+    const elapsed = outcome.ms;
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /^httpsisoboot: [^\n]*ignored a byte-range request \(answered 200, not 206\)[^\n]*\n/);
+    const rssKib = Number(/peak-rss-kib (\d+)/.exec(result.stderr)?.[1]);
+    assert.ok(rssKib < 100 * 1024, `peak RSS ${rssKib} KiB`);
+    assert.ok(elapsed < 5000, `decided in ${elapsed} ms, before preflight_timeout`);
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+
+  test("the whole hook ends within preflight_timeout plus its grace, whatever the server does", { skip: noBinary }, async () => {
+    const settings = join(work, "one-second.conf");
+    writeFileSync(settings, "preflight_timeout = 1\n");
+    const path = domainFile("silent");
+    const outcome = await hook([], {
+      _hook_domxml: path,
+      httpsisoboot: `https://localhost:${port.silent}/boot.iso`,
+      HTTPSISOBOOT_CONFIG: settings,
+    }, 15_000);
+    assertRefused(outcome, /./);
+    assert.ok(outcome.ms < 1000 + 3000 + 2000, `ended in ${outcome.ms} ms`);
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+});
