@@ -9,13 +9,21 @@
  * The hook runs with `preflight = no`: preflight's cost is the ISO server's
  * round trips, which the Python original never made; this measures the rest.
  *
+ * Then the hostile rows (issue 8), binary route only: each shape at half
+ * and at full size, so that the growth shows whether time is linear, with
+ * peak RSS; and, as root with openssl, a server that answers the ranged GET
+ * with an endless 200, trusted in a private mount namespace.
+ *
  * A benchmark, not a test: it asserts nothing. Builds what is missing first.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { MAX_DOMAIN_BYTES } from "../lib/limits.ts";
+import { systemTrustBundle } from "../lib/preflight/trust.ts";
+import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
@@ -82,26 +90,31 @@ function median(values: number[]): number {
 }
 
 /** Median wall time (ms) and peak RSS (MiB) of a command, run on a fresh copy of `domain` each time. */
-function measure(command: string[], domain: string | undefined, work: string): { ms: number; mib: number } {
+function measure(
+  command: string[],
+  domain: string | undefined,
+  work: string,
+  options: { status?: number; env?: Record<string, string>; prefix?: string[]; runs?: number } = {},
+): { ms: number; mib: number } {
   const file = join(work, "domxml");
   const settings = join(work, "bench.conf");
   writeFileSync(settings, "preflight = no\n");
-  const env = { PATH: process.env.PATH, _hook_domxml: file, httpsisoboot: ISO_URL, HTTPSISOBOOT_CONFIG: settings };
+  const env = { PATH: process.env.PATH, _hook_domxml: file, httpsisoboot: ISO_URL, HTTPSISOBOOT_CONFIG: settings, ...options.env };
   const times: number[] = [];
   const run = (prefix: string[]) => {
     if (domain) copyFileSync(domain, file);
     const start = process.hrtime.bigint();
-    const [program, ...args] = [...prefix, ...command];
+    const [program, ...args] = [...(options.prefix ?? []), ...prefix, ...command];
     const result = spawnSync(program, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    if (result.status !== 0) throw new Error(`${command.join(" ")} exited ${result.status}: ${result.stderr}`);
+    if (result.status !== (options.status ?? 0)) throw new Error(`${command.join(" ")} exited ${result.status}: ${result.stderr}`);
     return ms;
   };
   run([]);
-  for (let i = 0; i < RUNS; i++) times.push(run([]));
+  for (let i = 0; i < (options.runs ?? RUNS); i++) times.push(run([]));
   const rss: number[] = [];
   const rssFile = join(work, "rss");
-  for (let i = 0; i < RSS_RUNS; i++) {
+  for (let i = 0; i < Math.min(RSS_RUNS, options.runs ?? RSS_RUNS); i++) {
     run(["/usr/bin/time", "-f", "%M", "-o", rssFile]);
     rss.push(Number(readFileSync(rssFile, "utf8").trim().split("\n").at(-1)) / 1024);
   }
@@ -136,9 +149,112 @@ function main(): void {
         `${(q35.ms / row.get("empty program")!.ms).toFixed(2)}× | ${(row.get("2000 devices")!.ms / row.get("20 devices")!.ms).toFixed(2)}× |`);
     }
     console.log("\nfloor: the bare start of an empty program on the same route.");
+    hostileRows(work, results.get(ROUTES[0].name)!.get("empty program")!.ms);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
+
+/** Hostile shapes, at half and full size: [name, exit status, text of size n]. */
+const SHAPES: Array<[string, number, (full: boolean) => string]> = [
+  ["domain at the size limit (4 MiB, padded metadata)", 0, (full) => padded(full ? MAX_DOMAIN_BYTES - 4096 : MAX_DOMAIN_BYTES / 2)],
+  ["60,000 attributes on one element", 0, (full) => attributes(full ? 60_000 : 30_000)],
+  ["256 levels of nesting (accepted)", 0, (full) => nested(full ? 256 : 128)],
+  ["100,000 levels of nesting (refused)", 2, (full) => nested(full ? 100_000 : 50_000)],
+  ["4 MiB of <a/> (refused at 100,000 elements)", 2, (full) => `<domain>${"<a/>".repeat(full ? 1_000_000 : 500_000)}</domain>`],
+];
+
+function hostileRows(work: string, floor: number): void {
+  const binary = ROUTES[0].hook;
+  console.log(`\nhostile input, binary route (floor ${floor.toFixed(1)} ms):\n`);
+  console.log("| shape | exit | half size wall | full size wall | full size peak RSS | growth above floor, full / half |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  for (const [name, status, make] of SHAPES) {
+    const [half, full] = [false, true].map((isFull) => {
+      const path = join(work, `hostile-${isFull}.xml`);
+      writeFileSync(path, make(isFull));
+      return measure(binary, path, work, { status, runs: 5 });
+    });
+    const growth = (full.ms - floor) / Math.max(0.1, half.ms - floor);
+    console.log(`| ${name} | ${status} | ${half.ms.toFixed(1)} ms | ${full.ms.toFixed(1)} ms | ${full.mib.toFixed(1)} MiB | ${growth.toFixed(2)}× |`);
+  }
+  endlessRow(work);
+}
+
+function padded(bytes: number): string {
+  const q35 = readFileSync(join(ROOT, "test", "fixtures", "q35-vdsm.in.xml"), "utf8");
+  const pad = bytes - q35.length - 40;
+  return q35.replace("<metadata", `<description>${"x".repeat(pad)}</description>\n    <metadata`);
+}
+
+function attributes(count: number): string {
+  const q35 = readFileSync(join(ROOT, "test", "fixtures", "q35-vdsm.in.xml"), "utf8");
+  return q35.replace("<features>", `<features${Array.from({ length: count }, (_, i) => ` a${i}='${i}'`).join("")}>`);
+}
+
+function nested(depth: number): string {
+  const q35 = readFileSync(join(ROOT, "test", "fixtures", "q35-vdsm.in.xml"), "utf8");
+  return q35.replace("<features>", `<features>${"<x:a xmlns:x='urn:x'>".repeat(Math.min(depth, 250))}${"<a>".repeat(Math.max(0, depth - 250))}` +
+    `${"</a>".repeat(Math.max(0, depth - 250))}${"</x:a>".repeat(Math.min(depth, 250))}`);
+}
+
+/** A TLS server, in a child process, that answers HEAD well and the ranged GET with an endless 200. */
+function endlessRow(work: string): void {
+  if (process.getuid?.() !== 0 || spawnSync("sh", ["-c", "command -v openssl"]).status !== 0) {
+    console.log("| server answering the ranged GET with an endless 200 | skipped: needs root and openssl |");
+    return;
+  }
+  const authority = makeAuthority(work, "bench CA");
+  const cert = makeServerCert(work, "bench-server", authority);
+  const portFile = join(work, "endless.port");
+  const server = spawn(process.execPath, ["-e", ENDLESS_SERVER, cert.cert, cert.key, portFile], { stdio: "inherit" });
+  try {
+    const port = waitForPort(portFile);
+    const bundle = join(work, "bundle.crt");
+    writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(authority.cert, "utf8"));
+    const settings = join(work, "endless.conf");
+    writeFileSync(settings, "preflight_timeout = 5\n");
+    // The test CA is trusted only in this private mount namespace, as in the e2e suite.
+    const prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+      `mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sh", bundle, systemTrustBundle()];
+    const q35 = join(ROOT, "test", "fixtures", "q35-vdsm.in.xml");
+    const env = { httpsisoboot: `https://localhost:${port}/boot.iso`, HTTPSISOBOOT_CONFIG: settings };
+    const result = measure(ROUTES[0].hook, q35, work, { status: 2, env, prefix, runs: 5 });
+    console.log(`| server answering the ranged GET with an endless 200 (preflight_timeout 5 s) | 2 | | ${result.ms.toFixed(1)} ms | ${result.mib.toFixed(1)} MiB | |`);
+  } finally {
+    server.kill();
+  }
+}
+
+function waitForPort(file: string): number {
+  for (let i = 0; i < 100; i++) {
+    if (existsSync(file)) return Number(readFileSync(file, "utf8"));
+    spawnSync("sleep", ["0.1"]);
+  }
+  throw new Error("the endless server did not start");
+}
+
+const ENDLESS_SERVER = `
+const { createServer } = require("node:tls");
+const { readFileSync, writeFileSync } = require("node:fs");
+const [cert, key, portFile] = process.argv.slice(1);
+const server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (socket) => {
+  let buffered = "";
+  socket.on("error", () => {});
+  socket.on("data", (chunk) => {
+    buffered += chunk.toString("latin1");
+    for (let end = buffered.indexOf("\\r\\n\\r\\n"); end >= 0; end = buffered.indexOf("\\r\\n\\r\\n")) {
+      const request = buffered.slice(0, end);
+      buffered = buffered.slice(end + 4);
+      if (request.startsWith("HEAD")) { socket.write("HTTP/1.1 200 OK\\r\\nContent-Length: 1000000\\r\\nAccept-Ranges: bytes\\r\\n\\r\\n"); continue; }
+      socket.write("HTTP/1.1 200 OK\\r\\n\\r\\n");
+      const chunk = Buffer.alloc(1 << 20, 65);
+      const pump = () => { while (!socket.destroyed && socket.write(chunk)); if (!socket.destroyed) socket.once("drain", pump); };
+      pump();
+    }
+  });
+});
+server.listen(0, "127.0.0.1", () => writeFileSync(portFile, String(server.address().port)));
+`;
 
 main();

@@ -62,10 +62,15 @@ describe("qemu:///system", { skip: systemLibvirtMissing() }, () => {
     "https://127.0.0.1:4443/caf%C3%A9/boot.iso?X-Amz-Signature=abc%20def&X-Amz-Date=20261125T000000Z",
     "https://isos.example.org:443/a;b@c&d=e+f$g,h!i~j*k'l(m)n.iso?q=1",
     "https://xn--bcher-kva.example:443/boot.iso?a/b?c:d@e",
+    "https://isos.example.org:443/a'b(c)*!d.iso?x='y'&z=(1)*!&w=%27",
   ];
   for (const url of URLS) {
-    test(`QEMU fetches exactly ${url}`, () => {
-      assert.equal(fetchedUrl(url), url);
+    test(`QEMU fetches exactly ${url}, and preflight asks for the same`, () => {
+      const fetched = fetchedUrl(url);
+      assert.equal(fetched, url);
+      const iso = parseIsoUrl(url);
+      assert.equal(iso.href, fetched);
+      assert.equal(fetched.slice(fetched.indexOf("/", "https://".length)), iso.requestTarget, "preflight's request target");
     });
   }
 
