@@ -294,6 +294,21 @@ while (Date.now() < until) {
 }
 `;
 
+describe("the new file's owner and mode", { skip: noBinary ?? notRoot }, () => {
+  test("the new domain file has exactly the original's owner and mode, whatever the umask", async () => {
+    for (const [mode, umask] of [[0o640, "077"], [0o604, "022"], [0o600, "000"]] as const) {
+      const path = domainFile("mode");
+      chownSync(path, 36, 36); // vdsm:kvm on an oVirt host
+      chmodSync(path, mode);
+      const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL }, 20_000, ["sh", "-c", `umask ${umask} && exec "$0"`]);
+      assert.equal(outcome.status, 0, outcome.stderr);
+      const stat = statSync(path);
+      assert.deepEqual([stat.uid, stat.gid, stat.mode & 0o7777], [36, 36, mode], `umask ${umask}`);
+      assert.notEqual(readFileSync(path, "utf8"), SAMPLE, "the file was replaced");
+    }
+  });
+});
+
 describe("concurrent runs on one file", { skip: noBinary }, () => {
   test("two hooks on one domain never both write it: each change lands or its run fails", async () => {
     for (let attempt = 0; attempt < 10; attempt++) {
