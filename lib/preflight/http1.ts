@@ -54,12 +54,17 @@ export class ConnectionError extends ServerError {
  *
  * @param url The parsed URL; its requestTarget is sent as is, as QEMU does.
  * @param requests What to ask, in order; the last one closes the connection.
- * @param options The trust bundle and the absolute deadline (Date.now() ms).
+ * @param options The trust bundle, the absolute deadline (Date.now() ms), and
+ * the time limit as the admin set it, for the message.
  * @returns The answers that came back before the server closed.
  * @throws {ConnectionError} If the connection fails, TLS is not trusted, or the deadline passes.
  * @throws {ServerError} If an answer is not HTTP/1.x or its headers are larger than MAX_HEADER_BYTES.
  */
-export function exchange(url: IsoUrl, requests: Request[], options: { ca: Uint8Array; deadline: number }): Promise<Exchange> {
+export function exchange(
+  url: IsoUrl,
+  requests: Request[],
+  options: { ca: Uint8Array; deadline: number; limit: string },
+): Promise<Exchange> {
   const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
   return new Promise((resolve, reject) => {
     const reader = new ResponseReader(requests);
@@ -74,7 +79,10 @@ export function exchange(url: IsoUrl, requests: Request[], options: { ca: Uint8A
       else resolve({ responses: reader.responses, issuer });
     };
     const timer = setTimeout(
-      () => finish(new ConnectionError(`${where} did not answer in time (preflight_timeout); check that the server is up and reachable`, "timeout")),
+      () =>
+        finish(
+          new ConnectionError(`${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`, "timeout"),
+        ),
       Math.max(0, options.deadline - Date.now()),
     );
     const isIp = /^[0-9.]+$/.test(url.host) || url.host.includes(":");

@@ -73,9 +73,10 @@ export interface PreflightOptions {
 export async function preflight(url: IsoUrl, options: PreflightOptions): Promise<ServerReport> {
   const ca = readFileSync(options.caFile ?? systemTrustBundle());
   const deadline = Date.now() + options.timeoutMs;
+  const limit = `${Math.round(options.timeoutMs / 100) / 10} s`;
   let current = url;
   for (let redirects = 0;; redirects++) {
-    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], { ca, deadline });
+    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], { ca, deadline, limit });
     if (!head) throw new ServerError(`${url.redacted}: the server closed the connection without answering; check its error log`);
     const where = redirects === 0 ? url.redacted : `${url.redacted} (after ${redirects} redirects)`;
     if (head.status >= 300 && head.status < 400 && head.headers.has("location")) {
@@ -84,7 +85,7 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
       continue;
     }
     const size = checkHead(head, where);
-    const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], { ca, deadline })).responses[0];
+    const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], { ca, deadline, limit })).responses[0];
     const volume = checkDescriptor(ranged, size, where);
     return { finalUrl: current.redacted, redirects, size, issuer, ...volume };
   }
