@@ -27,7 +27,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { Buffer } from "node:buffer";
-import { addHttpsCdrom, type CdromResult } from "./lib/add_https_cdrom.ts";
+import { addHttpsCdrom, type CdromResult } from "./lib/domain/add_https_cdrom.ts";
 import { type IsoUrl, parseIsoUrl } from "./lib/url.ts";
 import { checkAllowed } from "./lib/policy.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE, type Settings } from "./lib/settings.ts";

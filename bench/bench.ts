@@ -23,7 +23,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { MAX_DOMAIN_BYTES } from "../lib/limits.ts";
 import { systemTrustBundle } from "../lib/preflight/trust.ts";
-import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
+import { makeAuthority, makeServerCert } from "../test/support/tls.ts";
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));

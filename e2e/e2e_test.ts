@@ -13,9 +13,9 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSyn
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { buildBiosIso, buildGrubIso } from "./iso.ts";
-import { makeAuthority, makeServerCert } from "./tls.ts";
-import { freePort, type Nginx, startNginx } from "./nginx.ts";
+import { buildBiosIso, buildGrubIso } from "../test/support/iso.ts";
+import { makeAuthority, makeServerCert } from "../test/support/tls.ts";
+import { freePort, type Nginx, startNginx } from "../test/support/nginx.ts";
 import { type Host, startHost } from "./host.ts";
 import { create, domainXml, type DomainSpec, liveDevices, PREFIX, removeTestDomains, serialText, virsh, waitForMarker } from "./domain.ts";
 import { log, seconds, step } from "./steps.ts";

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseXml } from "../../lib/xml/parse.ts";
 import { applyEdits, insertElement, removeElement, renderElement, setAttribute } from "../../lib/xml/edit.ts";
-import { fixtureCases, readFixture } from "../support.ts";
+import { fixtureCases, readFixture } from "../support/mod.ts";
 
 describe("applyEdits()", () => {
   for (const name of fixtureCases()) {

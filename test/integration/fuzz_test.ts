@@ -19,13 +19,13 @@ import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
 import { create } from "xmlbuilder2";
-import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
-import { parseIsoUrl } from "../lib/url.ts";
-import { DEFAULT_SETTINGS } from "../lib/settings.ts";
-import { parseXml } from "../lib/xml/parse.ts";
-import { child, children, descendants, getAttribute } from "../lib/xml/tree.ts";
-import { HookError } from "../lib/errors.ts";
-import { BINARY, fixtureCases, readFixture, run, virshMissing } from "./support.ts";
+import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import { DEFAULT_SETTINGS } from "../../lib/settings.ts";
+import { parseXml } from "../../lib/xml/parse.ts";
+import { child, children, descendants, getAttribute } from "../../lib/xml/tree.ts";
+import { HookError } from "../../lib/errors.ts";
+import { BINARY, fixtureCases, readFixture, run, virshMissing } from "../support/mod.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 /** The seeds `npm test` runs; FUZZ_SEED (from a failure, or from `npm run fuzz`) runs one other. */

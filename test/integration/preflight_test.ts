@@ -12,14 +12,14 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { preflight } from "../lib/preflight/preflight.ts";
-import { readVolumeDescriptor } from "../lib/preflight/iso9660.ts";
-import { systemTrustBundle } from "../lib/preflight/trust.ts";
-import { parseIsoUrl } from "../lib/url.ts";
-import { buildBiosIso } from "../e2e/iso.ts";
-import { freePort, type Nginx, startNginx } from "../e2e/nginx.ts";
-import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
-import { BINARY, readFixture } from "./support.ts";
+import { preflight } from "../../lib/preflight/preflight.ts";
+import { readVolumeDescriptor } from "../../lib/preflight/iso9660.ts";
+import { systemTrustBundle } from "../../lib/preflight/trust.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import { buildBiosIso } from "../support/iso.ts";
+import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { makeAuthority, makeServerCert } from "../support/tls.ts";
+import { BINARY, readFixture } from "../support/mod.ts";
 
 function missing(): string | undefined {
   for (const tool of ["nginx", "openssl", "xorriso"]) {

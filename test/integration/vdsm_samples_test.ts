@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
-import { ROOT, run, virshMissing } from "./support.ts";
+import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
+import { ROOT, run, virshMissing } from "../support/mod.ts";
 
 const SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
 const samples = existsSync(SAMPLES) ? readdirSync(SAMPLES).filter((name) => name.endsWith(".xml")).sort() : [];

@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "xmlbuilder2";
-import { parseXml } from "../lib/xml/parse.ts";
-import type { XmlElement } from "../lib/xml/tree.ts";
-import { fixtureCases, FIXTURES, ROOT } from "./support.ts";
+import { parseXml } from "../../lib/xml/parse.ts";
+import type { XmlElement } from "../../lib/xml/tree.ts";
+import { fixtureCases, FIXTURES, ROOT } from "../support/mod.ts";
 
 interface Shape {
   name: string;

@@ -9,8 +9,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
-import { parseIsoUrl } from "../lib/url.ts";
+import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
 import {
   defineOnSystem,
   FIXTURES,
@@ -20,7 +20,7 @@ import {
   run,
   systemLibvirtMissing,
   virshMissing,
-} from "./support.ts";
+} from "../support/mod.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-libvirt-"));
 // after(), not process.on("exit"): the latter never fires under deno test.

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { ROOT } from "./support.ts";
+import { ROOT } from "../support/mod.ts";
 
 const VAGRANT_DIR = join(ROOT, "vagrant");
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-vagrant-"));

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DomainError } from "./errors.ts";
+import { DomainError } from "../errors.ts";
 
 /** A `<address type='drive'>`: where a disk sits on its controller. */
 export interface DriveAddress {

@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { DomainError } from "./errors.ts";
-import { type Edit, removeElement, renderElement, setAttribute } from "./xml/edit.ts";
-import { children, descendants, findAttribute, getAttribute, type XmlDocument, type XmlElement } from "./xml/tree.ts";
+import { DomainError } from "../errors.ts";
+import { type Edit, removeElement, renderElement, setAttribute } from "../xml/edit.ts";
+import { children, descendants, findAttribute, getAttribute, type XmlDocument, type XmlElement } from "../xml/tree.ts";
 
 /**
  * libvirt reads at most this many `<os><boot dev>` elements
@@ -38,10 +38,10 @@ const MAX_OS_BOOT_DEVS = 4;
  * domain uses both kinds of boot order (libvirt rejects that).
  * @example
  * ```ts
- * import { parseXml } from "./xml/parse.ts";
- * import { applyEdits } from "./xml/edit.ts";
+ * import { parseXml } from "../xml/parse.ts";
+ * import { applyEdits } from "../xml/edit.ts";
  * import { bootOrderEdits } from "./boot_order.ts";
- * import { assertEquals } from "./_assert.ts";
+ * import { assertEquals } from "../_assert.ts";
  * const document = parseXml("<domain><devices><disk><boot order='1'/></disk></devices></domain>");
  * assertEquals(
  *   applyEdits(document.text, bootOrderEdits(document)),

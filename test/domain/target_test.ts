@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { DomainError } from "../lib/errors.ts";
-import { chooseTarget, diskNameToIndex, type ExistingDisk, indexToDiskSuffix } from "../lib/target.ts";
+import { DomainError } from "../../lib/errors.ts";
+import { chooseTarget, diskNameToIndex, type ExistingDisk, indexToDiskSuffix } from "../../lib/domain/target.ts";
 
 const at = (controller: number, unit: number, bus = 0) => ({ controller, bus, target: 0, unit });
 const q35 = { arch: "x86_64", machine: "pc-q35-rhel8.6.0" };

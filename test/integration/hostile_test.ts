@@ -31,12 +31,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { Buffer } from "node:buffer";
-import { preflight } from "../lib/preflight/preflight.ts";
-import { parseIsoUrl } from "../lib/url.ts";
-import { PolicyError, ServerError } from "../lib/errors.ts";
-import { systemTrustBundle } from "../lib/preflight/trust.ts";
-import { makeAuthority, makeServerCert } from "../e2e/tls.ts";
-import { BINARY, readFixture } from "./support.ts";
+import { preflight } from "../../lib/preflight/preflight.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import { PolicyError, ServerError } from "../../lib/errors.ts";
+import { systemTrustBundle } from "../../lib/preflight/trust.ts";
+import { makeAuthority, makeServerCert } from "../support/tls.ts";
+import { BINARY, readFixture } from "../support/mod.ts";
 
 const HOOK = process.env.HOSTILE_BIN ?? BINARY;
 const noBinary = existsSync(HOOK) ? undefined : `${HOOK} is not built; run \`npm run binary\``;

@@ -6,21 +6,16 @@
  *
  * @module
  */
-import { DomainError } from "./errors.ts";
-import { type IsoUrl, parseIsoUrl, redactQuery } from "./url.ts";
-import { parseXml } from "./xml/parse.ts";
-import { applyEdits, type Edit, insertElement, type NewElement, setAttribute } from "./xml/edit.ts";
-import { child, children, getAttribute, type XmlDocument, type XmlElement } from "./xml/tree.ts";
+import { DomainError } from "../errors.ts";
+import { type IsoUrl, parseIsoUrl, redactQuery } from "../url.ts";
+import { parseXml } from "../xml/parse.ts";
+import { applyEdits, type Edit, insertElement, type NewElement, setAttribute } from "../xml/edit.ts";
+import { child, children, getAttribute, type XmlDocument, type XmlElement } from "../xml/tree.ts";
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
-import { bootOrderEdits } from "./boot_order.ts";
+import { type CdromOptions, cdromElement, isCdromFor } from "./cdrom.ts";
 
-/** How QEMU should read the ISO: written into the disk's `<source>`. */
-export interface CdromOptions {
-  /** `<timeout seconds>`: how long QEMU waits for each request. */
-  timeout?: number;
-  /** `<readahead size>`: bytes QEMU reads beyond each request; a multiple of 512. */
-  readahead?: number;
-}
+export type { CdromOptions } from "./cdrom.ts";
+import { bootOrderEdits } from "./boot_order.ts";
 
 /** What {@link addHttpsCdrom} did. */
 export interface CdromResult {
@@ -61,7 +56,7 @@ export interface CdromResult {
  * @example
  * ```ts
  * import { addHttpsCdrom } from "./add_https_cdrom.ts";
- * import { assertEquals } from "./_assert.ts";
+ * import { assertEquals } from "../_assert.ts";
  * const domain = "<domain type='kvm'><os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>";
  * const result = addHttpsCdrom(domain, "https://isos.example.org/boot.iso");
  * assertEquals(result.target, { dev: "sda", bus: "sata" });
@@ -81,7 +76,7 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: 
 
   const target = chooseTarget(machineOf(domain), disks.map(describeDisk));
   const boots = bootOrderEdits(document);
-  const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement(shown, target, options));
+  const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement({ url: shown, target, ...options }));
   const edits = [...boots, place(iso)];
   const shownEdits = [...boots, place(redacted(iso))];
   return { xml: applyEdits(domainXml, edits), changed: true, target, url: iso, edits, shownEdits };
@@ -122,25 +117,6 @@ function placeCdrom(document: XmlDocument, devicesList: XmlElement[], cdrom: New
   return insertElement(document, devices, cdrom, { anchor: lastDisk ?? child(devices, "emulator"), sample: lastDisk });
 }
 
-function cdromElement(iso: IsoUrl, target: Target, options: CdromOptions): NewElement {
-  const source: Array<[string, string]> = [["protocol", "https"], ["name", iso.name]];
-  if (iso.query !== undefined) source.push(["query", iso.query]);
-  const tuning: NewElement[] = [];
-  if (options.readahead !== undefined) tuning.push({ name: "readahead", attributes: [["size", String(options.readahead)]] });
-  if (options.timeout !== undefined) tuning.push({ name: "timeout", attributes: [["seconds", String(options.timeout)]] });
-  return {
-    name: "disk",
-    attributes: [["type", "network"], ["device", "cdrom"]],
-    children: [
-      { name: "driver", attributes: [["name", "qemu"], ["type", "raw"]] },
-      { name: "source", attributes: source, children: [{ name: "host", attributes: [["name", iso.host], ["port", String(iso.port)]] }, ...tuning] },
-      { name: "target", attributes: [["dev", target.dev], ["bus", target.bus], ["tray", "closed"]] },
-      { name: "readonly", attributes: [] },
-      { name: "boot", attributes: [["order", "1"]] },
-    ],
-  };
-}
-
 function machineOf(domain: XmlElement): { arch: string; machine: string } {
   const type = child(child(domain, "os"), "type");
   return { arch: getAttribute(type, "arch") ?? "x86_64", machine: getAttribute(type, "machine") ?? "" };
@@ -168,16 +144,4 @@ function busFromName(dev: string): string {
 function readDriveAddress(address: XmlElement): DriveAddress {
   const number = (name: string) => Number(getAttribute(address, name) ?? "0");
   return { controller: number("controller"), bus: number("bus"), target: number("target"), unit: number("unit") };
-}
-
-function isCdromFor(disk: XmlElement, iso: IsoUrl): boolean {
-  if (getAttribute(disk, "type") !== "network" || getAttribute(disk, "device") !== "cdrom") return false;
-  const source = child(disk, "source");
-  const host = child(source, "host");
-  return !!host &&
-    getAttribute(source, "protocol") === "https" &&
-    getAttribute(source, "name") === iso.name &&
-    getAttribute(source, "query") === iso.query &&
-    getAttribute(host, "name")?.toLowerCase() === iso.host &&
-    Number(getAttribute(host, "port") ?? "443") === iso.port;
 }

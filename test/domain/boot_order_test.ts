@@ -1,9 +1,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { bootOrderEdits } from "../lib/boot_order.ts";
-import { DomainError } from "../lib/errors.ts";
-import { parseXml } from "../lib/xml/parse.ts";
-import { applyEdits } from "../lib/xml/edit.ts";
+import { bootOrderEdits } from "../../lib/domain/boot_order.ts";
+import { DomainError } from "../../lib/errors.ts";
+import { parseXml } from "../../lib/xml/parse.ts";
+import { applyEdits } from "../../lib/xml/edit.ts";
 
 /** Applies bootOrderEdits() to a domain with these devices, and returns the devices. */
 function reorder(devicesXml: string, osXml = "<type arch='x86_64' machine='q35'>hvm</type>"): string {

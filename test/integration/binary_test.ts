@@ -11,8 +11,8 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { BINARY, BUNDLE, FIXTURES, readFixture, type Run, run } from "./support.ts";
-import { VERSION } from "../lib/version.ts";
+import { BINARY, BUNDLE, FIXTURES, readFixture, type Run, run } from "../support/mod.ts";
+import { VERSION } from "../../lib/version.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-cli-"));
 // after(), not process.on("exit"): the latter never fires under deno test.

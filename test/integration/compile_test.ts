@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { ROOT } from "./support.ts";
-import { VERSION } from "../lib/version.ts";
+import { ROOT } from "../support/mod.ts";
+import { VERSION } from "../../lib/version.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-compile-"));
 // after(), not process.on("exit"): the latter never fires under deno test.

@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
-import { addHttpsCdrom } from "../lib/add_https_cdrom.ts";
-import { DEFAULT_SETTINGS } from "../lib/settings.ts";
-import { unifiedDiff } from "../lib/diff.ts";
-import { FIXTURES, fixtureCases, GOLDEN_URL, GOLDEN_URLS, readFixture } from "./support.ts";
+import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
+import { DEFAULT_SETTINGS } from "../../lib/settings.ts";
+import { unifiedDiff } from "../../lib/diff.ts";
+import { FIXTURES, fixtureCases, GOLDEN_URL, GOLDEN_URLS, readFixture } from "../support/mod.ts";
 
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
