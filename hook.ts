@@ -20,21 +20,22 @@ import {
   lstatSync,
   openSync,
   readSync,
+  realpathSync,
   renameSync,
   type Stats,
   unlinkSync,
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Buffer } from "node:buffer";
-import { addHttpsCdrom, type CdromResult } from "./lib/domain/add_https_cdrom.ts";
-import { type IsoUrl, parseIsoUrl } from "./lib/url.ts";
-import { checkAllowed } from "./lib/policy.ts";
-import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE, type Settings } from "./lib/settings.ts";
+import type { IsoUrl } from "./lib/url.ts";
+import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE } from "./lib/settings.ts";
+import { checkReport, checkUrl, type Host, planDryRun, planHook } from "./lib/run.ts";
+import type { ServerReport } from "./lib/preflight/preflight.ts";
 import { type Command, EXIT_FAILURE, EXIT_OK, parseCommand } from "./lib/cli.ts";
-import { DomainError, errorLine, FileError, HookError, LimitError, printable, UsageError } from "./lib/errors.ts";
+import { DomainError, errorLine, FileError, HookError, LimitError, UsageError } from "./lib/errors.ts";
 import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
-import { applyEdits } from "./lib/xml/edit.ts";
 import { VERSION } from "./lib/version.ts";
 
 type Environment = Record<string, string | undefined>;
@@ -80,21 +81,20 @@ async function runHook(env: Environment): Promise<number> {
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
-  const iso = parseIsoUrl(url);
-  const { settings, file } = readSettings(env);
-  checkAllowed(iso, settings.allow, file);
+  const host = readSettings(env);
+  const iso = checkUrl(url, host);
   const original = readDomain(path, { followSymlinks: false });
-  const result = addHttpsCdrom(original.text, iso, { timeout: settings.timeout, readahead: settings.readahead });
-  if (settings.preflight) await runPreflight(iso, settings, file);
-  if (result.changed) {
+  const plan = planHook(original.text, iso, host);
+  if (plan.preflight) await runPreflight(iso, host);
+  if (plan.write !== undefined) {
     const unlock = lock(path);
     try {
-      replaceFile(path, result.xml, original.stats);
+      replaceFile(path, plan.write, original.stats);
     } finally {
       unlock();
     }
   }
-  process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
+  process.stderr.write(`httpsisoboot: ${plan.message}\n`);
   return EXIT_OK;
 }
 
@@ -104,36 +104,19 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   if (!url) throw new UsageError("no URL: give --url URL or set httpsisoboot");
   const file = command.file ?? env._hook_domxml;
   if (!file) throw new UsageError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
+  const host = readSettings(env);
+  const iso = checkUrl(url, host);
   const text = file === "-" ? decodeDomain(await readStdin(), "stdin") : readDomain(file, { followSymlinks: true }).text;
-  const iso = parseIsoUrl(url);
-  const { settings, file: settingsFile } = readSettings(env);
-  checkAllowed(iso, settings.allow, settingsFile);
-  const result = addHttpsCdrom(text, iso, { timeout: settings.timeout, readahead: settings.readahead });
-  if (command.diff) {
-    const { unifiedDiff } = await import("./lib/diff.ts");
-    const name = file === "-" ? "stdin" : file;
-    print(unifiedDiff(text, result.shownEdits, { fromName: name, toName: `${name} (with httpsisoboot)` }));
-  } else {
-    print(applyEdits(text, result.shownEdits));
-  }
-  process.stderr.write(`httpsisoboot: ${describe(result)}\n`);
+  const plan = planDryRun(text, iso, host, { diff: command.diff, name: file === "-" ? "stdin" : file });
+  print(plan.stdout);
+  process.stderr.write(`httpsisoboot: ${plan.message}\n`);
   return EXIT_OK;
 }
 
 /** `--check URL`: what the server answers to QEMU's questions. */
 async function check(url: string, env: Environment): Promise<number> {
-  const iso = parseIsoUrl(url);
-  const { settings, file } = readSettings(env);
-  checkAllowed(iso, settings.allow, file);
-  const report = await runPreflight(iso, settings, file);
-  const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
-  print(
-    `url: ${printable(report.finalUrl, 2000)}${after}\n` +
-      `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
-      `size: ${report.size} bytes\n` +
-      `byte ranges: yes\n` +
-      `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n`,
-  );
+  const host = readSettings(env);
+  print(checkReport(await runPreflight(checkUrl(url, host), host)));
   return EXIT_OK;
 }
 
@@ -141,10 +124,12 @@ async function check(url: string, env: Environment): Promise<number> {
  * Preflight, under a watchdog: whatever the server or DNS does, the process
  * ends within preflight_timeout plus HOOK_GRACE_MS, with exit 2.
  */
-async function runPreflight(iso: IsoUrl, settings: Settings, file: string) {
+async function runPreflight(iso: IsoUrl, { settings, file }: Host): Promise<ServerReport> {
   const timeoutMs = settings.preflightTimeout * 1000;
   const watchdog = setTimeout(() => {
-    process.stderr.write(`httpsisoboot: gave up after ${settings.preflightTimeout} s (preflight_timeout in ${file}) plus a grace of ${HOOK_GRACE_MS / 1000} s; check the ISO server\n`);
+    process.stderr.write(
+      `httpsisoboot: gave up after ${settings.preflightTimeout} s (preflight_timeout in ${file}) plus a grace of ${HOOK_GRACE_MS / 1000} s; check the ISO server\n`,
+    );
     process.exit(EXIT_FAILURE);
   }, timeoutMs + HOOK_GRACE_MS);
   try {
@@ -156,7 +141,7 @@ async function runPreflight(iso: IsoUrl, settings: Settings, file: string) {
 }
 
 /** The host's settings; every default when the file does not exist. */
-function readSettings(env: Environment): { settings: Settings; file: string } {
+function readSettings(env: Environment): Host {
   const file = env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE;
   let bytes: Uint8Array;
   try {
@@ -166,11 +151,6 @@ function readSettings(env: Environment): { settings: Settings; file: string } {
     throw error;
   }
   return { settings: parseSettings(decodeUtf8(bytes, `the settings file '${file}'`), file), file };
-}
-
-function describe(result: CdromResult): string {
-  const where = `CD-ROM ${result.target.dev} (${result.target.bus}) from ${result.url.redacted}`;
-  return result.changed ? `added ${where} as boot device 1` : `the domain already has ${where}; nothing to do`;
 }
 
 /** The domain XML and the stat of the file it came from. */
@@ -379,9 +359,23 @@ function onUncaught(error: unknown): void {
   if (process.argv.includes("--debug") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
   process.exit(EXIT_FAILURE);
 }
-process.on("uncaughtException", onUncaught);
-process.on("unhandledRejection", onUncaught);
 
-// No top-level await: Bun's --bytecode compiles to CommonJS, which has none.
-// process.exit, not exitCode: a DNS lookup preflight gave up on must not keep the process alive.
-main(process.argv.slice(2), process.env).then((code) => process.exit(code));
+/** Whether this module is the program, not imported: Deno and Bun say so; Node 20 is asked by path. */
+function isEntry(): boolean {
+  const main = (import.meta as ImportMeta & { main?: boolean }).main;
+  if (typeof main === "boolean") return main;
+  const script = process.argv[1];
+  try {
+    return script !== undefined && realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) {
+  process.on("uncaughtException", onUncaught);
+  process.on("unhandledRejection", onUncaught);
+  // No top-level await: Bun's --bytecode compiles to CommonJS, which has none.
+  // process.exit, not exitCode: a DNS lookup preflight gave up on must not keep the process alive.
+  main(process.argv.slice(2), process.env).then((code) => process.exit(code));
+}

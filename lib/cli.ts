@@ -51,7 +51,7 @@ export function parseCommand(args: string[]): Command {
       },
     });
   } catch (error) {
-    throw new UsageError(`${firstLine(error)}; see --help`);
+    throw new UsageError(`${usageProblem(error)}; see --help`);
   }
   const { values, positionals } = parsed;
   if (values.help) return { mode: "help" };
@@ -71,6 +71,11 @@ export function parseCommand(args: string[]): Command {
   return { mode: "hook" };
 }
 
-function firstLine(error: unknown): string {
-  return String((error as Error).message ?? error).split("\n")[0].replace(/\.$/, "");
+/** parseArgs's complaint, in our words: it names the option and nothing else. */
+function usageProblem(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const option = /'(-[^']*)'/.exec(String(message))?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option) return `unknown option '${option}'`;
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option) return `option '${option.split(" ")[0]}' needs a value`;
+  return String(message ?? error).split("\n")[0].replace(/\.$/, "");
 }

@@ -55,12 +55,14 @@ export function unifiedDiff(
     let added = 0;
     for (const change of hunk) {
       for (; at < change.oldStart; at++) body.push(` ${lines[at]}`);
-      body.push(...change.oldLines.map((line) => `-${line}`), ...change.newLines.map((line) => `+${line}`));
+      for (const line of change.oldLines) body.push(`-${line}`);
+      for (const line of change.newLines) body.push(`+${line}`);
       at += change.oldLines.length;
       added += change.newLines.length - change.oldLines.length;
     }
     for (; at < to; at++) body.push(` ${lines[at]}`);
-    out.push(`@@ -${range(from + 1, to - from)} +${range(from + 1 + delta, to - from + added)} @@`, ...body);
+    out.push(`@@ -${range(from + 1, to - from)} +${range(from + 1 + delta, to - from + added)} @@`);
+    for (const line of body) out.push(line); // not push(...body): a hunk can hold more lines than a call takes arguments
     delta += added;
   }
   return out.join("\n") + "\n";

@@ -6,7 +6,7 @@ describe("errors", () => {
   test("every refusal is a HookError, and its message is one printable line", () => {
     for (const error of [new UrlError("a\nb"), new DomainError("c\u001bd"), new LimitError("e"), new XmlSyntaxError("f", 2, 3)]) {
       assert.ok(error instanceof HookError);
-      assert.doesNotMatch(error.message, /[\n\u001b]/);
+      assert.ok(!error.message.includes("\n") && !error.message.includes("\u001b"), error.message);
     }
     assert.equal(new XmlSyntaxError("bad", 2, 3).message, "bad at line 2, column 3");
     assert.equal(new UrlError("x").name, "UrlError");

@@ -93,7 +93,7 @@ function unchanged(document: XmlDocument, existing: XmlElement, iso: IsoUrl): Cd
     target: { dev: getAttribute(target, "dev") ?? "", bus: (getAttribute(target, "bus") ?? "") as Target["bus"] },
     url: iso,
     edits: [],
-    shownEdits: query === undefined ? [] : [setAttribute(document, source, "query", redactQuery(query))],
+    shownEdits: query === undefined ? [] : [setAttribute(source, "query", redactQuery(query))],
   };
 }
 

@@ -63,7 +63,7 @@ export function bootOrderEdits(document: XmlDocument): Edit[] {
     );
   }
   if (ordered.length > 0) {
-    return ordered.map((boot) => setAttribute(document, boot, "order", String(parseOrder(getAttribute(boot, "order")!) + 1)));
+    return ordered.map((boot) => setAttribute(boot, "order", String(parseOrder(getAttribute(boot, "order")!) + 1)));
   }
   const devs = osBoots.slice(0, MAX_OS_BOOT_DEVS).map((boot) => getAttribute(boot, "dev") ?? "");
   return [

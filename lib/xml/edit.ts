@@ -68,11 +68,11 @@ export function sortEdits(edits: readonly Edit[]): Edit[] {
  * import { applyEdits, setAttribute } from "./edit.ts";
  * import { assertEquals } from "../_assert.ts";
  * const document = parseXml(`<boot order="1" x='&#65;'/>`);
- * const edit = setAttribute(document, document.root, "order", "2");
+ * const edit = setAttribute(document.root, "order", "2");
  * assertEquals(applyEdits(document.text, [edit]), `<boot order="2" x='&#65;'/>`);
  * ```
  */
-export function setAttribute(document: XmlDocument, element: XmlElement, name: string, value: string): Edit {
+export function setAttribute(element: XmlElement, name: string, value: string): Edit {
   const attribute = element.attributes.find((candidate) => candidate.name === name);
   if (!attribute) throw new RangeError(`<${element.name}> has no attribute '${name}'`);
   return { start: attribute.valueStart, end: attribute.valueEnd, text: escapeAttribute(value) };

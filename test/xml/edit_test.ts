@@ -27,14 +27,14 @@ describe("setAttribute()", () => {
     const document = parseXml(text);
     const boot = document.root.children[0];
     assert.equal(
-      applyEdits(text, [setAttribute(document, boot, "order", "2")]),
+      applyEdits(text, [setAttribute(boot, "order", "2")]),
       `<domain><boot\n  order="2" x='&#65;'   /><acpi></acpi></domain>`,
     );
   });
 
   test("setAttribute() escapes like libvirt: both quotes, tabs and line ends", () => {
     const document = parseXml(`<a x="1"/>`);
-    assert.equal(applyEdits(document.text, [setAttribute(document, document.root, "x", `<&>'"\t\n`)]), `<a x="&lt;&amp;&gt;&apos;&quot;&#9;&#10;"/>`);
+    assert.equal(applyEdits(document.text, [setAttribute(document.root, "x", `<&>'"\t\n`)]), `<a x="&lt;&amp;&gt;&apos;&quot;&#9;&#10;"/>`);
   });
 });
 

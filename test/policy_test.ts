@@ -1,0 +1,45 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { parseSettings } from "../lib/settings.ts";
+import { checkAllowed } from "../lib/policy.ts";
+import { parseIsoUrl } from "../lib/url.ts";
+import { PolicyError } from "../lib/errors.ts";
+
+const FILE = "/etc/httpsisoboot.conf";
+
+describe("checkAllowed()", () => {
+  const allow = parseSettings("allow = isos.example.org, .lab.example.net, 192.0.2.10:4443, [2001:db8::1]", FILE).allow;
+  const CASES: Array<[string, boolean]> = [
+    ["https://isos.example.org/a.iso", true],
+    ["https://ISOS.example.org:8443/a.iso", true],
+    ["https://isos.example.org./a.iso", true],
+    ["https://evil-isos.example.org/a.iso", false],
+    ["https://isos.example.org.evil.com/a.iso", false],
+    ["https://a.lab.example.net/a.iso", true],
+    ["https://deep.a.lab.example.net/a.iso", true],
+    ["https://lab.example.net/a.iso", true],
+    ["https://xlab.example.net/a.iso", false],
+    ["https://192.0.2.10:4443/a.iso", true],
+    ["https://192.0.2.10/a.iso", false],
+    ["https://[2001:db8::1]/a.iso", true],
+    ["https://[2001:db8::2]/a.iso", false],
+  ];
+  for (const [url, allowed] of CASES) {
+    test(`checkAllowed() ${allowed ? "allows" : "refuses"} ${url}`, () => {
+      const check = () => checkAllowed(parseIsoUrl(url), allow, FILE);
+      if (allowed) check();
+      else assert.throws(check, new RegExp(`is not in the 'allow' setting of ${FILE}`));
+    });
+  }
+
+  test("checkAllowed() on a redirect target names no server, since the server chose it", () => {
+    assert.throws(
+      () => checkAllowed(parseIsoUrl("https://10.0.0.1/a.iso"), allow, FILE, "https://isos.example.org:443/a.iso redirects (HTTP 302) to a server"),
+      (error: Error) => error instanceof PolicyError && !error.message.includes("10.0.0.1") && /redirects \(HTTP 302\) to a server that the 'allow' setting/.test(error.message),
+    );
+  });
+
+  test("checkAllowed() allows any server when the list is empty", () => {
+    checkAllowed(parseIsoUrl("https://anything.example/a.iso"), [], FILE);
+  });
+});
