@@ -14,10 +14,10 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writ
 import { join } from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { log } from "./steps.ts";
+import { systemTrustBundle } from "../lib/preflight/trust.ts";
 import { STATE } from "./leftovers.ts";
 
 /** Debian's bundle, then EL's (a symbolic link, which a bind mount follows). */
-const BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
 const HOST_MOUNT = join(STATE, "host-mount");
 /**
  * EL's GnuTLS reads trust through p11-kit from the anchors directory, not
@@ -70,10 +70,9 @@ function waitForLibvirt(): void {
   throw new Error("libvirtd did not answer on qemu:///system within 60 s");
 }
 
+/** The bundle QEMU's GnuTLS reads: the same one the hook's preflight reads. */
 function bundlePath(): string {
-  const found = BUNDLES.find((path) => existsSync(path));
-  if (!found) throw new Error(`no system trust bundle at ${BUNDLES.join(" or ")}`);
-  return found;
+  return systemTrustBundle();
 }
 
 /** Undoes the host-namespace mount of a run that was killed before its stop(). */

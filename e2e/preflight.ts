@@ -1,0 +1,29 @@
+/** The preflight suite: the hook refuses a bad server before any VM starts, exit 2, the domain file unchanged. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { log, step } from "./steps.ts";
+import { isoUrl, type World } from "./world.ts";
+
+export function preflightSuite(world: World): void {
+  /** [what, URL, the hook's words] */
+  const REFUSED: Array<[string, () => string, RegExp]> = [
+    ["an untrusted certificate", () => isoUrl(world.ports.untrusted, world.isos.httpsBios), /is not trusted by this host .*issuer CN=untrusted e2e CA/],
+    ["no byte ranges", () => isoUrl(world.ports.noRanges, world.isos.httpsBios), /does not offer byte ranges/],
+    ["not an ISO image", () => `https://localhost:${world.ports.trusted}/not-an-iso.iso`, /does not serve an ISO image/],
+    ["a 404", () => `https://localhost:${world.ports.trusted}/missing.iso`, /answered HTTP 404/],
+    ["a server that is down", () => `https://localhost:${world.ports.down}/boot.iso`, /refused the connection/],
+  ];
+  for (const [what, target, words] of REFUSED) {
+    test(`preflight refuses ${what} before any VM starts: exit 2, the domain file unchanged`, async () => {
+      const path = world.domainFile(world.spec(`refused-${what.replace(/\W+/g, "-")}`, "pc", "bios"));
+      const xml = readFileSync(path, "utf8");
+      const result = await step(`preflight: ${what}`, () => world.runHook(path, target(), world.defaults));
+      log(`preflight, ${what}: ${result.stderr.trim()}`);
+      assert.equal(result.status, 2);
+      assert.match(result.stderr, words);
+      assert.equal(readFileSync(path, "utf8"), xml);
+      world.timings.push([`preflight: ${what}`, `refused by the hook`]);
+    });
+  }
+}
