@@ -28,8 +28,8 @@ export const EXIT_FAILURE = 2;
  * @example
  * ```ts
  * import { parseCommand } from "./cli.ts";
- * parseCommand(["--dry-run", "--diff", "domain.xml"]);
- * // { mode: "dry-run", url: undefined, file: "domain.xml", diff: true }
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(parseCommand(["--dry-run", "--diff", "domain.xml"]), { mode: "dry-run", file: "domain.xml", diff: true });
  * ```
  */
 export function parseCommand(args: string[]): Command {

@@ -24,7 +24,11 @@ import type { IsoUrl } from "./url.ts";
  * ```ts
  * import { checkAllowed } from "./policy.ts";
  * import { parseIsoUrl } from "./url.ts";
- * checkAllowed(parseIsoUrl("https://a.lab.example.net/x.iso"), [{ host: ".example.net" }], "/etc/httpsisoboot.conf"); // allowed
+ * import { PolicyError } from "./errors.ts";
+ * import { assertThrows } from "./_assert.ts";
+ * const allow = [{ host: ".example.net" }];
+ * checkAllowed(parseIsoUrl("https://a.lab.example.net/x.iso"), allow, "/etc/httpsisoboot.conf");
+ * assertThrows(() => checkAllowed(parseIsoUrl("https://evil.example/x.iso"), allow, "/etc/httpsisoboot.conf"), PolicyError);
  * ```
  */
 export function checkAllowed(url: IsoUrl, allow: AllowRule[], file: string, redirectedBy?: string): void {

@@ -71,7 +71,9 @@ const MAX_TIMEOUT = 10000;
  * @example
  * ```ts
  * import { parseSettings } from "./settings.ts";
- * parseSettings("timeout = 60\nallow = .example.org", "/etc/httpsisoboot.conf").timeout; // 60
+ * import { assertEquals } from "./_assert.ts";
+ * const settings = parseSettings("timeout = 60\nallow = .example.org", "/etc/httpsisoboot.conf");
+ * assertEquals([settings.timeout, settings.allow, settings.preflight], [60, [{ host: ".example.org" }], true]);
  * ```
  */
 export function parseSettings(text: string, file: string): Settings {

@@ -54,11 +54,10 @@ const LIBVIRT_RAW_PATH_CHARACTER = /[A-Za-z0-9\-_.!~*'()/;@&=+$,]/;
  * ```ts
  * import { parseIsoUrl } from "./url.ts";
  * const url = parseIsoUrl("https://isos.example.org/el9/boot%20disk.iso?sig=abc");
- * url.host;  // "isos.example.org"
- * url.port;  // 443
- * url.name;  // "/el9/boot disk.iso"
- * url.query; // "sig=abc"
- * url.redacted; // "https://isos.example.org:443/el9/boot%20disk.iso?sig=***"
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals([url.host, url.port, url.name, url.query], ["isos.example.org", 443, "/el9/boot disk.iso", "sig=abc"]);
+ * assertEquals(url.redacted, "https://isos.example.org:443/el9/boot%20disk.iso?sig=***");
+ * assertEquals(url.requestTarget, "/el9/boot%20disk.iso?sig=abc");
  * ```
  */
 export function parseIsoUrl(text: string): IsoUrl {
@@ -130,7 +129,8 @@ export function parseIsoUrl(text: string): IsoUrl {
  * @example
  * ```ts
  * import { redactQuery } from "./url.ts";
- * redactQuery("X-Amz-Signature=abc&X-Amz-Expires=60"); // "X-Amz-Signature=***&X-Amz-Expires=***"
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(redactQuery("X-Amz-Signature=abc&X-Amz-Expires=60"), "X-Amz-Signature=***&X-Amz-Expires=***");
  * ```
  */
 export function redactQuery(query: string): string {
@@ -152,7 +152,8 @@ export function redactQuery(query: string): string {
  * @example
  * ```ts
  * import { encodePathLikeLibvirt } from "./url.ts";
- * encodePathLikeLibvirt("/isos/a b:c.iso"); // "/isos/a%20b%3Ac.iso"
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(encodePathLikeLibvirt("/isos/a b:c.iso"), "/isos/a%20b%3Ac.iso");
  * ```
  */
 export function encodePathLikeLibvirt(name: string): string {

@@ -41,9 +41,9 @@ export interface Target {
 /** The buses a CD-ROM can sit on here. */
 export type Bus = "ide" | "sata" | "scsi";
 
-export const BUS_IDE: Bus = "ide";
-export const BUS_SATA: Bus = "sata";
-export const BUS_SCSI: Bus = "scsi";
+const BUS_IDE: Bus = "ide";
+const BUS_SATA: Bus = "sata";
+const BUS_SCSI: Bus = "scsi";
 
 /** libvirt's PIIX IDE has one controller with two buses of two units: hda-hdd. */
 const IDE_TARGETS = 4;
@@ -58,13 +58,8 @@ const SD_TARGETS = 26 + 26 * 26;
  *
  * @param machine The domain's architecture and machine type.
  * @returns The preferred bus.
- * @example
- * ```ts
- * import { preferredBus } from "./target.ts";
- * preferredBus({ arch: "x86_64", machine: "pc-q35-rhel8.6.0" }); // "sata"
- * ```
  */
-export function preferredBus(machine: Machine): Bus {
+function preferredBus(machine: Machine): Bus {
   if (!/^(x86_64|i[3-6]86)$/.test(machine.arch)) return BUS_SCSI;
   return machine.machine === "" || /q35/.test(machine.machine) ? BUS_SATA : BUS_IDE;
 }
@@ -84,10 +79,11 @@ export function preferredBus(machine: Machine): Bus {
  * @example
  * ```ts
  * import { chooseTarget } from "./target.ts";
- * chooseTarget(
- *   { arch: "x86_64", machine: "q35" },
- *   [{ dev: "sdc", bus: "sata", address: { controller: 0, bus: 0, target: 0, unit: 2 } }],
- * ); // { dev: "sda", bus: "sata" }
+ * import { assertEquals } from "../_assert.ts";
+ * const sdcAtUnit2 = { dev: "sdc", bus: "sata", address: { controller: 0, bus: 0, target: 0, unit: 2 } };
+ * assertEquals(chooseTarget({ arch: "x86_64", machine: "q35" }, [sdcAtUnit2]), { dev: "sda", bus: "sata" });
+ * assertEquals(chooseTarget({ arch: "x86_64", machine: "pc" }, []), { dev: "hda", bus: "ide" });
+ * assertEquals(chooseTarget({ arch: "ppc64le", machine: "pseries" }, []), { dev: "sda", bus: "scsi" });
  * ```
  */
 export function chooseTarget(machine: Machine, disks: ExistingDisk[]): Target {
@@ -125,7 +121,7 @@ function firstFree(bus: Bus, disks: ExistingDisk[]): Target | undefined {
  * (virDomainDiskDefAssignAddress): IDE 2 buses of 2 units per controller,
  * SATA 6 units per controller, SCSI 7 units per controller.
  */
-export function impliedAddress(bus: Bus, index: number | undefined): DriveAddress | undefined {
+function impliedAddress(bus: Bus, index: number | undefined): DriveAddress | undefined {
   if (index === undefined) return undefined;
   switch (bus) {
     case BUS_IDE:
