@@ -106,7 +106,9 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   if (!file) throw new UsageError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
   const host = readSettings(env);
   const iso = checkUrl(url, host);
-  const text = file === "-" ? decodeDomain(await readStdin(), "stdin") : readDomain(file, { followSymlinks: true }).text;
+  const text = file === "-"
+    ? decodeDomain(await readStdin(), "stdin")
+    : readDomain(file, { followSymlinks: true }).text;
   const plan = planDryRun(text, iso, host, { diff: command.diff, name: file === "-" ? "stdin" : file });
   print(plan.stdout);
   process.stderr.write(`httpsisoboot: ${plan.message}\n`);
@@ -128,7 +130,9 @@ async function runPreflight(iso: IsoUrl, { settings, file }: Host): Promise<Serv
   const timeoutMs = settings.preflightTimeout * 1000;
   const watchdog = setTimeout(() => {
     process.stderr.write(
-      `httpsisoboot: gave up after ${settings.preflightTimeout} s (preflight_timeout in ${file}) plus a grace of ${HOOK_GRACE_MS / 1000} s; check the ISO server\n`,
+      `httpsisoboot: gave up after ${settings.preflightTimeout} s (preflight_timeout in ${file}) plus a grace of ${
+        HOOK_GRACE_MS / 1000
+      } s; check the ISO server\n`,
     );
     process.exit(EXIT_FAILURE);
   }, timeoutMs + HOOK_GRACE_MS);
@@ -145,7 +149,8 @@ function readSettings(env: Environment): Host {
   const file = env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE;
   let bytes: Uint8Array;
   try {
-    bytes = readRegularFile(file, { maxBytes: MAX_SETTINGS_BYTES, followSymlinks: true, what: "the settings file" }).bytes;
+    bytes =
+      readRegularFile(file, { maxBytes: MAX_SETTINGS_BYTES, followSymlinks: true, what: "the settings file" }).bytes;
   } catch (error) {
     if (error instanceof FileError && error.code === "ENOENT") return { settings: DEFAULT_SETTINGS, file };
     throw error;
@@ -195,9 +200,13 @@ function readRegularFile(
   }
   try {
     const stats = fstatSync(fd);
-    if (!stats.isFile()) throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`, "EINVAL");
+    if (!stats.isFile()) {
+      throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`, "EINVAL");
+    }
     if (stats.size > options.maxBytes) {
-      throw new LimitError(`${options.what} '${path}' is larger than ${options.maxBytes} bytes, the most the hook reads`);
+      throw new LimitError(
+        `${options.what} '${path}' is larger than ${options.maxBytes} bytes, the most the hook reads`,
+      );
     }
     return { bytes: readAtMost(fd, options.maxBytes, `${options.what} '${path}'`), stats };
   } finally {
@@ -210,7 +219,11 @@ function readAtMost(fd: number, maxBytes: number, what: string): Uint8Array {
   const buffer = Buffer.alloc(Math.min(maxBytes + 1, 64 * 1024));
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (let read = readSync(fd, buffer, 0, buffer.length, null); read > 0; read = readSync(fd, buffer, 0, buffer.length, null)) {
+  for (
+    let read = readSync(fd, buffer, 0, buffer.length, null);
+    read > 0;
+    read = readSync(fd, buffer, 0, buffer.length, null)
+  ) {
     total += read;
     if (total > maxBytes) throw new LimitError(`${what} is larger than ${maxBytes} bytes, the most the hook reads`);
     chunks.push(Buffer.from(buffer.subarray(0, read)));
@@ -223,7 +236,11 @@ async function readStdin(): Promise<Uint8Array> {
   let total = 0;
   for await (const chunk of process.stdin) {
     total += (chunk as Uint8Array).length;
-    if (total > MAX_DOMAIN_BYTES) throw new LimitError(`the domain XML on stdin is larger than ${MAX_DOMAIN_BYTES} bytes, the most libvirt accepts`);
+    if (total > MAX_DOMAIN_BYTES) {
+      throw new LimitError(
+        `the domain XML on stdin is larger than ${MAX_DOMAIN_BYTES} bytes, the most libvirt accepts`,
+      );
+    }
     chunks.push(chunk as Uint8Array);
   }
   return Buffer.concat(chunks);
@@ -244,9 +261,15 @@ function lock(path: string): () => void {
   } catch (error) {
     const code = errorCode(error);
     if (code === "EEXIST") {
-      throw new FileError(`another httpsisoboot is changing '${path}' (lock ${lockPath}); if none is running, remove the lock`, code);
+      throw new FileError(
+        `another httpsisoboot is changing '${path}' (lock ${lockPath}); if none is running, remove the lock`,
+        code,
+      );
     }
-    throw new FileError(`cannot lock the domain XML '${path}': ${code}; the hook needs write access to ${dirname(path)}`, code);
+    throw new FileError(
+      `cannot lock the domain XML '${path}': ${code}; the hook needs write access to ${dirname(path)}`,
+      code,
+    );
   }
   closeSync(fd);
   return () => {
@@ -270,7 +293,9 @@ function replaceFile(path: string, text: string, original: Stats): void {
   try {
     fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     writeAll(fd, Buffer.from(text, "utf8"));
-    if (original.uid !== process.getuid?.() || original.gid !== process.getgid?.()) fchownSync(fd, original.uid, original.gid);
+    if (original.uid !== process.getuid?.() || original.gid !== process.getgid?.()) {
+      fchownSync(fd, original.uid, original.gid);
+    }
     fchmodSync(fd, original.mode & 0o7777);
     fsyncSync(fd);
     // The descriptor stays open until the end: while it is, no other file can get this inode number.
@@ -306,7 +331,10 @@ function checkUnchanged(path: string, temp: string, original: Stats, written: St
     now.mtimeMs === original.mtimeMs && now.ctimeMs === original.ctimeMs;
   if (!same) throw new FileError(`the domain XML '${path}' changed while the hook ran; start the VM again`, "ESTALE");
   if (!isSameFile(lstatSync(temp), written)) {
-    throw new FileError(`the temporary file beside '${path}' was replaced while the hook ran; check who can write ${dirname(path)}`, "ESTALE");
+    throw new FileError(
+      `the temporary file beside '${path}' was replaced while the hook ran; check who can write ${dirname(path)}`,
+      "ESTALE",
+    );
   }
 }
 
@@ -318,7 +346,10 @@ function checkUnchanged(path: string, temp: string, original: Stats, written: St
  */
 function checkRenamed(path: string, written: Stats): void {
   if (!isSameFile(lstatSync(path), written)) {
-    throw new FileError(`the domain XML '${path}' was replaced while the hook wrote it; check who can write ${dirname(path)}`, "ESTALE");
+    throw new FileError(
+      `the domain XML '${path}' was replaced while the hook wrote it; check who can write ${dirname(path)}`,
+      "ESTALE",
+    );
   }
 }
 
@@ -356,7 +387,9 @@ function errorCode(error: unknown): string {
 /** A bug that escapes main() still ends the hook with one line and exit 2, so the VM does not start. */
 function onUncaught(error: unknown): void {
   process.stderr.write(`httpsisoboot: ${errorLine(error)}\n`);
-  if (process.argv.includes("--debug") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  if (process.argv.includes("--debug") && error instanceof Error && error.stack) {
+    process.stderr.write(`${error.stack}\n`);
+  }
   process.exit(EXIT_FAILURE);
 }
 

@@ -50,15 +50,34 @@ function build(): void {
   }
   const empty = join(ROOT, "dist", "bench-empty");
   if (!existsSync(empty)) {
-    spawnSync(bun, ["build", "--compile", "--bytecode", "--minify", "bench/empty.mjs", "--outfile", empty], { cwd: ROOT, stdio: "ignore" });
+    spawnSync(bun, ["build", "--compile", "--bytecode", "--minify", "bench/empty.mjs", "--outfile", empty], {
+      cwd: ROOT,
+      stdio: "ignore",
+    });
   }
 }
 
 const ROUTES: Route[] = [
-  { name: "binary (bun --compile --bytecode)", hook: [join(ROOT, "dist", "httpsisoboot")], empty: [join(ROOT, "dist", "bench-empty")] },
-  { name: "deno run -A bundle", hook: [deno, "run", "-A", join(ROOT, "dist", "httpsisoboot.mjs")], empty: [deno, "run", "-A", join(ROOT, "bench", "empty.mjs")] },
-  { name: "node bundle", hook: [process.execPath, join(ROOT, "dist", "httpsisoboot.mjs")], empty: [process.execPath, join(ROOT, "bench", "empty.mjs")] },
-  { name: "python reference (minidom)", hook: [PYTHON, join(ROOT, "bench", "python_reference.py")], empty: [PYTHON, join(ROOT, "bench", "empty.py")] },
+  {
+    name: "binary (bun --compile --bytecode)",
+    hook: [join(ROOT, "dist", "httpsisoboot")],
+    empty: [join(ROOT, "dist", "bench-empty")],
+  },
+  {
+    name: "deno run -A bundle",
+    hook: [deno, "run", "-A", join(ROOT, "dist", "httpsisoboot.mjs")],
+    empty: [deno, "run", "-A", join(ROOT, "bench", "empty.mjs")],
+  },
+  {
+    name: "node bundle",
+    hook: [process.execPath, join(ROOT, "dist", "httpsisoboot.mjs")],
+    empty: [process.execPath, join(ROOT, "bench", "empty.mjs")],
+  },
+  {
+    name: "python reference (minidom)",
+    hook: [PYTHON, join(ROOT, "bench", "python_reference.py")],
+    empty: [PYTHON, join(ROOT, "bench", "empty.py")],
+  },
 ];
 
 /** The realistic domain, and the same domain grown to `count` devices with NICs that have boot orders. */
@@ -67,10 +86,20 @@ function domains(work: string): Array<[string, string]> {
   const base = (q35.match(/<devices>[\s\S]*<\/devices>/)![0].match(/^ {8}<(?!\/)\S+/gm) ?? []).length;
   const out: Array<[string, string]> = [["VDSM q35", q35]];
   for (const count of [20, 200, 2000]) {
-    const nics = Array.from({ length: Math.max(0, count - base) }, (_, i) =>
-      `        <interface type="bridge">\n            <mac address="56:6f:0d:${hex(i >> 16)}:${hex(i >> 8)}:${hex(i)}" />\n` +
-      `            <model type="virtio" />\n            <source bridge="ovirtmgmt" />\n            <boot order="${i + 3}" />\n        </interface>\n`).join("");
-    out.push([`${count} devices`, q35.replace('        <channel type="unix">', `${nics}        <channel type="unix">`)]);
+    const nics = Array.from(
+      { length: Math.max(0, count - base) },
+      (_, i) =>
+        `        <interface type="bridge">\n            <mac address="56:6f:0d:${hex(i >> 16)}:${hex(i >> 8)}:${
+          hex(i)
+        }" />\n` +
+        `            <model type="virtio" />\n            <source bridge="ovirtmgmt" />\n            <boot order="${
+          i + 3
+        }" />\n        </interface>\n`,
+    ).join("");
+    out.push([
+      `${count} devices`,
+      q35.replace('        <channel type="unix">', `${nics}        <channel type="unix">`),
+    ]);
   }
   return out.map(([name, xml]) => {
     const path = join(work, `${name.replace(/\W+/g, "-")}.xml`);
@@ -99,7 +128,13 @@ function measure(
   const file = join(work, "domxml");
   const settings = join(work, "bench.conf");
   writeFileSync(settings, "preflight = no\n");
-  const env = { PATH: process.env.PATH, _hook_domxml: file, httpsisoboot: ISO_URL, HTTPSISOBOOT_CONFIG: settings, ...options.env };
+  const env = {
+    PATH: process.env.PATH,
+    _hook_domxml: file,
+    httpsisoboot: ISO_URL,
+    HTTPSISOBOOT_CONFIG: settings,
+    ...options.env,
+  };
   const times: number[] = [];
   const run = (prefix: string[]) => {
     if (domain) copyFileSync(domain, file);
@@ -107,7 +142,9 @@ function measure(
     const [program, ...args] = [...(options.prefix ?? []), ...prefix, ...command];
     const result = spawnSync(program, args, { env, stdio: ["ignore", "ignore", "pipe"] });
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    if (result.status !== (options.status ?? 0)) throw new Error(`${command.join(" ")} exited ${result.status}: ${result.stderr}`);
+    if (result.status !== (options.status ?? 0)) {
+      throw new Error(`${command.join(" ")} exited ${result.status}: ${result.stderr}`);
+    }
     return ms;
   };
   run([]);
@@ -126,7 +163,9 @@ function main(): void {
   const work = mkdtempSync(join(tmpdir(), "httpsisoboot-bench-"));
   try {
     const cases = domains(work);
-    console.log(`httpsisoboot bench: medians of ${RUNS} runs (peak RSS: median of ${RSS_RUNS}), ${new Date().toISOString()}`);
+    console.log(
+      `httpsisoboot bench: medians of ${RUNS} runs (peak RSS: median of ${RSS_RUNS}), ${new Date().toISOString()}`,
+    );
     console.log(`machine: ${spawnSync("nproc").stdout.toString().trim()} cores; python: ${PYTHON}\n`);
 
     const results = new Map<string, Map<string, { ms: number; mib: number }>>();
@@ -139,14 +178,24 @@ function main(): void {
 
     const python = results.get(ROUTES.at(-1)!.name)!;
     const columns = ["empty program", ...cases.map(([name]) => name)];
-    console.log(`| route | ${columns.map((c) => `${c} wall`).join(" | ")} | VDSM q35 RSS | VDSM q35 × python | VDSM q35 × floor | 2000 / 20 devices |`);
+    console.log(
+      `| route | ${
+        columns.map((c) => `${c} wall`).join(" | ")
+      } | VDSM q35 RSS | VDSM q35 × python | VDSM q35 × floor | 2000 / 20 devices |`,
+    );
     console.log(`|---|${columns.map(() => "---:").join("|")}|---:|---:|---:|---:|`);
     for (const route of ROUTES) {
       const row = results.get(route.name)!;
       const q35 = row.get("VDSM q35")!;
       const cells = columns.map((c) => `${row.get(c)!.ms.toFixed(1)} ms`);
-      console.log(`| ${route.name} | ${cells.join(" | ")} | ${q35.mib.toFixed(1)} MiB | ${(q35.ms / python.get("VDSM q35")!.ms).toFixed(2)}× | ` +
-        `${(q35.ms / row.get("empty program")!.ms).toFixed(2)}× | ${(row.get("2000 devices")!.ms / row.get("20 devices")!.ms).toFixed(2)}× |`);
+      console.log(
+        `| ${route.name} | ${cells.join(" | ")} | ${q35.mib.toFixed(1)} MiB | ${
+          (q35.ms / python.get("VDSM q35")!.ms).toFixed(2)
+        }× | ` +
+          `${(q35.ms / row.get("empty program")!.ms).toFixed(2)}× | ${
+            (row.get("2000 devices")!.ms / row.get("20 devices")!.ms).toFixed(2)
+          }× |`,
+      );
     }
     console.log("\nfloor: the bare start of an empty program on the same route.");
     hostileRows(work, results.get(ROUTES[0].name)!.get("empty program")!.ms);
@@ -157,17 +206,27 @@ function main(): void {
 
 /** Hostile shapes, at half and full size: [name, exit status, text of size n]. */
 const SHAPES: Array<[string, number, (full: boolean) => string]> = [
-  ["domain at the size limit (4 MiB, padded metadata)", 0, (full) => padded(full ? MAX_DOMAIN_BYTES - 4096 : MAX_DOMAIN_BYTES / 2)],
+  [
+    "domain at the size limit (4 MiB, padded metadata)",
+    0,
+    (full) => padded(full ? MAX_DOMAIN_BYTES - 4096 : MAX_DOMAIN_BYTES / 2),
+  ],
   ["60,000 attributes on one element", 0, (full) => attributes(full ? 60_000 : 30_000)],
   ["252 levels of nesting (accepted; the limit is 256)", 0, (full) => nested(full ? 250 : 125)],
   ["100,000 levels of nesting (refused)", 2, (full) => nested(full ? 100_000 : 50_000)],
-  ["4 MiB of <a/> (refused at 100,000 elements)", 2, (full) => `<domain>${"<a/>".repeat(full ? 1_000_000 : 500_000)}</domain>`],
+  [
+    "4 MiB of <a/> (refused at 100,000 elements)",
+    2,
+    (full) => `<domain>${"<a/>".repeat(full ? 1_000_000 : 500_000)}</domain>`,
+  ],
 ];
 
 function hostileRows(work: string, floor: number): void {
   const binary = ROUTES[0].hook;
   console.log(`\nhostile input, binary route (floor ${floor.toFixed(1)} ms):\n`);
-  console.log("| shape | exit | half size wall | full size wall | full size peak RSS | growth above floor, full / half |");
+  console.log(
+    "| shape | exit | half size wall | full size wall | full size peak RSS | growth above floor, full / half |",
+  );
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const [name, status, make] of SHAPES) {
     const [half, full] = [false, true].map((isFull) => {
@@ -176,7 +235,11 @@ function hostileRows(work: string, floor: number): void {
       return measure(binary, path, work, { status, runs: 5 });
     });
     const growth = (full.ms - floor) / Math.max(0.1, half.ms - floor);
-    console.log(`| ${name} | ${status} | ${half.ms.toFixed(1)} ms | ${full.ms.toFixed(1)} ms | ${full.mib.toFixed(1)} MiB | ${growth.toFixed(2)}× |`);
+    console.log(
+      `| ${name} | ${status} | ${half.ms.toFixed(1)} ms | ${full.ms.toFixed(1)} ms | ${full.mib.toFixed(1)} MiB | ${
+        growth.toFixed(2)
+      }× |`,
+    );
   }
   endlessRow(work);
 }
@@ -195,8 +258,11 @@ function attributes(count: number): string {
 /** `depth` more levels inside <features>, itself two levels deep. */
 function nested(depth: number): string {
   const q35 = readFileSync(join(ROOT, "test", "fixtures", "q35-vdsm.in.xml"), "utf8");
-  return q35.replace("<features>", `<features>${"<x:a xmlns:x='urn:x'>".repeat(Math.min(depth, 250))}${"<a>".repeat(Math.max(0, depth - 250))}` +
-    `${"</a>".repeat(Math.max(0, depth - 250))}${"</x:a>".repeat(Math.min(depth, 250))}`);
+  return q35.replace(
+    "<features>",
+    `<features>${"<x:a xmlns:x='urn:x'>".repeat(Math.min(depth, 250))}${"<a>".repeat(Math.max(0, depth - 250))}` +
+      `${"</a>".repeat(Math.max(0, depth - 250))}${"</x:a>".repeat(Math.min(depth, 250))}`,
+  );
 }
 
 /** A TLS server, in a child process, that answers HEAD well and the ranged GET with an endless 200. */
@@ -216,12 +282,26 @@ function endlessRow(work: string): void {
     const settings = join(work, "endless.conf");
     writeFileSync(settings, "preflight_timeout = 5\n");
     // The test CA is trusted only in this private mount namespace, as in the e2e suite.
-    const prefix = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-      `mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sh", bundle, systemTrustBundle()];
+    const prefix = [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      `mount --bind "$1" "$2" && shift 2 && exec "$@"`,
+      "sh",
+      bundle,
+      systemTrustBundle(),
+    ];
     const q35 = join(ROOT, "test", "fixtures", "q35-vdsm.in.xml");
     const env = { httpsisoboot: `https://localhost:${port}/boot.iso`, HTTPSISOBOOT_CONFIG: settings };
     const result = measure(ROUTES[0].hook, q35, work, { status: 2, env, prefix, runs: 5 });
-    console.log(`| server answering the ranged GET with an endless 200 (preflight_timeout 5 s) | 2 | | ${result.ms.toFixed(1)} ms | ${result.mib.toFixed(1)} MiB | |`);
+    console.log(
+      `| server answering the ranged GET with an endless 200 (preflight_timeout 5 s) | 2 | | ${
+        result.ms.toFixed(1)
+      } ms | ${result.mib.toFixed(1)} MiB | |`,
+    );
   } finally {
     server.kill();
   }

@@ -46,20 +46,31 @@ export function bootSuite(world: World): void {
 
   test("nginx answered QEMU's ranged GETs for the ISOs with 206", () => {
     const lines = readFileSync(world.nginx.accessLog, "utf8").split("\n");
-    const ranged = lines.filter((line) => line.startsWith(`${world.ports.trusted} 206 GET /https-`) && /"bytes=\d+-\d+"/.test(line));
+    const ranged = lines.filter((line) =>
+      line.startsWith(`${world.ports.trusted} 206 GET /https-`) && /"bytes=\d+-\d+"/.test(line)
+    );
     log(`nginx: ${ranged.length} ranged GETs answered 206 on the trusted port`);
     assert.ok(ranged.length >= 2, `ranged GETs: ${ranged.join("\n")}`);
     assert.ok(lines.some((line) => line.startsWith(`${world.ports.trusted} 200 HEAD /https-`)), "QEMU asks HEAD first");
   });
 
   const QEMU_REFUSES: Array<[string, () => number, RegExp]> = [
-    ["a server whose certificate the host does not trust", () => world.ports.untrusted, /certificate verification failed/],
+    [
+      "a server whose certificate the host does not trust",
+      () => world.ports.untrusted,
+      /certificate verification failed/,
+    ],
     ["a server that refuses byte ranges (max_ranges 0)", () => world.ports.noRanges, /does not support 'range'/],
   ];
   for (const [what, port, words] of QEMU_REFUSES) {
     test(`without preflight, ${what}: QEMU refuses and the VM does not start`, async () => {
       const domain = world.spec(`qemu-refuses-${port()}`, "pc", "bios");
-      const result = await world.boot(domain, isoUrl(port(), world.isos.httpsBios), [MARK.httpsBios, MARK.localBios], world.noPreflight);
+      const result = await world.boot(
+        domain,
+        isoUrl(port(), world.isos.httpsBios),
+        [MARK.httpsBios, MARK.localBios],
+        world.noPreflight,
+      );
       log(`${what}: ${qemuReason(result.error) ?? `guest printed ${result.marker}`}`);
       assert.match(result.error ?? "", words);
     });

@@ -33,11 +33,15 @@ export function domainXml(spec: DomainSpec): string {
   <memory unit='MiB'>${efi ? 256 : 128}</memory>
   <vcpu>1</vcpu>
   <os${efi ? " firmware='efi'" : ""}>
-    <type arch='x86_64' machine='${spec.machine}'>hvm</type>${efi ? `
+    <type arch='x86_64' machine='${spec.machine}'>hvm</type>${
+    efi
+      ? `
     <firmware>
       <feature enabled='no' name='secure-boot'/>
       <feature enabled='no' name='enrolled-keys'/>
-    </firmware>` : ""}
+    </firmware>`
+      : ""
+  }
   </os>
   <features>
     <acpi/>

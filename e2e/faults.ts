@@ -14,7 +14,11 @@ const QEMU_DEFAULTS = "timeout = 5\nreadahead = 262144\n";
 // GRUB reads its own modules first, then the 8 MiB payload: 4 MiB into the
 // stream is inside the payload whatever the readahead.
 const STALL_AFTER = 4 << 20;
-const READAHEADS = [["256k", "QEMU's default 256 KiB readahead", 262144], ["1m", "our default 1 MiB readahead", 1048576], ["4m", "4 MiB readahead", 4194304]] as const;
+const READAHEADS = [["256k", "QEMU's default 256 KiB readahead", 262144], [
+  "1m",
+  "our default 1 MiB readahead",
+  1048576,
+], ["4m", "4 MiB readahead", 4194304]] as const;
 
 /** What a boot through the proxy showed. */
 interface FaultBoot {
@@ -31,22 +35,44 @@ interface FaultBoot {
 export function faultSuite(world: World): void {
   test("faults: with no fault, the guest hashes the 8 MB payload right (baseline)", async () => {
     const result = await bootThroughFaults(world, "fault-baseline", "", { mode: "none" });
-    world.faultReport.push(`baseline, our defaults: ${result.outcome} in ${result.seconds.toFixed(1)} s, ${result.gets} ranged GETs, ${(result.stats.serverBytes / 1048576).toFixed(1)} MiB through the proxy`);
+    world.faultReport.push(
+      `baseline, our defaults: ${result.outcome} in ${result.seconds.toFixed(1)} s, ${result.gets} ranged GETs, ${
+        (result.stats.serverBytes / 1048576).toFixed(1)
+      } MiB through the proxy`,
+    );
     assert.equal(result.outcome, "right hash", result.serial);
   });
 
   test("faults: a 10 s stall mid-boot (2x QEMU's 5 s timeout) breaks the guest with QEMU's defaults", async () => {
     // Working, this boot prints its marker in about 14 s; 45 s is plenty.
-    const result = await bootThroughFaults(world, "fault-stall-qemu", QEMU_DEFAULTS, { mode: "stall", afterBytes: STALL_AFTER, seconds: 10 }, 45_000);
-    world.faultReport.push(`10 s stall after ${(STALL_AFTER / 1048576).toFixed(1)} MiB, QEMU defaults (timeout 5 s, readahead 256 KiB): ${result.outcome}, ` +
-      `marker ${result.marker ? "printed" : `missing after ${result.seconds.toFixed(0)} s`}; QEMU logged "${result.curl ?? "nothing"}"; the guest's last line: "${result.lastLine.slice(-80)}"`);
+    const result = await bootThroughFaults(world, "fault-stall-qemu", QEMU_DEFAULTS, {
+      mode: "stall",
+      afterBytes: STALL_AFTER,
+      seconds: 10,
+    }, 45_000);
+    world.faultReport.push(
+      `10 s stall after ${
+        (STALL_AFTER / 1048576).toFixed(1)
+      } MiB, QEMU defaults (timeout 5 s, readahead 256 KiB): ${result.outcome}, ` +
+        `marker ${result.marker ? "printed" : `missing after ${result.seconds.toFixed(0)} s`}; QEMU logged "${
+          result.curl ?? "nothing"
+        }"; the guest's last line: "${result.lastLine.slice(-80)}"`,
+    );
     assert.ok(result.stats.fired, "the stall happened");
     assert.notEqual(result.outcome, "right hash", "with a 5 s timeout a 10 s stall cannot pass unnoticed");
   });
 
   test("faults: the same stall with our defaults: the boot completes and the hash is right", async () => {
-    const result = await bootThroughFaults(world, "fault-stall-ours", "", { mode: "stall", afterBytes: STALL_AFTER, seconds: 10 });
-    world.faultReport.push(`10 s stall after ${(STALL_AFTER / 1048576).toFixed(1)} MiB, our defaults (timeout 30 s, readahead 1 MiB): ${result.outcome}, ${result.seconds.toFixed(1)} s`);
+    const result = await bootThroughFaults(world, "fault-stall-ours", "", {
+      mode: "stall",
+      afterBytes: STALL_AFTER,
+      seconds: 10,
+    });
+    world.faultReport.push(
+      `10 s stall after ${
+        (STALL_AFTER / 1048576).toFixed(1)
+      } MiB, our defaults (timeout 30 s, readahead 1 MiB): ${result.outcome}, ${result.seconds.toFixed(1)} s`,
+    );
     assert.ok(result.stats.fired, "the stall happened");
     assert.equal(result.outcome, "right hash", result.serial);
     assert.ok(result.marker);
@@ -54,8 +80,15 @@ export function faultSuite(world: World): void {
 
   for (const [id, label, bytes] of READAHEADS) {
     test(`faults: 20 ms per request, ${label}: the hash is right; time and ranged GETs printed`, async () => {
-      const result = await bootThroughFaults(world, `fault-latency-${id}`, `readahead = ${bytes}\n`, { mode: "latency", ms: 20 });
-      world.faultReport.push(`20 ms per request, ${label}: ${result.outcome}, marker after ${result.seconds.toFixed(1)} s, ${result.gets} ranged GETs, ${(result.stats.serverBytes / 1048576).toFixed(1)} MiB`);
+      const result = await bootThroughFaults(world, `fault-latency-${id}`, `readahead = ${bytes}\n`, {
+        mode: "latency",
+        ms: 20,
+      });
+      world.faultReport.push(
+        `20 ms per request, ${label}: ${result.outcome}, marker after ${
+          result.seconds.toFixed(1)
+        } s, ${result.gets} ranged GETs, ${(result.stats.serverBytes / 1048576).toFixed(1)} MiB`,
+      );
       assert.equal(result.outcome, "right hash", result.serial);
     });
   }
@@ -89,10 +122,20 @@ async function hookThroughFault(world: World, name: string, settings: string, fa
 }
 
 /** Boots the payload ISO through the proxy with `fault`, the hook given `settingsText`; says what the guest printed. */
-async function bootThroughFaults(world: World, name: string, settingsText: string, fault: Parameters<FaultProxy["set"]>[0], waitMs = 120_000): Promise<FaultBoot> {
+async function bootThroughFaults(
+  world: World,
+  name: string,
+  settingsText: string,
+  fault: Parameters<FaultProxy["set"]>[0],
+  waitMs = 120_000,
+): Promise<FaultBoot> {
   const domain = world.spec(name, "pc", "bios");
   const path = world.domainFile(domain);
-  const hooked = world.runHook(path, `https://localhost:${world.proxy.port}/payload.iso`, world.settings(name, settingsText));
+  const hooked = world.runHook(
+    path,
+    `https://localhost:${world.proxy.port}/payload.iso`,
+    world.settings(name, settingsText),
+  );
   assert.equal(hooked.status, 0, hooked.stderr);
   const logStart = readFileSync(world.nginx.accessLog, "utf8").length;
   await world.proxy.set(fault);
@@ -116,8 +159,20 @@ function readOutcome(world: World, serial: string, name: string, logStart: numbe
   const errors = serial.match(/error:[^\r\n]*/g) ?? [];
   const gets = readFileSync(world.nginx.accessLog, "utf8").slice(logStart).split("\n")
     .filter((line) => /^\d+ 206 GET \/payload\.iso/.test(line)).length;
-  const outcome = printed === world.payloadHash ? "right hash" : printed ? "WRONG hash, no error" : errors.length ? `no hash: ${errors.join("; ")}` : "no hash, no marker";
+  const outcome = printed === world.payloadHash
+    ? "right hash"
+    : printed
+    ? "WRONG hash, no error"
+    : errors.length
+    ? `no hash: ${errors.join("; ")}`
+    : "no hash, no marker";
   const qemuLog = `/var/log/libvirt/qemu/${PREFIX}${name}.log`;
   const curl = existsSync(qemuLog) ? readFileSync(qemuLog, "utf8").match(/curl: [^\n]*/g)?.at(-1) : undefined;
-  return { outcome, gets, marker: serial.includes(MARK.payload), curl, lastLine: serial.trim().split(/\r?\n/).at(-1)?.trim() ?? "" };
+  return {
+    outcome,
+    gets,
+    marker: serial.includes(MARK.payload),
+    curl,
+    lastLine: serial.trim().split(/\r?\n/).at(-1)?.trim() ?? "",
+  };
 }

@@ -119,7 +119,9 @@ export function startHost(dir: string, caCert: string): Host {
     const pid = running("libvirtd")!;
     writeFileSync(join(STATE, "libvirtd.pid"), String(pid));
     return {
-      trust: `mount namespace (libvirtd ${pid} sees the test CA in ${mounts.map(([, to]) => to).join(" and ")}; the host's files are untouched)`,
+      trust: `mount namespace (libvirtd ${pid} sees the test CA in ${
+        mounts.map(([, to]) => to).join(" and ")
+      }; the host's files are untouched)`,
       withQemuTrust: (command) => ["nsenter", "--target", String(pid), "--mount", "--", ...command],
       stop() {
         stopPid(pid);
@@ -132,7 +134,9 @@ export function startHost(dir: string, caCert: string): Host {
   for (const [from, to] of mounts) execFileSync("mount", ["--bind", from, to]);
   writeFileSync(HOST_MOUNT, mounts.map(([, to]) => to).join("\n"));
   return {
-    trust: `bind mount over ${mounts.map(([, to]) => to).join(" and ")} in the host's namespace until the end of the run (libvirtd was already running)`,
+    trust: `bind mount over ${
+      mounts.map(([, to]) => to).join(" and ")
+    } in the host's namespace until the end of the run (libvirtd was already running)`,
     withQemuTrust: (command) => command,
     stop() {
       for (const [, to] of mounts) spawnSync("umount", [to]);

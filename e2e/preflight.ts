@@ -8,9 +8,17 @@ import { isoUrl, type World } from "./world.ts";
 export function preflightSuite(world: World): void {
   /** [what, URL, the hook's words] */
   const REFUSED: Array<[string, () => string, RegExp]> = [
-    ["an untrusted certificate", () => isoUrl(world.ports.untrusted, world.isos.httpsBios), /is not trusted by this host .*issuer CN=untrusted e2e CA/],
+    [
+      "an untrusted certificate",
+      () => isoUrl(world.ports.untrusted, world.isos.httpsBios),
+      /is not trusted by this host .*issuer CN=untrusted e2e CA/,
+    ],
     ["no byte ranges", () => isoUrl(world.ports.noRanges, world.isos.httpsBios), /does not offer byte ranges/],
-    ["not an ISO image", () => `https://localhost:${world.ports.trusted}/not-an-iso.iso`, /does not serve an ISO image/],
+    [
+      "not an ISO image",
+      () => `https://localhost:${world.ports.trusted}/not-an-iso.iso`,
+      /does not serve an ISO image/,
+    ],
     ["a 404", () => `https://localhost:${world.ports.trusted}/missing.iso`, /answered HTTP 404/],
     ["a server that is down", () => `https://localhost:${world.ports.down}/boot.iso`, /refused the connection/],
   ];

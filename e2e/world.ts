@@ -6,7 +6,19 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import process from "node:process";
@@ -14,7 +26,17 @@ import { buildBiosIso, buildGrubIso } from "../test/support/iso.ts";
 import { type Authority, makeAuthority, makeServerCert, type ServerCert } from "../test/support/tls.ts";
 import { freePort, type Nginx, startNginx } from "../test/support/nginx.ts";
 import { type Host, startHost } from "./host.ts";
-import { create, domainXml, type DomainSpec, liveDevices, PREFIX, removeTestDomains, serialText, virsh, waitForMarker } from "./domain.ts";
+import {
+  create,
+  type DomainSpec,
+  domainXml,
+  liveDevices,
+  PREFIX,
+  removeTestDomains,
+  serialText,
+  virsh,
+  waitForMarker,
+} from "./domain.ts";
 import { log, seconds, step } from "./steps.ts";
 import { clearLeftovers, forgetWorkDir, rememberWorkDir } from "./leftovers.ts";
 import { type FaultProxy, spawnFaultProxy } from "./fault_proxy.ts";
@@ -22,7 +44,9 @@ import { type FaultProxy, spawnFaultProxy } from "./fault_proxy.ts";
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 /** The artifact a host would get: HTTPSISOBOOT_ARTIFACT, else the binary, else the bundle. */
 export const ARTIFACT = process.env.HTTPSISOBOOT_ARTIFACT ??
-  (existsSync(join(ROOT, "dist", "httpsisoboot")) ? join(ROOT, "dist", "httpsisoboot") : join(ROOT, "dist", "httpsisoboot.mjs"));
+  (existsSync(join(ROOT, "dist", "httpsisoboot"))
+    ? join(ROOT, "dist", "httpsisoboot")
+    : join(ROOT, "dist", "httpsisoboot.mjs"));
 const BOOT_TIMEOUT_MS = 60_000;
 const RUN = Date.now().toString(36);
 
@@ -98,7 +122,10 @@ export class World {
     const www = join(this.work, "www");
     mkdirSync(www, { mode: 0o755 });
     await step("built a BIOS and a UEFI ISO for https, and a local one of each", () => this.#buildIsos(www));
-    const tls = await step("made a test CA, an untrusted CA and their server certificates", () => this.#makeCertificates());
+    const tls = await step(
+      "made a test CA, an untrusted CA and their server certificates",
+      () => this.#makeCertificates(),
+    );
     await this.#startNginx(www, tls);
     this.#proxy = await spawnFaultProxy(this.ports.trusted);
     log(`fault proxy on 127.0.0.1:${this.#proxy.port} -> nginx :${this.ports.trusted}`);
@@ -163,22 +190,34 @@ export class World {
   }
 
   /** Boots a domain, through the hook when `url` is given, and says which marker the guest printed. */
-  async boot(domain: DomainSpec, url: string | undefined, markers: string[], settings = this.defaults): Promise<BootResult> {
+  async boot(
+    domain: DomainSpec,
+    url: string | undefined,
+    markers: string[],
+    settings = this.defaults,
+  ): Promise<BootResult> {
     const started = Date.now();
     const path = this.domainFile(domain);
     if (url) {
-      const said = await step(`${domain.name}: ran 50_httpsisoboot as VDSM does`, () => this.#hookOk(path, url, settings));
+      const said = await step(
+        `${domain.name}: ran 50_httpsisoboot as VDSM does`,
+        () => this.#hookOk(path, url, settings),
+      );
       log(`${domain.name}: ${said}`);
     }
-    if (domain.firmware === "efi") rmSync(`/var/lib/libvirt/qemu/nvram/${PREFIX}${domain.name}_VARS.fd`, { force: true });
+    if (domain.firmware === "efi") {
+      rmSync(`/var/lib/libvirt/qemu/nvram/${PREFIX}${domain.name}_VARS.fd`, { force: true });
+    }
     const error = await step(`${domain.name}: virsh create`, () => create(path));
     if (error) {
       this.timings.push([domain.name, `refused in ${seconds(Date.now() - started)}`]);
       return { error, orders: {} };
     }
     const { orders, httpsTarget } = liveDevices(domain.name);
-    const marker = await step(`${domain.name}: waiting for the guest's serial output`, () =>
-      waitForMarker(domain.serialLog, markers, BOOT_TIMEOUT_MS));
+    const marker = await step(
+      `${domain.name}: waiting for the guest's serial output`,
+      () => waitForMarker(domain.serialLog, markers, BOOT_TIMEOUT_MS),
+    );
     this.timings.push([domain.name, `${marker ?? "no marker"} after ${seconds(Date.now() - started)}`]);
     virsh("destroy", `${PREFIX}${domain.name}`);
     return { marker, orders, httpsTarget };
@@ -188,7 +227,9 @@ export class World {
   explain(domain: DomainSpec, libvirtError?: string): void {
     log(`--- serial log of ${domain.name}:\n${serialText(domain.serialLog) || "(empty)"}`);
     if (libvirtError) log(`--- libvirt said: ${libvirtError}`);
-    const errors = this.#nginx && existsSync(this.#nginx.errorLog) ? readFileSync(this.#nginx.errorLog, "utf8").slice(-4000) : "(none)";
+    const errors = this.#nginx && existsSync(this.#nginx.errorLog)
+      ? readFileSync(this.#nginx.errorLog, "utf8").slice(-4000)
+      : "(none)";
     log(`--- nginx error log:\n${errors}`);
   }
 
@@ -212,18 +253,25 @@ export class World {
   #makeCertificates(): Certificates {
     const ca = makeAuthority(this.work, "httpsisoboot e2e CA");
     const rogue = makeAuthority(this.work, "untrusted e2e CA");
-    return { ca, trusted: makeServerCert(this.work, "trusted", ca), untrusted: makeServerCert(this.work, "untrusted", rogue) };
+    return {
+      ca,
+      trusted: makeServerCert(this.work, "trusted", ca),
+      untrusted: makeServerCert(this.work, "untrusted", rogue),
+    };
   }
 
   async #startNginx(www: string, tls: Certificates): Promise<void> {
     for (const key of ["trusted", "untrusted", "noRanges", "down"] as const) this.ports[key] = await freePort();
     const { trusted, untrusted, noRanges } = this.ports;
-    this.#nginx = await step(`started nginx on 127.0.0.1:${trusted} (trusted), :${untrusted} (untrusted CA), :${noRanges} (max_ranges 0)`, () =>
-      startNginx(this.work, www, [
-        { port: trusted, ...tls.trusted },
-        { port: untrusted, ...tls.untrusted },
-        { port: noRanges, ...tls.trusted, extra: "max_ranges 0;" },
-      ]));
+    this.#nginx = await step(
+      `started nginx on 127.0.0.1:${trusted} (trusted), :${untrusted} (untrusted CA), :${noRanges} (max_ranges 0)`,
+      () =>
+        startNginx(this.work, www, [
+          { port: trusted, ...tls.trusted },
+          { port: untrusted, ...tls.untrusted },
+          { port: noRanges, ...tls.trusted, extra: "max_ranges 0;" },
+        ]),
+    );
   }
 
   /** Installed the way an admin installs it: the artifact under the hook's name. */

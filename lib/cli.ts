@@ -66,7 +66,9 @@ export function parseCommand(args: string[]): Command {
   }
   const misplaced = values.url !== undefined ? "--url" : values.diff ? "--diff" : positionals[0];
   if (misplaced !== undefined) {
-    throw new UsageError(`'${misplaced}' only works with --dry-run; in hook mode VDSM passes everything through the environment`);
+    throw new UsageError(
+      `'${misplaced}' only works with --dry-run; in hook mode VDSM passes everything through the environment`,
+    );
   }
   return { mode: "hook" };
 }

@@ -102,7 +102,9 @@ function trim(oldStart: number, oldLines: string[], newLines: string[]): Change 
   ) tail++;
   const removed = oldLines.slice(head, oldLines.length - tail);
   const added = newLines.slice(head, newLines.length - tail);
-  return removed.length + added.length === 0 ? undefined : { oldStart: oldStart + head, oldLines: removed, newLines: added };
+  return removed.length + added.length === 0
+    ? undefined
+    : { oldStart: oldStart + head, oldLines: removed, newLines: added };
 }
 
 /** Changes whose context would touch go into one hunk. */
@@ -110,15 +112,18 @@ function groupHunks(changes: Change[], context: number): Change[][] {
   const hunks: Change[][] = [];
   for (const change of changes) {
     const previous = hunks.at(-1)?.at(-1);
-    if (previous && change.oldStart - (previous.oldStart + previous.oldLines.length) <= 2 * context) hunks.at(-1)!.push(change);
-    else hunks.push([change]);
+    if (previous && change.oldStart - (previous.oldStart + previous.oldLines.length) <= 2 * context) {
+      hunks.at(-1)!.push(change);
+    } else hunks.push([change]);
   }
   return hunks;
 }
 
 function lineStarts(text: string): number[] {
   const starts = [0];
-  for (let at = text.indexOf("\n"); at >= 0 && at + 1 < text.length; at = text.indexOf("\n", at + 1)) starts.push(at + 1);
+  for (let at = text.indexOf("\n"); at >= 0 && at + 1 < text.length; at = text.indexOf("\n", at + 1)) {
+    starts.push(at + 1);
+  }
   return starts;
 }
 

@@ -25,7 +25,7 @@ export const MAX_DEPTH = 256;
 /**
  * The most elements in a domain: 100,000. A domain at {@link MAX_DOMAIN_BYTES}
  * with libvirt's average of 40 bytes an element has about this many; the
- * 2,000-device domain of `npm run bench` has 16,000. It bounds memory for the
+ * 2,000-device domain of `npm run bench` (430 KB) has 10,000. It bounds memory for the
  * densest input, 4 MiB of `<a/>`.
  */
 export const MAX_ELEMENTS = 100_000;

@@ -69,7 +69,11 @@ export function checkUrl(url: string, host: Host): IsoUrl {
  */
 export function planHook(domainXml: string, iso: IsoUrl, host: Host): HookPlan {
   const result = transform(domainXml, iso, host);
-  return { preflight: host.settings.preflight, write: result.changed ? result.xml : undefined, message: describe(result) };
+  return {
+    preflight: host.settings.preflight,
+    write: result.changed ? result.xml : undefined,
+    message: describe(result),
+  };
 }
 
 /**

@@ -90,19 +90,36 @@ export function parseSettings(text: string, file: string): Settings {
     seen.add(key);
     switch (key) {
       case "timeout":
-        settings.timeout = wholeNumber(value, 1, MAX_TIMEOUT, `${where}: 'timeout' must be whole seconds from 1 to ${MAX_TIMEOUT}`);
+        settings.timeout = wholeNumber(
+          value,
+          1,
+          MAX_TIMEOUT,
+          `${where}: 'timeout' must be whole seconds from 1 to ${MAX_TIMEOUT}`,
+        );
         break;
       case "readahead":
-        settings.readahead = wholeNumber(value, 512, 1 << 30, `${where}: 'readahead' must be bytes from 512 to 1073741824`);
+        settings.readahead = wholeNumber(
+          value,
+          512,
+          1 << 30,
+          `${where}: 'readahead' must be bytes from 512 to 1073741824`,
+        );
         if (settings.readahead % 512 !== 0) {
-          throw new SettingsError(`${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`);
+          throw new SettingsError(
+            `${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`,
+          );
         }
         break;
       case "preflight":
         settings.preflight = yesNo(value, `${where}: 'preflight' must be yes or no`);
         break;
       case "preflight_timeout":
-        settings.preflightTimeout = wholeNumber(value, 1, 120, `${where}: 'preflight_timeout' must be whole seconds from 1 to 120`);
+        settings.preflightTimeout = wholeNumber(
+          value,
+          1,
+          120,
+          `${where}: 'preflight_timeout' must be whole seconds from 1 to 120`,
+        );
         break;
       case "allow":
         settings.allow = value.split(",").map((entry) => allowRule(entry.trim(), `${where}: 'allow'`));
@@ -132,7 +149,9 @@ function yesNo(value: string, message: string): boolean {
 function allowRule(entry: string, where: string): AllowRule {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+)(?::([0-9]{1,5}))?$/.exec(entry);
   if (!match || (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))) {
-    throw new SettingsError(`${where} has '${entry}'; write host names, .domain suffixes or IP addresses, each with an optional :port`);
+    throw new SettingsError(
+      `${where} has '${entry}'; write host names, .domain suffixes or IP addresses, each with an optional :port`,
+    );
   }
   const host = match[1].replace(/^\[|\]$/g, "").toLowerCase();
   return match[2] === undefined ? { host } : { host, port: Number(match[2]) };

@@ -218,7 +218,9 @@ function parseHost(text: string): string {
   // curl and glibc, in decimal, octal or hex and with fewer than four parts:
   // only the plain dotted form is accepted, so the allowlist sees what curl connects to.
   if (/(^|\.)(0x[0-9a-f]*|[0-9]+)\.?$/.test(ascii)) {
-    if (ascii !== text.toLowerCase()) throw new UrlError(`the URL's host '${text}' turns into the IP address '${ascii}'; write the address itself`);
+    if (ascii !== text.toLowerCase()) {
+      throw new UrlError(`the URL's host '${text}' turns into the IP address '${ascii}'; write the address itself`);
+    }
     return parseIpv4(text);
   }
   const name = ascii.endsWith(".") ? ascii.slice(0, -1) : ascii;
@@ -252,7 +254,9 @@ function parseIpv4(text: string): string {
   const valid = parts.length === 4 &&
     parts.every((part) => /^(0|[1-9][0-9]{0,2})$/.test(part) && Number(part) <= 255);
   if (!valid) {
-    throw new UrlError(`the URL's host '${text}' is not a valid IPv4 address; write four numbers 0-255, such as 192.0.2.10`);
+    throw new UrlError(
+      `the URL's host '${text}' is not a valid IPv4 address; write four numbers 0-255, such as 192.0.2.10`,
+    );
   }
   return text;
 }
@@ -278,7 +282,9 @@ function checkCharacters(text: string, part: string, alsoRefused: RegExp | null)
     const char = text[i];
     if (char === "%") {
       if (!/^[0-9A-Fa-f]{2}$/.test(text.slice(i + 1, i + 3))) {
-        throw new UrlError(`the URL ${part} has a '%' that is not followed by two hex digits; write a literal '%' as %25`);
+        throw new UrlError(
+          `the URL ${part} has a '%' that is not followed by two hex digits; write a literal '%' as %25`,
+        );
       }
       continue;
     }
@@ -315,12 +321,16 @@ function refuseIfPathChanges(written: string, fetched: string): void {
   const a = octets(written);
   const b = octets(fetched);
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    if (a[i]?.byte === b[i]?.byte && (a[i].encoded === b[i].encoded || UNRESERVED.test(String.fromCharCode(a[i].byte)))) {
+    if (
+      a[i]?.byte === b[i]?.byte && (a[i].encoded === b[i].encoded || UNRESERVED.test(String.fromCharCode(a[i].byte)))
+    ) {
       continue;
     }
     const char = String.fromCharCode(a[i].byte);
     if (a[i].byte === 0x2f) {
-      throw new UrlError("the URL path contains %2F (an encoded '/'), which libvirt passes to QEMU as '/'; serve the ISO at a path without %2F");
+      throw new UrlError(
+        "the URL path contains %2F (an encoded '/'), which libvirt passes to QEMU as '/'; serve the ISO at a path without %2F",
+      );
     }
     const writtenAs = a[i].encoded ? percent(a[i].byte) : `'${char}'`;
     const sentAs = b[i].encoded ? percent(b[i].byte) : `'${char}'`;

@@ -9,7 +9,9 @@ import { randomInt } from "node:crypto";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "60" }, runs: { type: "string", default: "5000" } } });
+const { values } = parseArgs({
+  options: { seconds: { type: "string", default: "60" }, runs: { type: "string", default: "5000" } },
+});
 const seconds = Number(values.seconds);
 if (!(seconds > 0)) throw new Error("--seconds takes a positive number");
 const until = Date.now() + seconds * 1000;
@@ -25,7 +27,8 @@ while (Date.now() < until) {
   rounds++;
   if (result.status !== 0) {
     failures++;
-    const replay = /replay with: (.*)/.exec(result.stdout + result.stderr)?.[1] ?? `FUZZ_SEED=${seed} node --import tsx --test test/fuzz_test.ts`;
+    const replay = /replay with: (.*)/.exec(result.stdout + result.stderr)?.[1] ??
+      `FUZZ_SEED=${seed} node --import tsx --test test/fuzz_test.ts`;
     console.log(`seed ${seed}: FAILED; replay with: ${replay}`);
   } else {
     console.log(`seed ${seed}: ${values.runs} URLs and ${values.runs} domains passed`);

@@ -11,7 +11,12 @@ describe("parseCommand()", () => {
     [["-V"], { mode: "version" }],
     [["--check", "https://a.example/x.iso"], { mode: "check", url: "https://a.example/x.iso" }],
     [["--dry-run"], { mode: "dry-run", url: undefined, file: undefined, diff: false }],
-    [["--dry-run", "--diff", "--url", "https://a.example/x.iso", "-"], { mode: "dry-run", url: "https://a.example/x.iso", file: "-", diff: true }],
+    [["--dry-run", "--diff", "--url", "https://a.example/x.iso", "-"], {
+      mode: "dry-run",
+      url: "https://a.example/x.iso",
+      file: "-",
+      diff: true,
+    }],
   ];
   for (const [args, expected] of CASES) {
     test(`parseCommand() reads ${JSON.stringify(args)}`, () => {
@@ -30,7 +35,10 @@ describe("parseCommand()", () => {
   ];
   for (const [args, words] of BAD) {
     test(`parseCommand() refuses ${JSON.stringify(args)} with a UsageError`, () => {
-      assert.throws(() => parseCommand(args), (error: Error) => error instanceof UsageError && words.test(error.message));
+      assert.throws(
+        () => parseCommand(args),
+        (error: Error) => error instanceof UsageError && words.test(error.message),
+      );
     });
   }
 });

@@ -13,12 +13,18 @@ describe("unifiedDiff()", () => {
 
   test("unifiedDiff() shows an insertion with three lines of context", () => {
     const edit = { start: at(6) - 1, end: at(6) - 1, text: "\nnew" };
-    assert.equal(unifiedDiff(LINES, [edit]), "--- before\n+++ after\n@@ -3,6 +3,7 @@\n line 3\n line 4\n line 5\n+new\n line 6\n line 7\n line 8\n");
+    assert.equal(
+      unifiedDiff(LINES, [edit]),
+      "--- before\n+++ after\n@@ -3,6 +3,7 @@\n line 3\n line 4\n line 5\n+new\n line 6\n line 7\n line 8\n",
+    );
   });
 
   test("unifiedDiff() shows a removal of a whole line with its line break, and only that line", () => {
     const edit = { start: at(10) - 1, end: at(11) - 1, text: "" };
-    assert.equal(unifiedDiff(LINES, [edit]), "--- before\n+++ after\n@@ -7,7 +7,6 @@\n line 7\n line 8\n line 9\n-line 10\n line 11\n line 12\n line 13\n");
+    assert.equal(
+      unifiedDiff(LINES, [edit]),
+      "--- before\n+++ after\n@@ -7,7 +7,6 @@\n line 7\n line 8\n line 9\n-line 10\n line 11\n line 12\n line 13\n",
+    );
   });
 
   test("unifiedDiff() joins changes whose context touches into one hunk, and splits far ones", () => {

@@ -4,7 +4,14 @@ import { DomainError, errorLine, HookError, LimitError, printable, UrlError, Xml
 
 describe("errors", () => {
   test("every refusal is a HookError, and its message is one printable line", () => {
-    for (const error of [new UrlError("a\nb"), new DomainError("c\u001bd"), new LimitError("e"), new XmlSyntaxError("f", 2, 3)]) {
+    for (
+      const error of [
+        new UrlError("a\nb"),
+        new DomainError("c\u001bd"),
+        new LimitError("e"),
+        new XmlSyntaxError("f", 2, 3),
+      ]
+    ) {
       assert.ok(error instanceof HookError);
       assert.ok(!error.message.includes("\n") && !error.message.includes("\u001b"), error.message);
     }
@@ -14,7 +21,10 @@ describe("errors", () => {
 
   test("errorLine() tells a bug from a refusal", () => {
     assert.equal(errorLine(new DomainError("no root element")), "no root element");
-    assert.match(errorLine(new TypeError("Cannot read properties of undefined")), /^internal error \(TypeError: Cannot read properties of undefined\); please report it/);
+    assert.match(
+      errorLine(new TypeError("Cannot read properties of undefined")),
+      /^internal error \(TypeError: Cannot read properties of undefined\); please report it/,
+    );
     assert.match(errorLine("thrown text\nsecond line"), /^internal error \(thrown text second line\)/);
   });
 

@@ -34,8 +34,16 @@ describe("checkAllowed()", () => {
 
   test("checkAllowed() on a redirect target names no server, since the server chose it", () => {
     assert.throws(
-      () => checkAllowed(parseIsoUrl("https://10.0.0.1/a.iso"), allow, FILE, "https://isos.example.org:443/a.iso redirects (HTTP 302) to a server"),
-      (error: Error) => error instanceof PolicyError && !error.message.includes("10.0.0.1") && /redirects \(HTTP 302\) to a server that the 'allow' setting/.test(error.message),
+      () =>
+        checkAllowed(
+          parseIsoUrl("https://10.0.0.1/a.iso"),
+          allow,
+          FILE,
+          "https://isos.example.org:443/a.iso redirects (HTTP 302) to a server",
+        ),
+      (error: Error) =>
+        error instanceof PolicyError && !error.message.includes("10.0.0.1") &&
+        /redirects \(HTTP 302\) to a server that the 'allow' setting/.test(error.message),
     );
   });
 

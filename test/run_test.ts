@@ -22,7 +22,10 @@ describe("planHook()", () => {
     const plan = planHook(SAMPLE, checkUrl(URL, HOST), HOST);
     assert.equal(plan.preflight, true);
     assert.match(plan.write!, /query="sig=TOPSECRET&amp;exp=1"/);
-    assert.equal(plan.message, "added CD-ROM sdb (sata) from https://isos.example.org:443/el9/boot.iso?sig=***&exp=*** as boot device 1");
+    assert.equal(
+      plan.message,
+      "added CD-ROM sdb (sata) from https://isos.example.org:443/el9/boot.iso?sig=***&exp=*** as boot device 1",
+    );
   });
 
   test("planHook() writes nothing when the CD-ROM is there, and takes preflight = no", () => {
@@ -57,7 +60,14 @@ describe("planDryRun()", () => {
 
 describe("checkReport()", () => {
   test("checkReport() prints what the server said, made printable", () => {
-    const report = { finalUrl: "https://a.example:443/x.iso", redirects: 2, size: 42, issuer: "CA\u001b[31m", format: "ISO 9660", label: "BOOT" };
+    const report = {
+      finalUrl: "https://a.example:443/x.iso",
+      redirects: 2,
+      size: 42,
+      issuer: "CA\u001b[31m",
+      format: "ISO 9660",
+      label: "BOOT",
+    };
     assert.equal(
       checkReport(report),
       "url: https://a.example:443/x.iso (after 2 redirects)\ntls: trusted by this host, issuer CN=CA [31m\nsize: 42 bytes\nbyte ranges: yes\nimage: ISO 9660, volume label 'BOOT'\n",

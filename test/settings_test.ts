@@ -20,7 +20,10 @@ describe("parseSettings()", () => {
       readahead: 4194304,
       preflight: false,
       preflightTimeout: 10,
-      allow: [{ host: "isos.example.org" }, { host: ".lab.example.net", port: 8443 }, { host: "2001:db8::1" }, { host: "192.0.2.10", port: 4443 }],
+      allow: [{ host: "isos.example.org" }, { host: ".lab.example.net", port: 8443 }, { host: "2001:db8::1" }, {
+        host: "192.0.2.10",
+        port: 4443,
+      }],
     });
   });
 
@@ -37,7 +40,10 @@ describe("parseSettings()", () => {
     ["allow = isos.example.org:99999", "'allow' has 'isos.example.org:99999'"],
     ["allow = a b", "'allow' has 'a b'"],
     ["allow = ", "'allow' has ''"],
-    ["timout = 30", "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout and allow"],
+    [
+      "timout = 30",
+      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout and allow",
+    ],
     ["timeout 30", "'timeout 30' is not 'key = value'"],
     ["timeout = 30\ntimeout = 40", "line 2: 'timeout' is set twice"],
   ];

@@ -12,7 +12,7 @@ import { parseXml } from "../xml/parse.ts";
 import { applyEdits, type Edit, insertElement, type NewElement, setAttribute } from "../xml/edit.ts";
 import { child, children, getAttribute, type XmlDocument, type XmlElement } from "../xml/tree.ts";
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
-import { type CdromOptions, cdromElement, isCdromFor } from "./cdrom.ts";
+import { cdromElement, type CdromOptions, isCdromFor } from "./cdrom.ts";
 
 export type { CdromOptions } from "./cdrom.ts";
 import { bootOrderEdits } from "./boot_order.ts";
@@ -110,7 +110,10 @@ function placeCdrom(document: XmlDocument, devicesList: XmlElement[], cdrom: New
   if (devicesList.length === 0) {
     const domain = document.root;
     const last = domain.children.at(-1);
-    return insertElement(document, domain, { name: "devices", attributes: [], children: [cdrom] }, { anchor: last, sample: last });
+    return insertElement(document, domain, { name: "devices", attributes: [], children: [cdrom] }, {
+      anchor: last,
+      sample: last,
+    });
   }
   const devices = devicesList.findLast((candidate) => child(candidate, "disk")) ?? devicesList[0];
   const lastDisk = children(devices, "disk").at(-1);

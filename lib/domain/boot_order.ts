@@ -94,7 +94,11 @@ function firstBootables(devicesList: XmlElement[]): Map<string, XmlElement> {
   for (const devices of devicesList) {
     for (const device of devices.children) {
       if (device.namespace !== null) continue;
-      const dev = device.name === "disk" ? kinds[getAttribute(device, "device") ?? "disk"] : device.name === "interface" ? "network" : undefined;
+      const dev = device.name === "disk"
+        ? kinds[getAttribute(device, "device") ?? "disk"]
+        : device.name === "interface"
+        ? "network"
+        : undefined;
       if (dev !== undefined && !firsts.has(dev)) firsts.set(dev, device);
     }
   }

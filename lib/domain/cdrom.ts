@@ -42,14 +42,20 @@ export function cdromElement(cdrom: HttpsCdrom): NewElement {
   const source: Array<[string, string]> = [["protocol", "https"], ["name", url.name]];
   if (url.query !== undefined) source.push(["query", url.query]);
   const tuning: NewElement[] = [];
-  if (cdrom.readahead !== undefined) tuning.push({ name: "readahead", attributes: [["size", String(cdrom.readahead)]] });
+  if (cdrom.readahead !== undefined) {
+    tuning.push({ name: "readahead", attributes: [["size", String(cdrom.readahead)]] });
+  }
   if (cdrom.timeout !== undefined) tuning.push({ name: "timeout", attributes: [["seconds", String(cdrom.timeout)]] });
   return {
     name: "disk",
     attributes: [["type", "network"], ["device", "cdrom"]],
     children: [
       { name: "driver", attributes: [["name", "qemu"], ["type", "raw"]] },
-      { name: "source", attributes: source, children: [{ name: "host", attributes: [["name", url.host], ["port", String(url.port)]] }, ...tuning] },
+      {
+        name: "source",
+        attributes: source,
+        children: [{ name: "host", attributes: [["name", url.host], ["port", String(url.port)]] }, ...tuning],
+      },
       { name: "target", attributes: [["dev", target.dev], ["bus", target.bus], ["tray", "closed"]] },
       { name: "readonly", attributes: [] },
       { name: "boot", attributes: [["order", "1"]] },

@@ -91,7 +91,9 @@ export function chooseTarget(machine: Machine, disks: ExistingDisk[]): Target {
   const found = firstFree(bus, disks) ?? (bus === BUS_IDE ? firstFree(BUS_SATA, disks) : undefined);
   if (!found) {
     throw new DomainError(
-      `no free ${bus === BUS_IDE ? "ide or sata" : bus} target for the CD-ROM: every name is used or its drive address is taken; remove an unused disk or CD-ROM from the VM`,
+      `no free ${
+        bus === BUS_IDE ? "ide or sata" : bus
+      } target for the CD-ROM: every name is used or its drive address is taken; remove an unused disk or CD-ROM from the VM`,
     );
   }
   return found;

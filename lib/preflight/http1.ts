@@ -44,7 +44,10 @@ export interface Exchange {
 
 /** The connection's failure, classified; `code` is the runtime's, never the peer's text. */
 export class ConnectionError extends ServerError {
-  constructor(message: string, readonly kind: "dns" | "refused" | "unreachable" | "reset" | "not-tls" | "timeout" | "tls" | "other") {
+  constructor(
+    message: string,
+    readonly kind: "dns" | "refused" | "unreachable" | "reset" | "not-tls" | "timeout" | "tls" | "other",
+  ) {
     super(message);
   }
 }
@@ -81,7 +84,10 @@ export function exchange(
     const timer = setTimeout(
       () =>
         finish(
-          new ConnectionError(`${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`, "timeout"),
+          new ConnectionError(
+            `${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`,
+            "timeout",
+          ),
         ),
       Math.max(0, options.deadline - Date.now()),
     );
@@ -149,7 +155,9 @@ export class ResponseReader {
     const end = Buffer.from(this.pending.buffer, this.pending.byteOffset, this.pending.length)
       .indexOf("\r\n\r\n", Math.max(0, this.scanned - 3));
     if (end < 0 ? this.pending.length > MAX_HEADER_BYTES : end > MAX_HEADER_BYTES) {
-      throw new ServerError(`the ISO server sent more than ${MAX_HEADER_BYTES} bytes of HTTP headers; check the server`);
+      throw new ServerError(
+        `the ISO server sent more than ${MAX_HEADER_BYTES} bytes of HTTP headers; check the server`,
+      );
     }
     if (end < 0) {
       this.scanned = this.pending.length;
@@ -161,7 +169,9 @@ export class ResponseReader {
     const response = parseHead(head);
     if (response.status < 200) {
       // An interim answer (100 Continue): read on, a few times at most.
-      if (++this.interim > MAX_INTERIM_ANSWERS) throw new ServerError("the ISO server keeps sending interim (1xx) answers; check the server");
+      if (++this.interim > MAX_INTERIM_ANSWERS) {
+        throw new ServerError("the ISO server keeps sending interim (1xx) answers; check the server");
+      }
       return true;
     }
     const request = this.requests[this.responses.length];
@@ -216,7 +226,9 @@ export class ResponseReader {
 function parseHead(head: string): Response {
   const [statusLine, ...lines] = head.split("\r\n");
   const status = Number(/^HTTP\/1\.[01] ([1-5][0-9]{2})(?: |$)/.exec(statusLine)?.[1]);
-  if (!status) throw new ServerError("the ISO server did not answer with HTTP/1.1; check that the URL names an https web server");
+  if (!status) {
+    throw new ServerError("the ISO server did not answer with HTTP/1.1; check that the URL names an https web server");
+  }
   const headers = new Map<string, string>();
   for (const line of lines) {
     const colon = line.indexOf(":");
@@ -234,10 +246,16 @@ function issuerName(socket: TLSSocket): string {
 function tlsError(code: string, where: string, issuer: string): ConnectionError {
   const from = issuer ? ` (issuer CN=${issuer})` : "";
   if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
-    return new ConnectionError(`the certificate of ${where} is not for that host name${from}; use the name the certificate was issued for`, "tls");
+    return new ConnectionError(
+      `the certificate of ${where} is not for that host name${from}; use the name the certificate was issued for`,
+      "tls",
+    );
   }
   if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") {
-    return new ConnectionError(`the certificate of ${where} is outside its validity dates${from}; renew it, and check this host's clock`, "tls");
+    return new ConnectionError(
+      `the certificate of ${where} is outside its validity dates${from}; renew it, and check this host's clock`,
+      "tls",
+    );
   }
   return new ConnectionError(
     `the certificate of ${where} is not trusted by this host${from}; ` +
@@ -253,17 +271,29 @@ function networkError(error: NodeJS.ErrnoException, where: string, host: string)
     case "EAI_NONAME":
       return new ConnectionError(`the ISO server's host ${host} is not found (DNS); check the URL's host name`, "dns");
     case "ECONNREFUSED":
-      return new ConnectionError(`${where} refused the connection; check that the ISO server is running and listens there`, "refused");
+      return new ConnectionError(
+        `${where} refused the connection; check that the ISO server is running and listens there`,
+        "refused",
+      );
     case "ECONNRESET":
     case "EPIPE":
-      return new ConnectionError(`${where} closed the connection during TLS; check the server's TLS setup and error log`, "reset");
+      return new ConnectionError(
+        `${where} closed the connection during TLS; check the server's TLS setup and error log`,
+        "reset",
+      );
     case "ETIMEDOUT":
     case "EHOSTUNREACH":
     case "ENETUNREACH":
-      return new ConnectionError(`${where} cannot be reached (${error.code}); check the network between this host and the ISO server`, "unreachable");
+      return new ConnectionError(
+        `${where} cannot be reached (${error.code}); check the network between this host and the ISO server`,
+        "unreachable",
+      );
   }
   if (/SSL|TLS/i.test(String(error.code ?? "")) || /SSL|TLS|handshake/i.test(String(error.message))) {
-    return new ConnectionError(`${where} did not answer with TLS; check that the URL names the server's https port`, "not-tls");
+    return new ConnectionError(
+      `${where} did not answer with TLS; check that the URL names the server's https port`,
+      "not-tls",
+    );
   }
   const code = /^[A-Z0-9_]{1,40}$/.test(String(error.code)) ? ` (${error.code})` : "";
   return new ConnectionError(`the connection to ${where} failed${code}; check the server and the network`, "other");

@@ -30,6 +30,8 @@ export function readVolumeDescriptor(sector: Uint8Array): { format: string; labe
   const magic = new TextDecoder("latin1").decode(sector.subarray(1, 6));
   if (magic === "BEA01") return { format: "UDF", label: "" };
   if (magic !== "CD001") return undefined;
-  const raw = sector.length >= 40 + LABEL_BYTES ? new TextDecoder("latin1").decode(sector.subarray(40, 40 + LABEL_BYTES)) : "";
+  const raw = sector.length >= 40 + LABEL_BYTES
+    ? new TextDecoder("latin1").decode(sector.subarray(40, 40 + LABEL_BYTES))
+    : "";
   return { format: "ISO 9660", label: printable(raw, LABEL_BYTES) };
 }

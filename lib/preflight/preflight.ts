@@ -76,11 +76,19 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
   const limit = `${Math.round(options.timeoutMs / 100) / 10} s`;
   let current = url;
   for (let redirects = 0;; redirects++) {
-    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], { ca, deadline, limit });
-    if (!head) throw new ServerError(`${url.redacted}: the server closed the connection without answering; check its error log`);
+    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], {
+      ca,
+      deadline,
+      limit,
+    });
+    if (!head) {
+      throw new ServerError(`${url.redacted}: the server closed the connection without answering; check its error log`);
+    }
     const where = redirects === 0 ? url.redacted : `${url.redacted} (after ${redirects} redirects)`;
     if (head.status >= 300 && head.status < 400 && head.headers.has("location")) {
-      if (redirects === MAX_REDIRECTS) throw new ServerError(`${url.redacted} redirects more than ${MAX_REDIRECTS} times; give the VM the final URL`);
+      if (redirects === MAX_REDIRECTS) {
+        throw new ServerError(`${url.redacted} redirects more than ${MAX_REDIRECTS} times; give the VM the final URL`);
+      }
       current = redirectTarget(current, head, options, where);
       continue;
     }
@@ -129,7 +137,9 @@ export function resolveLocation(location: string, current: IsoUrl): string {
 
 /** The size, from a HEAD answer QEMU would accept. */
 function checkHead(head: Response, where: string): number {
-  if (head.status !== 200) throw new ServerError(`${where} answered HTTP ${head.status} to HEAD${statusHint(head.status)}`);
+  if (head.status !== 200) {
+    throw new ServerError(`${where} answered HTTP ${head.status} to HEAD${statusHint(head.status)}`);
+  }
   const length = head.headers.get("content-length") ?? "";
   const size = Number(length);
   if (!/^[0-9]{1,16}$/.test(length) || !Number.isSafeInteger(size) || size <= 0) {
@@ -144,24 +154,36 @@ function checkHead(head: Response, where: string): number {
 }
 
 function checkDescriptor(ranged: Response | undefined, size: number, where: string): { format: string; label: string } {
-  if (!ranged) throw new ServerError(`${where}: the server closed the connection before answering a byte-range request`);
+  if (!ranged) {
+    throw new ServerError(`${where}: the server closed the connection before answering a byte-range request`);
+  }
   if (ranged.status === 416) {
-    throw new ServerError(`${where} does not serve an ISO image: the file (${size} bytes) ends before the volume descriptors at byte 32768`);
+    throw new ServerError(
+      `${where} does not serve an ISO image: the file (${size} bytes) ends before the volume descriptors at byte 32768`,
+    );
   }
   if (ranged.status === 200) {
-    throw new ServerError(`${where} ignored a byte-range request (answered 200, not 206); enable range requests on the server`);
+    throw new ServerError(
+      `${where} ignored a byte-range request (answered 200, not 206); enable range requests on the server`,
+    );
   }
   if (ranged.status !== 206) {
-    throw new ServerError(`${where} answered HTTP ${ranged.status} to a byte-range request${statusHint(ranged.status)}`);
+    throw new ServerError(
+      `${where} answered HTTP ${ranged.status} to a byte-range request${statusHint(ranged.status)}`,
+    );
   }
   const volume = readVolumeDescriptor(ranged.body);
-  if (!volume) throw new ServerError(`${where} does not serve an ISO image: no ISO 9660 or UDF volume descriptor at byte 32768`);
+  if (!volume) {
+    throw new ServerError(`${where} does not serve an ISO image: no ISO 9660 or UDF volume descriptor at byte 32768`);
+  }
   return volume;
 }
 
 function statusHint(status: number): string {
   if (status === 404) return ": the ISO is not at that path; check the URL";
-  if (status === 401 || status === 403) return ": the server refuses access; check the URL's signature or the server's permissions";
+  if (status === 401 || status === 403) {
+    return ": the server refuses access; check the URL's signature or the server's permissions";
+  }
   if (status >= 500) return ": the server failed; check its error log";
   return "";
 }

@@ -137,7 +137,9 @@ export function renderElement(document: XmlDocument, element: NewElement, indent
   }`;
   const children = element.children ?? [];
   if (children.length === 0) return open + document.emptyTagEnd;
-  const inner = children.map((node) => indent + renderElement(document, node, indent === "" ? "" : indent + step, step));
+  const inner = children.map((node) =>
+    indent + renderElement(document, node, indent === "" ? "" : indent + step, step)
+  );
   const close = indent === "" ? "" : indent.slice(0, indent.length - step.length);
   return `${open}>${inner.join("")}${close}</${element.name}>`;
 }
@@ -151,7 +153,9 @@ function closingIndent(text: string, parent: XmlElement): string {
 /** How much deeper `sample`'s children are indented than `outer`; two spaces when it cannot tell. */
 function indentStep(text: string, sample: XmlElement | undefined, outer: string): string {
   const inner = sample && indentBefore(text, sample.children[0]);
-  return inner && inner.startsWith(outer) && inner.length > outer.length ? inner.slice(outer.length) : DEFAULT_INDENT_STEP;
+  return inner && inner.startsWith(outer) && inner.length > outer.length
+    ? inner.slice(outer.length)
+    : DEFAULT_INDENT_STEP;
 }
 
 const DEFAULT_INDENT_STEP = "  ";

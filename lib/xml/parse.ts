@@ -25,7 +25,8 @@ import type { XmlAttribute, XmlDocument, XmlElement } from "./tree.ts";
 
 const XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace";
 const WS = "[ \\t\\r\\n]";
-const NAME_START = "A-Za-z_:\\u00C0-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C-\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF" +
+const NAME_START =
+  "A-Za-z_:\\u00C0-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C-\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF" +
   "\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD";
 const NAME = `[${NAME_START}][${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040]*`;
 const START_TAG_NAME = new RegExp(`<(${NAME})`, "y");
@@ -198,12 +199,20 @@ function readStartTag(state: State): void {
   openElement(state, name!, attributes, start, selfClosing);
 }
 
-function openElement(state: State, name: string, attributes: XmlAttribute[], start: number, selfClosing: boolean): void {
+function openElement(
+  state: State,
+  name: string,
+  attributes: XmlAttribute[],
+  start: number,
+  selfClosing: boolean,
+): void {
   const declared = declarations(attributes);
   const parentEntry = state.open.at(-1);
   state.open.push({ element: undefined as unknown as XmlElement, declared });
   for (const attribute of attributes) {
-    if (attribute.name.includes(":") && !attribute.name.startsWith("xmlns:")) resolve(state, attribute.name, false, start);
+    if (attribute.name.includes(":") && !attribute.name.startsWith("xmlns:")) {
+      resolve(state, attribute.name, false, start);
+    }
   }
   const element: XmlElement = {
     name,

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
 import { DEFAULT_SETTINGS } from "../../lib/settings.ts";
 import { unifiedDiff } from "../../lib/diff.ts";
-import { FIXTURES, fixtureCases, GOLDEN_URL, GOLDEN_URLS, readFixture } from "../support/mod.ts";
+import { fixtureCases, FIXTURES, GOLDEN_URL, GOLDEN_URLS, readFixture } from "../support/mod.ts";
 
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
@@ -49,7 +49,10 @@ describe("golden fixtures", () => {
         if (/^\+\s*<disk type=['"]network['"] device=['"]cdrom['"]>/.test(line)) inNewDisk = true;
         // A domain without <devices> gets one around the new disk.
         const newDevices = !/<devices[\s>/]/.test(input) && /^\+\s*<\/?devices>$/.test(line);
-        assert.ok(inNewDisk || newDevices || /^\+\s*<boot order=/.test(line) || /^\+\s*<\/disk>$/.test(line), `added line: ${line}`);
+        assert.ok(
+          inNewDisk || newDevices || /^\+\s*<boot order=/.test(line) || /^\+\s*<\/disk>$/.test(line),
+          `added line: ${line}`,
+        );
         if (/^\+\s*<\/disk>$/.test(line)) inNewDisk = false;
       }
       assert.equal(lines.filter((line) => /device=['"]cdrom['"]>/.test(line)).length, 1);

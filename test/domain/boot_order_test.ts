@@ -8,7 +8,10 @@ import { applyEdits } from "../../lib/xml/edit.ts";
 /** Applies bootOrderEdits() to a domain with these devices, and returns the devices. */
 function reorder(devicesXml: string, osXml = "<type arch='x86_64' machine='q35'>hvm</type>"): string {
   const document = parseXml(`<domain><os>${osXml}</os><devices>${devicesXml}</devices></domain>`);
-  return applyEdits(document.text, bootOrderEdits(document)).replace(/^<domain><os>.*?<\/os><devices>|<\/devices><\/domain>$/g, "");
+  return applyEdits(document.text, bootOrderEdits(document)).replace(
+    /^<domain><os>.*?<\/os><devices>|<\/devices><\/domain>$/g,
+    "",
+  );
 }
 
 /** Applies bootOrderEdits() to a whole domain. */
@@ -16,7 +19,6 @@ function reorderDomain(xml: string): string {
   const document = parseXml(xml);
   return applyEdits(xml, bootOrderEdits(document));
 }
-
 
 describe("bootOrderEdits()", () => {
   test("bootOrderEdits() moves every other boot order down one", () => {
@@ -35,7 +37,9 @@ describe("bootOrderEdits()", () => {
 
   test("bootOrderEdits() shifts hostdevs, redirdevs and nested boot elements", () => {
     assert.equal(
-      reorder(`<hostdev><source/><boot order='1'/></hostdev><redirdev><boot order='2'/></redirdev><interface type='hostdev'><x><boot order='3'/></x></interface>`),
+      reorder(
+        `<hostdev><source/><boot order='1'/></hostdev><redirdev><boot order='2'/></redirdev><interface type='hostdev'><x><boot order='3'/></x></interface>`,
+      ),
       `<hostdev><source/><boot order='2'/></hostdev><redirdev><boot order='3'/></redirdev><interface type='hostdev'><x><boot order='4'/></x></interface>`,
     );
   });
@@ -43,7 +47,9 @@ describe("bootOrderEdits()", () => {
   test("bootOrderEdits() converts <os><boot dev> in its order and removes it", () => {
     const osXml = "<type>hvm</type><boot dev='network'/><boot dev='cdrom'/><boot dev='hd'/><bootmenu enable='no'/>";
     assert.equal(
-      reorderDomain(`<domain><os>${osXml}</os><devices><disk device='disk'/><disk device='cdrom'/><interface/></devices></domain>`),
+      reorderDomain(
+        `<domain><os>${osXml}</os><devices><disk device='disk'/><disk device='cdrom'/><interface/></devices></domain>`,
+      ),
       "<domain><os><type>hvm</type><bootmenu enable='no'/></os><devices>" +
         "<disk device='disk'><boot order='4'/></disk><disk device='cdrom'><boot order='3'/></disk>" +
         "<interface><boot order='2'/></interface></devices></domain>",
@@ -52,14 +58,18 @@ describe("bootOrderEdits()", () => {
 
   test("bootOrderEdits() shifts boot orders in every <devices> element, as libvirt reads them all", () => {
     assert.equal(
-      reorderDomain("<domain><devices><disk><boot order='1'/></disk></devices><devices><interface><boot order='2'/></interface></devices></domain>"),
+      reorderDomain(
+        "<domain><devices><disk><boot order='1'/></disk></devices><devices><interface><boot order='2'/></interface></devices></domain>",
+      ),
       "<domain><devices><disk><boot order='2'/></disk></devices><devices><interface><boot order='3'/></interface></devices></domain>",
     );
   });
 
   test("bootOrderEdits() converts <os><boot dev> across several <devices> and removes every <os><boot>", () => {
     assert.equal(
-      reorderDomain("<domain><os><boot dev='network'/><boot dev='hd'/><boot dev='hd'/></os><devices><disk/></devices><devices><interface/></devices></domain>"),
+      reorderDomain(
+        "<domain><os><boot dev='network'/><boot dev='hd'/><boot dev='hd'/></os><devices><disk/></devices><devices><interface/></devices></domain>",
+      ),
       "<domain><os></os><devices><disk><boot order='3'/></disk></devices><devices><interface><boot order='2'/></interface></devices></domain>",
     );
   });
@@ -79,7 +89,9 @@ describe("bootOrderEdits()", () => {
   });
 
   test("bootOrderEdits() indents an added boot order like the device's other children", () => {
-    const out = reorderDomain("<domain><devices>\n    <disk>\n      <source/>\n      <target/>\n    </disk>\n  </devices></domain>");
+    const out = reorderDomain(
+      "<domain><devices>\n    <disk>\n      <source/>\n      <target/>\n    </disk>\n  </devices></domain>",
+    );
     assert.ok(out.includes("      <target/>\n      <boot order='2'/>\n    </disk>"), out);
   });
 

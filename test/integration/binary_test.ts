@@ -6,7 +6,16 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,10 +32,16 @@ const SAMPLE = readFixture("q35-vdsm.in.xml");
 
 /** [name, command line, why it cannot run here] */
 const ARTIFACTS: Array<[string, string[], string | undefined]> = [
-  ["the bundle under node", [process.execPath, BUNDLE], existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built; run \`npm run bundle\``],
+  [
+    "the bundle under node",
+    [process.execPath, BUNDLE],
+    existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built; run \`npm run bundle\``,
+  ],
   ["the single binary", [BINARY], existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``],
 ];
-if (process.env.HTTPSISOBOOT_BIN) ARTIFACTS.push([process.env.HTTPSISOBOOT_BIN, process.env.HTTPSISOBOOT_BIN.split(" "), undefined]);
+if (process.env.HTTPSISOBOOT_BIN) {
+  ARTIFACTS.push([process.env.HTTPSISOBOOT_BIN, process.env.HTTPSISOBOOT_BIN.split(" "), undefined]);
+}
 
 let command = "";
 let prefix: string[] = [];
@@ -36,7 +51,10 @@ const NO_PREFLIGHT = join(work, "no-preflight.conf");
 writeFileSync(NO_PREFLIGHT, "preflight = no\n");
 
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
-  return run(command, [...prefix, ...args], { env: { PATH: process.env.PATH, HTTPSISOBOOT_CONFIG: NO_PREFLIGHT, ...env }, input });
+  return run(command, [...prefix, ...args], {
+    env: { PATH: process.env.PATH, HTTPSISOBOOT_CONFIG: NO_PREFLIGHT, ...env },
+    input,
+  });
 }
 
 function domainFile(text = SAMPLE): string {
@@ -54,215 +72,250 @@ function assertOneLineFailure(result: Run, words: RegExp): void {
 }
 
 for (const [name, commandLine, missing] of ARTIFACTS) {
-describe(`the CLI, through ${name}`, { skip: missing }, () => {
-  before(() => {
-    [command, ...prefix] = commandLine;
-  });
+  describe(`the CLI, through ${name}`, { skip: missing }, () => {
+    before(() => {
+      [command, ...prefix] = commandLine;
+    });
 
-  test("hook mode rewrites _hook_domxml in place and logs the target and host, not the query", () => {
-    const path = domainFile();
-    const result = hook([], { _hook_domxml: path, httpsisoboot: URL });
-    assert.equal(result.status, 0, result.stderr);
-    assert.equal(readFileSync(path, "utf8"), readFixture("q35-vdsm.out.xml").replace(
-      /name="\/el9\/boot disk.iso" query="[^"]*"/,
-      'name="/el9/boot.iso" query="sig=TOPSECRET&amp;exp=1"',
-    ));
-    assert.equal(
-      result.stderr,
-      "httpsisoboot: added CD-ROM sdb (sata) from https://isos.example.org:443/el9/boot.iso?sig=***&exp=*** as boot device 1\n",
-    );
-    assert.equal(result.stdout, "");
-  });
-
-  test("hook mode leaves no temporary file behind and keeps the file's mode", () => {
-    const path = domainFile();
-    chmodSync(path, 0o640);
-    assert.equal(hook([], { _hook_domxml: path, httpsisoboot: URL }).status, 0);
-    assert.deepEqual(readdirSync(join(path, "..")), ["domxml"]);
-    assert.equal(statSync(path).mode & 0o777, 0o640);
-  });
-
-  test("hook mode a second time changes nothing and says so", () => {
-    const path = domainFile();
-    hook([], { _hook_domxml: path, httpsisoboot: URL });
-    const once = readFileSync(path);
-    const again = hook([], { _hook_domxml: path, httpsisoboot: URL });
-    assert.equal(again.status, 0);
-    assert.deepEqual(readFileSync(path), once);
-    assert.match(again.stderr, /already has CD-ROM sdb/);
-  });
-
-  for (const value of [undefined, ""]) {
-    test(`hook mode with httpsisoboot ${value === undefined ? "unset" : "empty"} exits 0 and leaves the file alone`, () => {
+    test("hook mode rewrites _hook_domxml in place and logs the target and host, not the query", () => {
       const path = domainFile();
-      const before = statSync(path).mtimeMs;
-      const result = hook([], { _hook_domxml: path, httpsisoboot: value });
-      assert.equal(result.status, 0);
-      assert.equal(result.stderr, "");
-      assert.equal(readFileSync(path, "utf8"), SAMPLE);
-      assert.equal(statSync(path).mtimeMs, before);
+      const result = hook([], { _hook_domxml: path, httpsisoboot: URL });
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(
+        readFileSync(path, "utf8"),
+        readFixture("q35-vdsm.out.xml").replace(
+          /name="\/el9\/boot disk.iso" query="[^"]*"/,
+          'name="/el9/boot.iso" query="sig=TOPSECRET&amp;exp=1"',
+        ),
+      );
+      assert.equal(
+        result.stderr,
+        "httpsisoboot: added CD-ROM sdb (sata) from https://isos.example.org:443/el9/boot.iso?sig=***&exp=*** as boot device 1\n",
+      );
+      assert.equal(result.stdout, "");
     });
-  }
 
-  /** [what, URL, domain XML, words in the one-line message] */
-  const BAD: Array<[string, string, string, RegExp]> = [
-    ["an http URL", "http://isos.example.org/boot.iso", SAMPLE, /only https is supported/],
-    ["credentials in the URL", "https://admin:hunter2@isos.example.org/boot.iso", SAMPLE, /credentials/],
-    ["a space in the URL", "https://isos.example.org/boot disk.iso", SAMPLE, /a space/],
-    ["malformed XML", URL, SAMPLE.replace("</devices>", ""), /line \d+, column \d+/],
-    ["a root that is not <domain>", URL, "<network><name>x</name></network>", /not <domain>/],
-    ["both kinds of boot order", URL, readFixture("os-boot-dev.in.xml").replace("<readonly/>", "<readonly/><boot order='1'/>"), /both <os><boot dev>/],
-    ["no free target", URL, readFixture("ide-full.in.xml").replace(/machine='[^']*'/, "machine='pc'").replace(
-      "<devices>",
-      "<devices>" + Array.from({ length: 702 }, (_, i) => `<disk device='disk'><target dev='sd${i < 26 ? String.fromCharCode(97 + i) : String.fromCharCode(96 + Math.floor(i / 26)) + String.fromCharCode(97 + (i % 26))}' bus='sata'/></disk>`).join(""),
-    ), /no free/],
-  ];
-  for (const [what, url, xml, words] of BAD) {
-    test(`hook mode refuses ${what} with one line, exit 2, and the file byte-identical`, () => {
-      const path = domainFile(xml);
-      const before = readFileSync(path);
-      const result = hook([], { _hook_domxml: path, httpsisoboot: url });
-      assertOneLineFailure(result, words);
-      assert.deepEqual(readFileSync(path), before);
-      assert.doesNotMatch(result.stderr, /hunter2/);
+    test("hook mode leaves no temporary file behind and keeps the file's mode", () => {
+      const path = domainFile();
+      chmodSync(path, 0o640);
+      assert.equal(hook([], { _hook_domxml: path, httpsisoboot: URL }).status, 0);
       assert.deepEqual(readdirSync(join(path, "..")), ["domxml"]);
+      assert.equal(statSync(path).mode & 0o777, 0o640);
     });
-  }
 
-  test("hook mode writes the host's timeout and readahead from HTTPSISOBOOT_CONFIG", () => {
-    const path = domainFile();
-    const config = join(work, "timeout.conf");
-    writeFileSync(config, "timeout = 45\nreadahead = 2097152\npreflight = no\n");
-    const result = hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config });
-    assert.equal(result.status, 0, result.stderr);
-    assert.match(readFileSync(path, "utf8"), /<readahead size="2097152" \/>\n\s+<timeout seconds="45" \/>/);
-  });
+    test("hook mode a second time changes nothing and says so", () => {
+      const path = domainFile();
+      hook([], { _hook_domxml: path, httpsisoboot: URL });
+      const once = readFileSync(path);
+      const again = hook([], { _hook_domxml: path, httpsisoboot: URL });
+      assert.equal(again.status, 0);
+      assert.deepEqual(readFileSync(path), once);
+      assert.match(again.stderr, /already has CD-ROM sdb/);
+    });
 
-  test("hook mode refuses a server outside the allowlist, naming the setting, and leaves the file alone", () => {
-    const path = domainFile();
-    const config = join(work, "allow.conf");
-    writeFileSync(config, "allow = .trusted.example.net\n");
-    assertOneLineFailure(
-      hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
-      new RegExp(`isos.example.org:443 is not in the 'allow' setting of ${config}`),
-    );
-    assert.equal(readFileSync(path, "utf8"), SAMPLE);
-  });
-
-  test("hook mode refuses a bad settings file, naming the file and the key", () => {
-    const path = domainFile();
-    const config = join(work, "bad.conf");
-    writeFileSync(config, "# host settings\nreadahead = 1000\n");
-    assertOneLineFailure(
-      hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
-      new RegExp(`${config} line 2: 'readahead' must be a multiple of 512`),
-    );
-    assert.equal(readFileSync(path, "utf8"), SAMPLE);
-  });
-
-  test("hook mode without _hook_domxml explains how to try it by hand", () => {
-    assertOneLineFailure(hook([], { httpsisoboot: URL }), /_hook_domxml is not set.*--dry-run/);
-  });
-
-  test("hook mode names a missing domain file", () => {
-    assertOneLineFailure(hook([], { _hook_domxml: join(work, "nope"), httpsisoboot: URL }), /cannot read the domain XML .*ENOENT/);
-  });
-
-  test("--debug adds the stack trace", () => {
-    const result = hook(["--debug"], { _hook_domxml: domainFile("<domain><devices></domain>"), httpsisoboot: URL });
-    assert.equal(result.status, 2);
-    assert.match(result.stderr, /^httpsisoboot: <\/domain> does not close <devices>[^\n]*\n[\s\S]*\bat /);
-  });
-
-  test("--dry-run prints the XML the hook would write, and writes nothing", () => {
-    const path = domainFile();
-    const result = hook(["--dry-run", "--url", URL, path], {});
-    assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /<source protocol="https" name="\/el9\/boot.iso"/);
-    assert.equal(readFileSync(path, "utf8"), SAMPLE);
-  });
-
-  test("--dry-run shows query values as *** and never contacts the server, even with preflight on", () => {
-    const path = domainFile();
-    const result = hook(["--dry-run", "--diff", "--url", URL, path], { HTTPSISOBOOT_CONFIG: join(work, "no-such-settings.conf") });
-    assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
-    assert.ok(!result.stdout.includes("TOPSECRET") && !result.stderr.includes("TOPSECRET"));
-  });
-
-  test("--dry-run hides the query of a CD-ROM the domain already has (regression, issue 8)", () => {
-    const path = domainFile();
-    assert.equal(hook([], { _hook_domxml: path, httpsisoboot: URL }).status, 0);
-    const result = hook(["--dry-run", "--url", URL, path], {});
-    assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stderr, /already has/);
-    assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
-    assert.ok(!result.stdout.includes("TOPSECRET"));
-  });
-
-  test("--dry-run takes FILE and URL from the hook's environment", () => {
-    const path = domainFile();
-    const viaEnv = hook(["--dry-run"], { _hook_domxml: path, httpsisoboot: URL });
-    const viaArgs = hook(["--dry-run", "--url", URL, path], {});
-    assert.equal(viaEnv.status, 0, viaEnv.stderr);
-    assert.equal(viaEnv.stdout, viaArgs.stdout);
-    assert.equal(readFileSync(path, "utf8"), SAMPLE);
-  });
-
-  test("--dry-run reads stdin for -", () => {
-    const result = hook(["--dry-run", "--url", URL, "-"], {}, SAMPLE);
-    assert.equal(result.status, 0, result.stderr);
-    assert.equal(result.stdout, hook(["--dry-run", "--url", URL, join(FIXTURES, "q35-vdsm.in.xml")], {}).stdout);
-  });
-
-  test("--dry-run --diff prints a unified diff of just the change", () => {
-    const path = domainFile();
-    const result = hook(["--dry-run", "--diff", "--url", URL, path], {});
-    assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, new RegExp(`^--- ${path}\\n\\+\\+\\+ ${path} \\(with httpsisoboot\\)\\n@@ `));
-    assert.match(result.stdout, /^-\s+<boot order="1" \/>$/m);
-    assert.match(result.stdout, /^\+\s+<boot order="2" \/>$/m);
-    assert.match(result.stdout, /^\+\s+<target dev="sdb" bus="sata" tray="closed" \/>$/m);
-    const changed = result.stdout.split("\n").filter((line) => /^[-+](?![-+])/.test(line));
-    // Two boot orders move (a - and a + line each) and the new disk adds 11
-    // lines, readahead and timeout among them.
-    assert.equal(changed.length, 15);
-    assert.equal(readFileSync(path, "utf8"), SAMPLE);
-  });
-
-  test("--dry-run refuses bad input with one line and exit 2", () => {
-    assertOneLineFailure(hook(["--dry-run", "--url", "https://isos.example.org/", domainFile()], {}), /no path/);
-    assertOneLineFailure(hook(["--dry-run", domainFile()], {}), /no URL/);
-    assertOneLineFailure(hook(["--dry-run", "--url", URL], {}), /no domain XML/);
-  });
-
-  test("unknown options and misplaced arguments exit 2 with a pointer to --help", () => {
-    assertOneLineFailure(hook(["--frobnicate"], {}), /--frobnicate.*see --help/);
-    assertOneLineFailure(hook(["--url", URL], {}), /only works with --dry-run/);
-    assertOneLineFailure(hook(["--dry-run", "a", "b"], {}), /one FILE/);
-  });
-
-  test("--help documents the modes and exit codes", () => {
-    const result = hook(["--help"], {});
-    assert.equal(result.status, 0);
-    for (const words of ["--dry-run", "--diff", "_hook_domxml", "httpsisoboot", "Exit codes", "50_httpsisoboot"]) {
-      assert.ok(result.stdout.includes(words), words);
+    for (const value of [undefined, ""]) {
+      test(`hook mode with httpsisoboot ${value === undefined ? "unset" : "empty"} exits 0 and leaves the file alone`, () => {
+        const path = domainFile();
+        const before = statSync(path).mtimeMs;
+        const result = hook([], { _hook_domxml: path, httpsisoboot: value });
+        assert.equal(result.status, 0);
+        assert.equal(result.stderr, "");
+        assert.equal(readFileSync(path, "utf8"), SAMPLE);
+        assert.equal(statSync(path).mtimeMs, before);
+      });
     }
-  });
 
-  test("--version prints the release from package.json", () => {
-    const result = hook(["--version"], {});
-    assert.equal(result.stdout, `httpsisoboot ${VERSION}\n`);
-    const pkg = JSON.parse(readFileSync(join(FIXTURES, "..", "..", "package.json"), "utf8"));
-    assert.equal(VERSION, pkg.version);
+    /** [what, URL, domain XML, words in the one-line message] */
+    const BAD: Array<[string, string, string, RegExp]> = [
+      ["an http URL", "http://isos.example.org/boot.iso", SAMPLE, /only https is supported/],
+      ["credentials in the URL", "https://admin:hunter2@isos.example.org/boot.iso", SAMPLE, /credentials/],
+      ["a space in the URL", "https://isos.example.org/boot disk.iso", SAMPLE, /a space/],
+      ["malformed XML", URL, SAMPLE.replace("</devices>", ""), /line \d+, column \d+/],
+      ["a root that is not <domain>", URL, "<network><name>x</name></network>", /not <domain>/],
+      [
+        "both kinds of boot order",
+        URL,
+        readFixture("os-boot-dev.in.xml").replace("<readonly/>", "<readonly/><boot order='1'/>"),
+        /both <os><boot dev>/,
+      ],
+      [
+        "no free target",
+        URL,
+        readFixture("ide-full.in.xml").replace(/machine='[^']*'/, "machine='pc'").replace(
+          "<devices>",
+          "<devices>" +
+            Array.from(
+              { length: 702 },
+              (_, i) =>
+                `<disk device='disk'><target dev='sd${
+                  i < 26
+                    ? String.fromCharCode(97 + i)
+                    : String.fromCharCode(96 + Math.floor(i / 26)) + String.fromCharCode(97 + (i % 26))
+                }' bus='sata'/></disk>`,
+            ).join(""),
+        ),
+        /no free/,
+      ],
+    ];
+    for (const [what, url, xml, words] of BAD) {
+      test(`hook mode refuses ${what} with one line, exit 2, and the file byte-identical`, () => {
+        const path = domainFile(xml);
+        const before = readFileSync(path);
+        const result = hook([], { _hook_domxml: path, httpsisoboot: url });
+        assertOneLineFailure(result, words);
+        assert.deepEqual(readFileSync(path), before);
+        assert.doesNotMatch(result.stderr, /hunter2/);
+        assert.deepEqual(readdirSync(join(path, "..")), ["domxml"]);
+      });
+    }
+
+    test("hook mode writes the host's timeout and readahead from HTTPSISOBOOT_CONFIG", () => {
+      const path = domainFile();
+      const config = join(work, "timeout.conf");
+      writeFileSync(config, "timeout = 45\nreadahead = 2097152\npreflight = no\n");
+      const result = hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config });
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(readFileSync(path, "utf8"), /<readahead size="2097152" \/>\n\s+<timeout seconds="45" \/>/);
+    });
+
+    test("hook mode refuses a server outside the allowlist, naming the setting, and leaves the file alone", () => {
+      const path = domainFile();
+      const config = join(work, "allow.conf");
+      writeFileSync(config, "allow = .trusted.example.net\n");
+      assertOneLineFailure(
+        hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
+        new RegExp(`isos.example.org:443 is not in the 'allow' setting of ${config}`),
+      );
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+
+    test("hook mode refuses a bad settings file, naming the file and the key", () => {
+      const path = domainFile();
+      const config = join(work, "bad.conf");
+      writeFileSync(config, "# host settings\nreadahead = 1000\n");
+      assertOneLineFailure(
+        hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
+        new RegExp(`${config} line 2: 'readahead' must be a multiple of 512`),
+      );
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+
+    test("hook mode without _hook_domxml explains how to try it by hand", () => {
+      assertOneLineFailure(hook([], { httpsisoboot: URL }), /_hook_domxml is not set.*--dry-run/);
+    });
+
+    test("hook mode names a missing domain file", () => {
+      assertOneLineFailure(
+        hook([], { _hook_domxml: join(work, "nope"), httpsisoboot: URL }),
+        /cannot read the domain XML .*ENOENT/,
+      );
+    });
+
+    test("--debug adds the stack trace", () => {
+      const result = hook(["--debug"], { _hook_domxml: domainFile("<domain><devices></domain>"), httpsisoboot: URL });
+      assert.equal(result.status, 2);
+      assert.match(result.stderr, /^httpsisoboot: <\/domain> does not close <devices>[^\n]*\n[\s\S]*\bat /);
+    });
+
+    test("--dry-run prints the XML the hook would write, and writes nothing", () => {
+      const path = domainFile();
+      const result = hook(["--dry-run", "--url", URL, path], {});
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /<source protocol="https" name="\/el9\/boot.iso"/);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+
+    test("--dry-run shows query values as *** and never contacts the server, even with preflight on", () => {
+      const path = domainFile();
+      const result = hook(["--dry-run", "--diff", "--url", URL, path], {
+        HTTPSISOBOOT_CONFIG: join(work, "no-such-settings.conf"),
+      });
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
+      assert.ok(!result.stdout.includes("TOPSECRET") && !result.stderr.includes("TOPSECRET"));
+    });
+
+    test("--dry-run hides the query of a CD-ROM the domain already has (regression, issue 8)", () => {
+      const path = domainFile();
+      assert.equal(hook([], { _hook_domxml: path, httpsisoboot: URL }).status, 0);
+      const result = hook(["--dry-run", "--url", URL, path], {});
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stderr, /already has/);
+      assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);
+      assert.ok(!result.stdout.includes("TOPSECRET"));
+    });
+
+    test("--dry-run takes FILE and URL from the hook's environment", () => {
+      const path = domainFile();
+      const viaEnv = hook(["--dry-run"], { _hook_domxml: path, httpsisoboot: URL });
+      const viaArgs = hook(["--dry-run", "--url", URL, path], {});
+      assert.equal(viaEnv.status, 0, viaEnv.stderr);
+      assert.equal(viaEnv.stdout, viaArgs.stdout);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+
+    test("--dry-run reads stdin for -", () => {
+      const result = hook(["--dry-run", "--url", URL, "-"], {}, SAMPLE);
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(result.stdout, hook(["--dry-run", "--url", URL, join(FIXTURES, "q35-vdsm.in.xml")], {}).stdout);
+    });
+
+    test("--dry-run --diff prints a unified diff of just the change", () => {
+      const path = domainFile();
+      const result = hook(["--dry-run", "--diff", "--url", URL, path], {});
+      assert.equal(result.status, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`^--- ${path}\\n\\+\\+\\+ ${path} \\(with httpsisoboot\\)\\n@@ `));
+      assert.match(result.stdout, /^-\s+<boot order="1" \/>$/m);
+      assert.match(result.stdout, /^\+\s+<boot order="2" \/>$/m);
+      assert.match(result.stdout, /^\+\s+<target dev="sdb" bus="sata" tray="closed" \/>$/m);
+      const changed = result.stdout.split("\n").filter((line) => /^[-+](?![-+])/.test(line));
+      // Two boot orders move (a - and a + line each) and the new disk adds 11
+      // lines, readahead and timeout among them.
+      assert.equal(changed.length, 15);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+
+    test("--dry-run refuses bad input with one line and exit 2", () => {
+      assertOneLineFailure(hook(["--dry-run", "--url", "https://isos.example.org/", domainFile()], {}), /no path/);
+      assertOneLineFailure(hook(["--dry-run", domainFile()], {}), /no URL/);
+      assertOneLineFailure(hook(["--dry-run", "--url", URL], {}), /no domain XML/);
+    });
+
+    test("unknown options and misplaced arguments exit 2 with a pointer to --help", () => {
+      assertOneLineFailure(hook(["--frobnicate"], {}), /--frobnicate.*see --help/);
+      assertOneLineFailure(hook(["--url", URL], {}), /only works with --dry-run/);
+      assertOneLineFailure(hook(["--dry-run", "a", "b"], {}), /one FILE/);
+    });
+
+    test("--help documents the modes and exit codes", () => {
+      const result = hook(["--help"], {});
+      assert.equal(result.status, 0);
+      for (const words of ["--dry-run", "--diff", "_hook_domxml", "httpsisoboot", "Exit codes", "50_httpsisoboot"]) {
+        assert.ok(result.stdout.includes(words), words);
+      }
+    });
+
+    test("--version prints the release from package.json", () => {
+      const result = hook(["--version"], {});
+      assert.equal(result.stdout, `httpsisoboot ${VERSION}\n`);
+      const pkg = JSON.parse(readFileSync(join(FIXTURES, "..", "..", "package.json"), "utf8"));
+      assert.equal(VERSION, pkg.version);
+    });
   });
-});
 }
 
-describe("the single binary", { skip: existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\`` }, () => {
+describe("the single binary", {
+  skip: existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``,
+}, () => {
   test("runs with no Deno, Node or Bun: env -i, hook mode and --version", () => {
     const path = domainFile();
-    const result = spawnSync("env", ["-i", `_hook_domxml=${path}`, `httpsisoboot=${URL}`, `HTTPSISOBOOT_CONFIG=${NO_PREFLIGHT}`, BINARY], { encoding: "utf8" });
+    const result = spawnSync("env", [
+      "-i",
+      `_hook_domxml=${path}`,
+      `httpsisoboot=${URL}`,
+      `HTTPSISOBOOT_CONFIG=${NO_PREFLIGHT}`,
+      BINARY,
+    ], { encoding: "utf8" });
     assert.equal(result.status, 0, result.stderr);
     assert.match(readFileSync(path, "utf8"), /<source protocol="https" name="\/el9\/boot.iso"/);
     const version = spawnSync("env", ["-i", BINARY, "--version"], { encoding: "utf8" });
@@ -270,7 +323,9 @@ describe("the single binary", { skip: existsSync(BINARY) ? undefined : `${BINARY
   });
 });
 
-describe("the bundle under Deno", { skip: (existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built`) ?? denoMissing() }, () => {
+describe("the bundle under Deno", {
+  skip: (existsSync(BUNDLE) ? undefined : `${BUNDLE} is not built`) ?? denoMissing(),
+}, () => {
   test("deno run -A dist/httpsisoboot.mjs gives the same result as node", () => {
     const path = domainFile();
     const args = ["--dry-run", "--url", URL, path];

@@ -25,21 +25,28 @@ function compile(out: string, denortBin: string | undefined) {
   return spawnSync("bash", [join(ROOT, "scripts", "deno-compile.sh"), out], { encoding: "utf8", env, cwd: ROOT });
 }
 
-const denoMissing = spawnSync("deno", ["--version"]).status === 0 ? undefined : "deno is not on PATH (npm ci installs it)";
+const denoMissing = spawnSync("deno", ["--version"]).status === 0
+  ? undefined
+  : "deno is not on PATH (npm ci installs it)";
 
 describe("deno task compile", { skip: denoMissing }, () => {
   test("deno task compile says what to set when it cannot get Deno's runtime", () => {
     const out = join(work, "refused");
     const result = compile(out, join(work, "no-such-denort"));
     assert.equal(result.status, 1);
-    assert.match(result.stderr, /^deno task compile: the runtime in DENORT_BIN=\S+ did not work\. Set DENORT_BIN to denort .* or build offline with Bun: npm run binary\. deno said: No such file/);
+    assert.match(
+      result.stderr,
+      /^deno task compile: the runtime in DENORT_BIN=\S+ did not work\. Set DENORT_BIN to denort .* or build offline with Bun: npm run binary\. deno said: No such file/,
+    );
     assert.equal(result.stderr.trim().split("\n").length, 1);
     assert.equal(existsSync(out), false);
   });
 
   const denort = process.env.DENORT_BIN;
   test("deno task compile builds a binary that runs with env -i", {
-    skip: denort && existsSync(denort) ? undefined : "deno compile needs Deno's runtime (denort), which cannot be downloaded here; set DENORT_BIN to a local denort to run this test",
+    skip: denort && existsSync(denort)
+      ? undefined
+      : "deno compile needs Deno's runtime (denort), which cannot be downloaded here; set DENORT_BIN to a local denort to run this test",
   }, () => {
     const out = join(work, "httpsisoboot");
     const result = compile(out, denort);

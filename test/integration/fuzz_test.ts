@@ -38,7 +38,8 @@ function check<T>(property: fc.IProperty<T>, runs: number): void {
   for (const seed of SEEDS) {
     const details = fc.check(property, { numRuns: Math.ceil(runs / SEEDS.length), seed, path: process.env.FUZZ_PATH });
     if (!details.failed) continue;
-    const replay = `FUZZ_SEED=${seed} FUZZ_PATH='${details.counterexamplePath}' node --import tsx --test test/fuzz_test.ts`;
+    const replay =
+      `FUZZ_SEED=${seed} FUZZ_PATH='${details.counterexamplePath}' node --import tsx --test test/fuzz_test.ts`;
     throw new Error(`fuzz failure; replay with: ${replay}\n${fc.defaultReportMessage(details)}`);
   }
 }
@@ -81,10 +82,13 @@ function assertGoodOutput(xml: string, strict: boolean): void {
   const devicesList = children(root, "devices");
   const disks = devicesList.flatMap((devices) => children(devices, "disk"));
   const cdroms = disks.filter((disk) =>
-    getAttribute(disk, "device") === "cdrom" && getAttribute(child(disk, "source") ?? disk, "protocol") === "https");
+    getAttribute(disk, "device") === "cdrom" && getAttribute(child(disk, "source") ?? disk, "protocol") === "https"
+  );
   assert.equal(cdroms.length, 1, "exactly one https CD-ROM");
   assert.equal(getAttribute(child(cdroms[0], "boot")!, "order"), "1");
-  const firsts = devicesList.flatMap((devices) => descendants(devices, "boot")).filter((boot) => getAttribute(boot, "order") === "1");
+  const firsts = devicesList.flatMap((devices) => descendants(devices, "boot")).filter((boot) =>
+    getAttribute(boot, "order") === "1"
+  );
   assert.equal(firsts.length, 1, "nothing else boots first");
   const names = disks.map((disk) => getAttribute(child(disk, "target"), "dev")).filter((dev) => dev !== undefined);
   const added = getAttribute(child(cdroms[0], "target"), "dev");
@@ -100,21 +104,63 @@ const PIECES = {
   scheme: fc.constantFrom("https", "HTTPS", "http", "ftp", "", "https:", "file"),
   userinfo: fc.constantFrom("", "", "", `user:${SECRET}@`, `${SECRET}@`, `:${SECRET}@`),
   host: fc.oneof(
-    fc.constantFrom("isos.example.org", "localhost", "127.0.0.1", "[::1]", "[2001:db8::1]", "bücher.example", "xn--bcher-kva.example",
-      "256.1.1.1", "1.2.3", "-x.example", "a..b", "[fe80::1%25eth0]", "under_score.org", "", "[", "a:b:c"),
+    fc.constantFrom(
+      "isos.example.org",
+      "localhost",
+      "127.0.0.1",
+      "[::1]",
+      "[2001:db8::1]",
+      "bücher.example",
+      "xn--bcher-kva.example",
+      "256.1.1.1",
+      "1.2.3",
+      "-x.example",
+      "a..b",
+      "[fe80::1%25eth0]",
+      "under_score.org",
+      "",
+      "[",
+      "a:b:c",
+    ),
     fc.domain(),
     fc.ipV4(),
     fc.ipV6().map((ip) => `[${ip}]`),
   ),
-  port: fc.oneof(fc.constant(""), fc.integer({ min: -5, max: 70000 }).map((n) => `:${n}`), fc.constantFrom(":", ":0443", ":abc", ":443:")),
-  path: fc.oneof(
-    fc.constantFrom("/", "", "/boot.iso", "/a b.iso", "/%2F.iso", "/a/../b.iso", "/caf%C3%A9.iso", "/100%.iso", "/%FF.iso", "/a:b.iso", "/a%3Ab.iso"),
-    fc.array(fc.oneof(
-      fc.string({ unit: fc.constantFrom(..."abcXYZ09-._~!$&'()*+,;=:@%/?#[]{}|\\^`\"<> \t\n\u0000é€😀") , maxLength: 12 }),
-      fc.webSegment(),
-    ), { maxLength: 5 }).map((segments) => "/" + segments.join("/")),
+  port: fc.oneof(
+    fc.constant(""),
+    fc.integer({ min: -5, max: 70000 }).map((n) => `:${n}`),
+    fc.constantFrom(":", ":0443", ":abc", ":443:"),
   ),
-  query: fc.oneof(fc.constant(""), fc.webQueryParameters().map((q) => `?${q}&token=${SECRET}`), fc.string({ maxLength: 10 }).map((q) => `?${q}`)),
+  path: fc.oneof(
+    fc.constantFrom(
+      "/",
+      "",
+      "/boot.iso",
+      "/a b.iso",
+      "/%2F.iso",
+      "/a/../b.iso",
+      "/caf%C3%A9.iso",
+      "/100%.iso",
+      "/%FF.iso",
+      "/a:b.iso",
+      "/a%3Ab.iso",
+    ),
+    fc.array(
+      fc.oneof(
+        fc.string({
+          unit: fc.constantFrom(..."abcXYZ09-._~!$&'()*+,;=:@%/?#[]{}|\\^`\"<> \t\n\u0000é€😀"),
+          maxLength: 12,
+        }),
+        fc.webSegment(),
+      ),
+      { maxLength: 5 },
+    ).map((segments) => "/" + segments.join("/")),
+  ),
+  query: fc.oneof(
+    fc.constant(""),
+    fc.webQueryParameters().map((q) => `?${q}&token=${SECRET}`),
+    fc.string({ maxLength: 10 }).map((q) => `?${q}`),
+  ),
   fragment: fc.oneof(fc.constant(""), fc.webFragments().map((f) => `#${f}`)),
 };
 
@@ -143,8 +189,10 @@ describe("fuzzing", () => {
         assert.equal(href.protocol, "https:");
         assert.ok(parsed.port >= 1 && parsed.port <= 65535);
         assert.ok(!parsed.redacted.includes(SECRET));
-        assert.ok(parsed.query === undefined || !parsed.redacted.split("?")[1].includes("=") ||
-          parsed.redacted.split("?")[1].split("&").every((pair) => pair === "***" || pair.endsWith("=***")));
+        assert.ok(
+          parsed.query === undefined || !parsed.redacted.split("?")[1].includes("=") ||
+            parsed.redacted.split("?")[1].split("&").every((pair) => pair === "***" || pair.endsWith("=***")),
+        );
         const result = addHttpsCdrom(BASE_DOMAIN, parsed);
         assertGoodOutput(result.xml, false);
         assert.equal(addHttpsCdrom(result.xml, parsed).changed, false);
@@ -182,7 +230,10 @@ describe("fuzzing", () => {
     skip: existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``,
   }, async () => {
     // An environment variable cannot hold NUL, for VDSM or anyone.
-    const cases = fc.sample(fc.tuple(mutatedDomains, urls.filter((url) => !url.includes("\0"))), { numRuns: 300, seed: SEED });
+    const cases = fc.sample(fc.tuple(mutatedDomains, urls.filter((url) => !url.includes("\0"))), {
+      numRuns: 300,
+      seed: SEED,
+    });
     const results = await inParallel(cases, 4, async ([xml, url], index) => {
       const path = join(work, `hook-${index}.xml`);
       writeFileSync(path, xml);
@@ -226,17 +277,59 @@ describe("fuzzing", () => {
 
 // ---- mutated domains ---------------------------------------------------------
 
-const NASTY = ["<", ">", "&", "'", '"', "/", "</disk>", "<disk>", "<boot order='1'/>", "<boot dev='hd'/>", "&amp;", "&bogus;",
-  "<!--", "-->", "<![CDATA[", "]]>", "\u0000", "\u00e9", "<target dev='sda' bus='sata'/>", "<address type='drive' controller='0' bus='0' target='0' unit='0'/>",
-  "xmlns:x='urn:x'", "<x:y/>", "<?pi?>", " order='0'", "<os/>", "<devices/>", "</devices><devices>", "<acpi></acpi>",
-  "<!---->", "\u0007", "\ufeff", "\u00a0", "<disk device='cdrom'><target dev='sda'/></disk>"];
+const NASTY = [
+  "<",
+  ">",
+  "&",
+  "'",
+  '"',
+  "/",
+  "</disk>",
+  "<disk>",
+  "<boot order='1'/>",
+  "<boot dev='hd'/>",
+  "&amp;",
+  "&bogus;",
+  "<!--",
+  "-->",
+  "<![CDATA[",
+  "]]>",
+  "\u0000",
+  "\u00e9",
+  "<target dev='sda' bus='sata'/>",
+  "<address type='drive' controller='0' bus='0' target='0' unit='0'/>",
+  "xmlns:x='urn:x'",
+  "<x:y/>",
+  "<?pi?>",
+  " order='0'",
+  "<os/>",
+  "<devices/>",
+  "</devices><devices>",
+  "<acpi></acpi>",
+  "<!---->",
+  "\u0007",
+  "\ufeff",
+  "\u00a0",
+  "<disk device='cdrom'><target dev='sda'/></disk>",
+];
 
 const mutation = fc.oneof(
   fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), length: fc.integer({ min: 1, max: 40 }) }),
-  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), text: fc.oneof(fc.constantFrom(...NASTY), fc.string({ maxLength: 6 })) }),
+  fc.record({
+    kind: fc.constant("insert" as const),
+    at: fc.nat(),
+    text: fc.oneof(fc.constantFrom(...NASTY), fc.string({ maxLength: 6 })),
+  }),
   fc.record({ kind: fc.constant("line" as const), at: fc.nat(), to: fc.nat() }),
-  fc.record({ kind: fc.constant("boot" as const), at: fc.nat(), value: fc.oneof(fc.integer({ min: -2, max: 20 }).map(String), fc.constantFrom("", "x", "1.5", "99999999999")) }),
-  fc.record({ kind: fc.constant("machine" as const), value: fc.constantFrom("pc", "q35", "pc-i440fx-rhel7.6.0", "pseries", "virt", "", "microvm") }),
+  fc.record({
+    kind: fc.constant("boot" as const),
+    at: fc.nat(),
+    value: fc.oneof(fc.integer({ min: -2, max: 20 }).map(String), fc.constantFrom("", "x", "1.5", "99999999999")),
+  }),
+  fc.record({
+    kind: fc.constant("machine" as const),
+    value: fc.constantFrom("pc", "q35", "pc-i440fx-rhel7.6.0", "pseries", "virt", "", "microvm"),
+  }),
 );
 
 type Mutation = typeof mutation extends fc.Arbitrary<infer T> ? T : never;
@@ -260,7 +353,10 @@ function mutate(xml: string, change: Mutation): string {
     }
     case "boot": {
       let count = 0;
-      return xml.replace(/<boot order=(['"])\d+\1/g, (whole, quote) => count++ === change.at % 4 ? `<boot order=${quote}${change.value}${quote}` : whole);
+      return xml.replace(
+        /<boot order=(['"])\d+\1/g,
+        (whole, quote) => count++ === change.at % 4 ? `<boot order=${quote}${change.value}${quote}` : whole,
+      );
     }
     case "machine":
       return xml.replace(/machine=(['"])[^'"]*\1/, `machine='${change.value}'`);

@@ -67,7 +67,10 @@ function hook(args: string[], env: Record<string, string>, limitMs = 20_000, wra
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const [command, ...rest] = [...wrapper, HOOK, ...args];
-    const child = spawn(command, rest, { env: { HTTPSISOBOOT_CONFIG: NO_PREFLIGHT, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, rest, {
+      env: { HTTPSISOBOOT_CONFIG: NO_PREFLIGHT, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk) => (stdout += chunk));
@@ -96,10 +99,12 @@ function domainFile(name: string, xml: string | Uint8Array = SAMPLE): string {
 }
 
 describe("hostile files", { skip: noBinary }, () => {
-  for (const [what, make] of [
-    ["a FIFO", (path: string) => spawnSync("mkfifo", [path])],
-    ["a directory", (path: string) => mkdirSync(path)],
-  ] as const) {
+  for (
+    const [what, make] of [
+      ["a FIFO", (path: string) => spawnSync("mkfifo", [path])],
+      ["a directory", (path: string) => mkdirSync(path)],
+    ] as const
+  ) {
     test(`the hook refuses ${what} as _hook_domxml at once instead of hanging (finding: FIFO hangs forever)`, async () => {
       const path = join(mkdtempSync(join(work, "special-")), "domxml");
       make(path);
@@ -110,7 +115,10 @@ describe("hostile files", { skip: noBinary }, () => {
       const settings = join(mkdtempSync(join(work, "special-")), "settings.conf");
       make(settings);
       const path = domainFile("settings");
-      assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 10_000), /not a regular file/);
+      assertRefused(
+        await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 10_000),
+        /not a regular file/,
+      );
       assert.equal(readFileSync(path, "utf8"), SAMPLE);
     });
   }
@@ -118,7 +126,10 @@ describe("hostile files", { skip: noBinary }, () => {
   test("the hook refuses /dev/zero as the domain and as the settings (finding: grows by 0.5 GB/s)", async () => {
     assertRefused(await hook(["--dry-run", "--url", URL, "/dev/zero"], {}, 10_000), /is not a regular file/);
     const path = domainFile("zero");
-    assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: "/dev/zero" }, 10_000), /not a regular file/);
+    assertRefused(
+      await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: "/dev/zero" }, 10_000),
+      /not a regular file/,
+    );
   });
 
   test("the hook does not follow a symbolic link as _hook_domxml; VDSM passes a regular file", async () => {
@@ -150,7 +161,11 @@ describe("hostile files", { skip: noBinary }, () => {
 
   test("the hook refuses bytes that are not UTF-8 instead of rewriting them as U+FFFD", async () => {
     const at = SAMPLE.indexOf("</name>");
-    const withLatin1 = Buffer.concat([Buffer.from(SAMPLE.slice(0, at)), Buffer.from([0xe9]), Buffer.from(SAMPLE.slice(at))]);
+    const withLatin1 = Buffer.concat([
+      Buffer.from(SAMPLE.slice(0, at)),
+      Buffer.from([0xe9]),
+      Buffer.from(SAMPLE.slice(at)),
+    ]);
     const path = domainFile("latin1", withLatin1);
     assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL }), /not valid UTF-8/);
     assert.deepEqual(readFileSync(path), withLatin1);
@@ -205,10 +220,18 @@ describe("hostile files", { skip: noBinary }, () => {
     ["https://0x7f000001/a.iso", "hex IPv4", /not a valid IPv4 address/],
     ["https://0x7f.0.0.0x1/a.iso", "dotted hex IPv4", /not a valid IPv4 address/],
     ["https://1.2.3.0x4/a.iso", "a hex last part", /not a valid IPv4 address/],
-    ["https://\uff11\uff12\uff17.0.0.1/a.iso", "fullwidth digits that map to an address", /turns into the IP address '127.0.0.1'/],
+    [
+      "https://\uff11\uff12\uff17.0.0.1/a.iso",
+      "fullwidth digits that map to an address",
+      /turns into the IP address '127.0.0.1'/,
+    ],
     ["https://isos.example.org/a/%2e%2e/x.iso", "an encoded dot segment", /'\.' or '\.\.' segments/],
     ["https://isos.example.org/a/%2E/x.iso", "an encoded single dot", /'\.' or '\.\.' segments/],
-    ["https://b\u00fccher.example\\evil.example/a.iso", "an IDN host followed by a backslash", /characters a host name cannot have/],
+    [
+      "https://b\u00fccher.example\\evil.example/a.iso",
+      "an IDN host followed by a backslash",
+      /characters a host name cannot have/,
+    ],
   ];
   for (const [url, what, words] of URLS) {
     test(`the hook refuses ${what}: ${url}`, async () => {
@@ -218,7 +241,12 @@ describe("hostile files", { skip: noBinary }, () => {
 
   test("output that cannot be written is a refusal, not a silent exit 0 (stdout on /dev/full)", () => {
     for (const redirect of [">/dev/full"]) {
-      const result = spawnSync("sh", ["-c", `exec "$0" --dry-run --url '${URL}' "$1" ${redirect}`, HOOK, domainFile("stdout")], {
+      const result = spawnSync("sh", [
+        "-c",
+        `exec "$0" --dry-run --url '${URL}' "$1" ${redirect}`,
+        HOOK,
+        domainFile("stdout"),
+      ], {
         encoding: "utf8",
         env: { HTTPSISOBOOT_CONFIG: NO_PREFLIGHT },
       });
@@ -246,12 +274,21 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
       cmp -s "$1/domain.xml" "$1/mnt/domxml" && echo same > "$1/compared"
       ls -A "$1/mnt" > "$1/listing"`;
     mkdirSync(join(dir, "mnt"));
-    const run = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "sh", dir, HOOK], { encoding: "utf8" });
+    const run = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "sh", dir, HOOK], {
+      encoding: "utf8",
+    });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(readFileSync(join(dir, "status"), "utf8").trim(), "2", readFileSync(join(dir, "stderr"), "utf8"));
-    assert.match(readFileSync(join(dir, "stderr"), "utf8"), /^httpsisoboot: cannot replace the domain XML '[^']+': ENOSPC; the original is unchanged\n$/);
+    assert.match(
+      readFileSync(join(dir, "stderr"), "utf8"),
+      /^httpsisoboot: cannot replace the domain XML '[^']+': ENOSPC; the original is unchanged\n$/,
+    );
     assert.equal(readFileSync(join(dir, "compared"), "utf8").trim(), "same", "the original is byte-identical");
-    assert.deepEqual(readFileSync(join(dir, "listing"), "utf8").trim().split("\n").sort(), ["domxml", "fill"], "no temp or lock file left");
+    assert.deepEqual(
+      readFileSync(join(dir, "listing"), "utf8").trim().split("\n").sort(),
+      ["domxml", "fill"],
+      "no temp or lock file left",
+    );
   });
 
   test("a racer swapping the temp file for a symlink cannot make root chown another file (finding: 5 of 5)", async () => {
@@ -266,16 +303,29 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
       const path = join(dir, "domxml");
       writeFileSync(path, SAMPLE.replace("<features>", `<!-- ${"x".repeat(200_000)} --><features>`));
       chownSync(path, 1000, 1000); // so root must give the new file an owner
-      const racing = spawn("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", process.execPath, racer, dir, victim], { stdio: "ignore" });
+      const racing = spawn("setpriv", [
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        process.execPath,
+        racer,
+        dir,
+        victim,
+      ], { stdio: "ignore" });
       await new Promise((resolve) => setTimeout(resolve, 150));
       const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL });
       racing.kill("SIGKILL");
       await new Promise((resolve) => racing.on("close", resolve));
       const stat = statSync(victim);
-      assert.deepEqual([stat.uid, stat.gid], [0, 0], `attempt ${attempt}: the victim stays root's (${outcome.stderr.trim()})`);
+      assert.deepEqual(
+        [stat.uid, stat.gid],
+        [0, 0],
+        `attempt ${attempt}: the victim stays root's (${outcome.stderr.trim()})`,
+      );
       assert.equal(readFileSync(victim, "utf8"), "root's file\n");
-      if (outcome.status === 0) assert.ok(!lstatSync(path).isSymbolicLink(), "exit 0 only with the file the hook wrote");
-      else assertRefused(outcome, /replaced while the hook|changed while the hook ran|cannot replace/);
+      if (outcome.status === 0) {
+        assert.ok(!lstatSync(path).isSymbolicLink(), "exit 0 only with the file the hook wrote");
+      } else assertRefused(outcome, /replaced while the hook|changed while the hook ran|cannot replace/);
       assert.ok(outcome.status === 0 || outcome.status === 2, outcome.stderr);
     }
   });
@@ -300,7 +350,11 @@ describe("the new file's owner and mode", { skip: noBinary ?? notRoot }, () => {
       const path = domainFile("mode");
       chownSync(path, 36, 36); // vdsm:kvm on an oVirt host
       chmodSync(path, mode);
-      const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL }, 20_000, ["sh", "-c", `umask ${umask} && exec "$0"`]);
+      const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL }, 20_000, [
+        "sh",
+        "-c",
+        `umask ${umask} && exec "$0"`,
+      ]);
       assert.equal(outcome.status, 0, outcome.stderr);
       const stat = statSync(path);
       assert.deepEqual([stat.uid, stat.gid, stat.mode & 0o7777], [36, 36, mode], `umask ${umask}`);
@@ -319,8 +373,12 @@ describe("concurrent runs on one file", { skip: noBinary }, () => {
       ]);
       const output = readFileSync(path, "utf8");
       for (const [outcome, host] of [[a, "a.example.org"], [b, "b.example.org"]] as const) {
-        if (outcome.status === 0) assert.ok(output.includes(`name='${host}'`) || output.includes(`name="${host}"`), `a change that exited 0 is in the file: ${host}`);
-        else assertRefused(outcome, /another httpsisoboot is changing|changed while the hook ran/);
+        if (outcome.status === 0) {
+          assert.ok(
+            output.includes(`name='${host}'`) || output.includes(`name="${host}"`),
+            `a change that exited 0 is in the file: ${host}`,
+          );
+        } else assertRefused(outcome, /another httpsisoboot is changing|changed while the hook ran/);
       }
       assert.deepEqual(readdirSync(join(path, "..")), ["domxml"], "no temp or lock file left");
     }
@@ -335,7 +393,11 @@ const port: Record<string, number> = {};
 const seen: Record<string, string[]> = {};
 
 /** A TLS server on loopback whose answers the case writes by hand; it records each request's first line. */
-function tlsServer(name: string, cert: { cert: string; key: string }, answer: (socket: TLSSocket, request: string) => void): Promise<void> {
+function tlsServer(
+  name: string,
+  cert: { cert: string; key: string },
+  answer: (socket: TLSSocket, request: string) => void,
+): Promise<void> {
   seen[name] = [];
   const server = createTlsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
     let buffered = "";
@@ -351,10 +413,12 @@ function tlsServer(name: string, cert: { cert: string; key: string }, answer: (s
     });
   });
   servers.push(server);
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    port[name] = (server.address() as { port: number }).port;
-    resolve();
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      port[name] = (server.address() as { port: number }).port;
+      resolve();
+    })
+  );
 }
 
 function tcpServer(name: string, onConnection: (socket: Socket) => void): Promise<void> {
@@ -363,10 +427,12 @@ function tcpServer(name: string, onConnection: (socket: Socket) => void): Promis
     onConnection(socket);
   });
   servers.push(server);
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => {
-    port[name] = (server.address() as { port: number }).port;
-    resolve();
-  }));
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      port[name] = (server.address() as { port: number }).port;
+      resolve();
+    })
+  );
 }
 
 const GOOD_HEAD = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nAccept-Ranges: bytes\r\n\r\n";
@@ -403,17 +469,27 @@ describe("hostile servers", { skip: noOpenssl }, () => {
       pump();
     });
     await tlsServer("target", cert, (socket, request) => {
-      socket.write(request.startsWith("HEAD") ? GOOD_HEAD : "HTTP/1.1 206 Partial Content\r\nContent-Length: 2048\r\n\r\n");
+      socket.write(
+        request.startsWith("HEAD") ? GOOD_HEAD : "HTTP/1.1 206 Partial Content\r\nContent-Length: 2048\r\n\r\n",
+      );
       if (!request.startsWith("HEAD")) socket.end(descriptor());
     });
-    await tlsServer("elsewhere", cert, (socket) => socket.end("HTTP/1.1 404 SECRET-REASON\r\nContent-Length: 0\r\n\r\n"));
+    await tlsServer(
+      "elsewhere",
+      cert,
+      (socket) => socket.end("HTTP/1.1 404 SECRET-REASON\r\nContent-Length: 0\r\n\r\n"),
+    );
     await tlsServer("redirect", cert, (socket, request) => {
       const to = request.includes("/hex")
         ? `https://0x7f000001:${port.elsewhere}/boot.iso`
         : `https://127.0.0.1:${port.elsewhere}/boot.iso`;
       socket.end(`HTTP/1.1 302 Found\r\nLocation: ${to}\r\nContent-Length: 0\r\n\r\n`);
     });
-    await tlsServer("status", cert, (socket) => socket.end("HTTP/1.1 403 Ask-Bob-In-Payroll\r\nContent-Length: 0\r\n\r\n"));
+    await tlsServer(
+      "status",
+      cert,
+      (socket) => socket.end("HTTP/1.1 403 Ask-Bob-In-Payroll\r\nContent-Length: 0\r\n\r\n"),
+    );
     await tcpServer("banner", (socket) => socket.end("SSH-2.0-OpenSSH_9.2 internal-bastion\r\n"));
     await tcpServer("silent", () => {});
   });
@@ -422,7 +498,12 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     for (const server of servers) server.close();
   });
 
-  const options = (timeoutMs = 5000, allow: Array<{ host: string; port?: number }> = []) => ({ timeoutMs, caFile: ca, allow, settingsFile: "/etc/httpsisoboot.conf" });
+  const options = (timeoutMs = 5000, allow: Array<{ host: string; port?: number }> = []) => ({
+    timeoutMs,
+    caFile: ca,
+    allow,
+    settingsFile: "/etc/httpsisoboot.conf",
+  });
   const at = (name: string, path = "/boot.iso") => parseIsoUrl(`https://localhost:${port[name]}${path}`);
 
   test("a 200 with an endless body to the ranged GET is refused on its headers, in bounded memory (finding: 4.9 GB)", async () => {
@@ -446,18 +527,27 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     const asked = seen.elsewhere.length;
     await assert.rejects(preflight(at("redirect"), options(5000, allow)), (error: Error) => {
       assert.ok(error instanceof PolicyError, `${error.name}: ${error.message}`);
-      assert.match(error.message, /redirects \(HTTP 302\) to a server that the 'allow' setting of \/etc\/httpsisoboot.conf does not name/);
+      assert.match(
+        error.message,
+        /redirects \(HTTP 302\) to a server that the 'allow' setting of \/etc\/httpsisoboot.conf does not name/,
+      );
       assert.ok(!error.message.includes("127.0.0.1"), "the redirect target, the server's words, is not echoed");
       return true;
     });
-    await assert.rejects(preflight(at("redirect", "/hex.iso"), options(5000, allow)), /redirects \(HTTP 302\) to a URL the hook refuses/);
+    await assert.rejects(
+      preflight(at("redirect", "/hex.iso"), options(5000, allow)),
+      /redirects \(HTTP 302\) to a URL the hook refuses/,
+    );
     assert.equal(seen.elsewhere.length, asked);
   });
 
   test("preflight asks for exactly the request target libvirt hands QEMU, quotes and all (finding: %27)", async () => {
     const url = parseIsoUrl(`https://localhost:${port.target}/a'b(c)*!.iso?x='y'&z=(1)*!`);
     await preflight(url, options());
-    assert.deepEqual(seen.target.slice(-2), [`HEAD ${url.requestTarget} HTTP/1.1`, `GET ${url.requestTarget} HTTP/1.1`]);
+    assert.deepEqual(seen.target.slice(-2), [
+      `HEAD ${url.requestTarget} HTTP/1.1`,
+      `GET ${url.requestTarget} HTTP/1.1`,
+    ]);
     assert.equal(url.requestTarget, "/a'b(c)*!.iso?x='y'&z=(1)*!");
   });
 
@@ -489,21 +579,35 @@ describe("hostile servers", { skip: noOpenssl }, () => {
   });
 
   test("the hook, trusting the server, refuses an endless 200 at once, in under 100 MiB (finding: 14.8 s, 4.9 GB)", {
-    skip: noBinary ?? notRoot ?? (existsSync("/usr/bin/time") ? undefined : "GNU time is not installed (Debian package time)"),
+    skip: noBinary ?? notRoot ??
+      (existsSync("/usr/bin/time") ? undefined : "GNU time is not installed (Debian package time)"),
   }, async () => {
     const bundle = join(work, "trusted-bundle.crt");
     writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(ca, "utf8"));
     const settings = join(work, "five-seconds.conf");
     writeFileSync(settings, "preflight_timeout = 5\n");
     const path = domainFile("endless");
-    const outcome = await hook([], {
-      _hook_domxml: path,
-      httpsisoboot: `https://localhost:${port.endless}/boot.iso`,
-      HTTPSISOBOOT_CONFIG: settings,
-    }, 60_000, [
-      "unshare", "--mount", "--propagation", "private", "sh", "-c",
-      `mount --bind "$1" "$2" && exec /usr/bin/time -f 'peak-rss-kib %M' "$3"`, "sh", bundle, systemTrustBundle(),
-    ]);
+    const outcome = await hook(
+      [],
+      {
+        _hook_domxml: path,
+        httpsisoboot: `https://localhost:${port.endless}/boot.iso`,
+        HTTPSISOBOOT_CONFIG: settings,
+      },
+      60_000,
+      [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        `mount --bind "$1" "$2" && exec /usr/bin/time -f 'peak-rss-kib %M' "$3"`,
+        "sh",
+        bundle,
+        systemTrustBundle(),
+      ],
+    );
     const result = outcome;
     const elapsed = outcome.ms;
     assert.equal(result.status, 2, result.stderr);
@@ -514,17 +618,21 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     assert.equal(readFileSync(path, "utf8"), SAMPLE);
   });
 
-  test("the whole hook ends within preflight_timeout plus its grace, whatever the server does", { skip: noBinary }, async () => {
-    const settings = join(work, "one-second.conf");
-    writeFileSync(settings, "preflight_timeout = 1\n");
-    const path = domainFile("silent");
-    const outcome = await hook([], {
-      _hook_domxml: path,
-      httpsisoboot: `https://localhost:${port.silent}/boot.iso`,
-      HTTPSISOBOOT_CONFIG: settings,
-    }, 15_000);
-    assertRefused(outcome, /./);
-    assert.ok(outcome.ms < 1000 + 3000 + 2000, `ended in ${outcome.ms} ms`);
-    assert.equal(readFileSync(path, "utf8"), SAMPLE);
-  });
+  test(
+    "the whole hook ends within preflight_timeout plus its grace, whatever the server does",
+    { skip: noBinary },
+    async () => {
+      const settings = join(work, "one-second.conf");
+      writeFileSync(settings, "preflight_timeout = 1\n");
+      const path = domainFile("silent");
+      const outcome = await hook([], {
+        _hook_domxml: path,
+        httpsisoboot: `https://localhost:${port.silent}/boot.iso`,
+        HTTPSISOBOOT_CONFIG: settings,
+      }, 15_000);
+      assertRefused(outcome, /./);
+      assert.ok(outcome.ms < 1000 + 3000 + 2000, `ended in ${outcome.ms} ms`);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    },
+  );
 });

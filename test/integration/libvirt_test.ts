@@ -13,8 +13,8 @@ import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import {
   defineOnSystem,
-  FIXTURES,
   fixtureCases,
+  FIXTURES,
   localizeForThisHost,
   readFixture,
   run,
@@ -70,7 +70,11 @@ describe("qemu:///system", { skip: systemLibvirtMissing() }, () => {
       assert.equal(fetched, url);
       const iso = parseIsoUrl(url);
       assert.equal(iso.href, fetched);
-      assert.equal(fetched.slice(fetched.indexOf("/", "https://".length)), iso.requestTarget, "preflight's request target");
+      assert.equal(
+        fetched.slice(fetched.indexOf("/", "https://".length)),
+        iso.requestTarget,
+        "preflight's request target",
+      );
     });
   }
 

@@ -23,9 +23,13 @@ import { BINARY, readFixture } from "../support/mod.ts";
 
 function missing(): string | undefined {
   for (const tool of ["nginx", "openssl", "xorriso"]) {
-    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) return `${tool} is not installed; npm test installs it as root`;
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+      return `${tool} is not installed; npm test installs it as root`;
+    }
   }
-  if (!existsSync("/usr/lib/ISOLINUX/isolinux.bin") && !existsSync("/usr/share/syslinux/isolinux.bin")) return "isolinux is not installed";
+  if (!existsSync("/usr/lib/ISOLINUX/isolinux.bin") && !existsSync("/usr/share/syslinux/isolinux.bin")) {
+    return "isolinux is not installed";
+  }
   return undefined;
 }
 
@@ -49,7 +53,9 @@ describe("preflight()", { skip: missing() }, () => {
     const authority = makeAuthority(work, "preflight test CA");
     const rogue = makeAuthority(work, "untrusted test CA");
     ca = authority.cert;
-    for (const key of ["good", "noRanges", "untrusted", "closed", "stall", "sizeless", "noKeepalive"] as const) port[key] = await freePort();
+    for (const key of ["good", "noRanges", "untrusted", "closed", "stall", "sizeless", "noKeepalive"] as const) {
+      port[key] = await freePort();
+    }
     const routes = `
     location = /moved.iso { return 302 /boot.iso; }
     location = /to-http.iso { return 302 http://localhost:${port.good}/boot.iso; }
@@ -66,10 +72,13 @@ describe("preflight()", { skip: missing() }, () => {
     stall = createServer(() => {}).listen(port.stall, "127.0.0.1");
     // A server that offers ranges but reports no size, which nginx never does.
     const sizelessCert = makeServerCert(work, "sizeless", authority);
-    sizeless = createHttpsServer({ key: readFileSync(sizelessCert.key), cert: readFileSync(sizelessCert.cert) }, (_, response) => {
-      response.writeHead(200, { "Accept-Ranges": "bytes", "Transfer-Encoding": "chunked" });
-      response.end();
-    }).listen(port.sizeless, "127.0.0.1");
+    sizeless = createHttpsServer(
+      { key: readFileSync(sizelessCert.key), cert: readFileSync(sizelessCert.cert) },
+      (_, response) => {
+        response.writeHead(200, { "Accept-Ranges": "bytes", "Transfer-Encoding": "chunked" });
+        response.end();
+      },
+    ).listen(port.sizeless, "127.0.0.1");
   });
 
   after(() => {
@@ -100,7 +109,7 @@ describe("preflight()", { skip: missing() }, () => {
    * done with it, which can be after preflight has hung up, and out of order.
    */
   const headAndGet = async (forPort: number) => {
-    for (let waited = 0; ; waited += 50) {
+    for (let waited = 0;; waited += 50) {
       const fields = readFileSync(nginx!.accessLog, "utf8").trim().split("\n")
         .filter((line) => line.startsWith(`${forPort} `)).map((line) => line.split(" "));
       const head = fields.findLast((field) => field[2] === "HEAD");
@@ -137,14 +146,46 @@ describe("preflight()", { skip: missing() }, () => {
     ["a 404", () => url(port.good, "/missing.iso"), /answered HTTP 404 to HEAD: the ISO is not at that path/],
     ["a 403", () => url(port.good, "/secret.iso"), /answered HTTP 403 to HEAD: the server refuses access/],
     ["a 500", () => url(port.good, "/broken.iso"), /answered HTTP 500 to HEAD: the server failed/],
-    ["a file that is not an ISO", () => url(port.good, "/big.iso"), /does not serve an ISO image: no ISO 9660 or UDF volume descriptor/],
-    ["a file too small to be an ISO", () => url(port.good, "/small.iso"), /does not serve an ISO image: the file \(11 bytes\) ends before/],
-    ["a server without byte ranges", () => url(port.noRanges, "/boot.iso"), /does not offer byte ranges \(Accept-Ranges: bytes\)/],
-    ["a server that reports no size", () => url(port.sizeless, "/boot.iso"), /reports no file size \(Content-Length\); QEMU refuses such a server/],
-    ["an untrusted certificate, naming its issuer", () => url(port.untrusted, "/boot.iso"), /is not trusted by this host \(.*issuer CN=untrusted test CA\); add the issuing CA to the system trust store/],
-    ["a server that is down", () => url(port.closed, "/boot.iso"), /refused the connection; check that the ISO server is running/],
-    ["an unknown host", () => "https://no-such-host.invalid/boot.iso", /host no-such-host.invalid is not found \(DNS\)/],
-    ["a redirect to http", () => url(port.good, "/to-http.iso"), /redirects \(HTTP 302\) to a URL the hook refuses \(not https/],
+    [
+      "a file that is not an ISO",
+      () => url(port.good, "/big.iso"),
+      /does not serve an ISO image: no ISO 9660 or UDF volume descriptor/,
+    ],
+    [
+      "a file too small to be an ISO",
+      () => url(port.good, "/small.iso"),
+      /does not serve an ISO image: the file \(11 bytes\) ends before/,
+    ],
+    [
+      "a server without byte ranges",
+      () => url(port.noRanges, "/boot.iso"),
+      /does not offer byte ranges \(Accept-Ranges: bytes\)/,
+    ],
+    [
+      "a server that reports no size",
+      () => url(port.sizeless, "/boot.iso"),
+      /reports no file size \(Content-Length\); QEMU refuses such a server/,
+    ],
+    [
+      "an untrusted certificate, naming its issuer",
+      () => url(port.untrusted, "/boot.iso"),
+      /is not trusted by this host \(.*issuer CN=untrusted test CA\); add the issuing CA to the system trust store/,
+    ],
+    [
+      "a server that is down",
+      () => url(port.closed, "/boot.iso"),
+      /refused the connection; check that the ISO server is running/,
+    ],
+    [
+      "an unknown host",
+      () => "https://no-such-host.invalid/boot.iso",
+      /host no-such-host.invalid is not found \(DNS\)/,
+    ],
+    [
+      "a redirect to http",
+      () => url(port.good, "/to-http.iso"),
+      /redirects \(HTTP 302\) to a URL the hook refuses \(not https/,
+    ],
     ["a redirect loop", () => url(port.good, "/loop.iso"), /redirects more than 5 times/],
   ];
   for (const [what, target, words] of REFUSALS) {
@@ -176,7 +217,11 @@ describe("preflight()", { skip: missing() }, () => {
     writeFileSync(path, "<domain><devices></domain>");
     const result = spawnSync(BINARY, [], {
       encoding: "utf8",
-      env: { _hook_domxml: path, httpsisoboot: url(port.closed, "/boot.iso"), HTTPSISOBOOT_CONFIG: join(work, "none.conf") },
+      env: {
+        _hook_domxml: path,
+        httpsisoboot: url(port.closed, "/boot.iso"),
+        HTTPSISOBOOT_CONFIG: join(work, "none.conf"),
+      },
     });
     assert.equal(result.status, 2);
     assert.match(result.stderr, /does not close <devices>/);
@@ -190,7 +235,11 @@ describe("preflight()", { skip: missing() }, () => {
     writeFileSync(path, xml);
     const result = spawnSync(BINARY, [], {
       encoding: "utf8",
-      env: { _hook_domxml: path, httpsisoboot: url(port.untrusted, "/boot.iso?token=TOPSECRET"), HTTPSISOBOOT_CONFIG: join(work, "none.conf") },
+      env: {
+        _hook_domxml: path,
+        httpsisoboot: url(port.untrusted, "/boot.iso?token=TOPSECRET"),
+        HTTPSISOBOOT_CONFIG: join(work, "none.conf"),
+      },
     });
     assert.equal(result.status, 2);
     assert.match(result.stderr, /^httpsisoboot: the certificate of localhost:\d+ is not trusted by this host[^\n]*\n$/);
@@ -199,27 +248,45 @@ describe("preflight()", { skip: missing() }, () => {
   });
 
   test("--check and the hook, with the test CA trusted in a private mount namespace", {
-    skip: !existsSync(BINARY) ? `${BINARY} is not built`
-      : process.getuid?.() !== 0 ? "needs root to bind-mount a trust bundle in a private mount namespace" : undefined,
+    skip: !existsSync(BINARY)
+      ? `${BINARY} is not built`
+      : process.getuid?.() !== 0
+      ? "needs root to bind-mount a trust bundle in a private mount namespace"
+      : undefined,
   }, () => {
     const bundle = join(work, "bundle.crt");
     writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(ca, "utf8"));
     const trusted = (...command: string[]) =>
-      spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c",
-        `mount --bind '${bundle}' '${systemTrustBundle()}' && exec "$@"`, "sh", ...command], {
+      spawnSync("unshare", [
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        `mount --bind '${bundle}' '${systemTrustBundle()}' && exec "$@"`,
+        "sh",
+        ...command,
+      ], {
         encoding: "utf8",
-        env: { HTTPSISOBOOT_CONFIG: join(work, "none.conf"), _hook_domxml: join(work, "ok.xml"), httpsisoboot: url(port.good, "/moved.iso") },
+        env: {
+          HTTPSISOBOOT_CONFIG: join(work, "none.conf"),
+          _hook_domxml: join(work, "ok.xml"),
+          httpsisoboot: url(port.good, "/moved.iso"),
+        },
       });
     const checked = trusted(BINARY, "--check", url(port.good, "/moved.iso?sig=TOPSECRET"));
     assert.equal(checked.status, 0, checked.stderr);
-    assert.equal(checked.stdout, [
-      `url: https://localhost:${port.good}/boot.iso (after 1 redirect)`,
-      "tls: trusted by this host, issuer CN=preflight test CA",
-      `size: ${readFileSync(join(work, "www", "boot.iso")).length} bytes`,
-      "byte ranges: yes",
-      "image: ISO 9660, volume label 'boot'",
-      "",
-    ].join("\n"));
+    assert.equal(
+      checked.stdout,
+      [
+        `url: https://localhost:${port.good}/boot.iso (after 1 redirect)`,
+        "tls: trusted by this host, issuer CN=preflight test CA",
+        `size: ${readFileSync(join(work, "www", "boot.iso")).length} bytes`,
+        "byte ranges: yes",
+        "image: ISO 9660, volume label 'boot'",
+        "",
+      ].join("\n"),
+    );
     writeFileSync(join(work, "ok.xml"), readFixture("q35-vdsm.in.xml"));
     const hooked = trusted(BINARY);
     assert.equal(hooked.status, 0, hooked.stderr);
@@ -235,7 +302,10 @@ describe("readVolumeDescriptor()", () => {
     return bytes;
   };
   test("readVolumeDescriptor() reads ISO 9660 with its label, UDF, and nothing else", () => {
-    assert.deepEqual(readVolumeDescriptor(sector("CD001", "RHEL-9-4-0-BaseOS-x86_64")), { format: "ISO 9660", label: "RHEL-9-4-0-BaseOS-x86_64" });
+    assert.deepEqual(readVolumeDescriptor(sector("CD001", "RHEL-9-4-0-BaseOS-x86_64")), {
+      format: "ISO 9660",
+      label: "RHEL-9-4-0-BaseOS-x86_64",
+    });
     assert.deepEqual(readVolumeDescriptor(sector("BEA01")), { format: "UDF", label: "" });
     assert.equal(readVolumeDescriptor(sector("CD002")), undefined);
     assert.equal(readVolumeDescriptor(new Uint8Array(3)), undefined);

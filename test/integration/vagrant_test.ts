@@ -19,7 +19,9 @@ after(() => rmSync(work, { recursive: true, force: true }));
 
 function vagrantMissing(): string | undefined {
   const found = spawnSync("vagrant", ["--version"], { encoding: "utf8" });
-  return found.status === 0 ? undefined : "vagrant is not installed (apt-get install vagrant vagrant-libvirt; npm test does as root)";
+  return found.status === 0
+    ? undefined
+    : "vagrant is not installed (apt-get install vagrant vagrant-libvirt; npm test does as root)";
 }
 
 function validate(dir: string) {
@@ -39,7 +41,10 @@ describe("vagrant/", { skip: vagrantMissing() }, () => {
   test("vagrant validate refuses a Vagrantfile with a misspelt setting, so the check above can fail", () => {
     const broken = join(work, "broken");
     spawnSync("mkdir", ["-p", broken]);
-    writeFileSync(join(broken, "Vagrantfile"), readFileSync(join(VAGRANT_DIR, "Vagrantfile"), "utf8").replace("config.vm.hostname =", "config.vm.hostnam ="));
+    writeFileSync(
+      join(broken, "Vagrantfile"),
+      readFileSync(join(VAGRANT_DIR, "Vagrantfile"), "utf8").replace("config.vm.hostname =", "config.vm.hostnam ="),
+    );
     copyFileSync(join(VAGRANT_DIR, "provision.sh"), join(broken, "provision.sh"));
     const result = validate(broken);
     assert.notEqual(result.status, 0);

@@ -8,7 +8,9 @@ const HEAD: Request = { method: "HEAD" };
 const GET: Request = { method: "GET", range: "bytes=32768-34815", bodyBytes: 4 };
 const feed = (reader: ResponseReader, text: string, chunk = text.length) => {
   let done = false;
-  for (let i = 0; i < text.length && !done; i += chunk) done = reader.push(Buffer.from(text.slice(i, i + chunk), "latin1"));
+  for (let i = 0; i < text.length && !done; i += chunk) {
+    done = reader.push(Buffer.from(text.slice(i, i + chunk), "latin1"));
+  }
   return done;
 };
 
@@ -20,10 +22,13 @@ describe("ResponseReader", () => {
     test(`ResponseReader reads pipelined answers to HEAD and a ranged GET, ${chunk} bytes at a time`, () => {
       const reader = new ResponseReader([HEAD, GET]);
       assert.equal(feed(reader, ANSWERS, chunk), true);
-      assert.deepEqual(reader.responses.map((r) => [r.status, r.headers.get("accept-ranges") ?? null, Buffer.from(r.body).toString()]), [
-        [200, "bytes", ""],
-        [206, null, "CD00"],
-      ]);
+      assert.deepEqual(
+        reader.responses.map((r) => [r.status, r.headers.get("accept-ranges") ?? null, Buffer.from(r.body).toString()]),
+        [
+          [200, "bytes", ""],
+          [206, null, "CD00"],
+        ],
+      );
     });
   }
 
@@ -41,7 +46,10 @@ describe("ResponseReader", () => {
 
   test("ResponseReader decodes a chunked body, keeping only what it needs", () => {
     const reader = new ResponseReader([GET]);
-    assert.equal(feed(reader, "HTTP/1.1 206 Partial\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nCD\r\n3;x=1\r\n001\r\n0\r\n\r\n", 3), true);
+    assert.equal(
+      feed(reader, "HTTP/1.1 206 Partial\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nCD\r\n3;x=1\r\n001\r\n0\r\n\r\n", 3),
+      true,
+    );
     assert.equal(Buffer.from(reader.responses[0].body).toString(), "CD00");
   });
 
@@ -53,7 +61,10 @@ describe("ResponseReader", () => {
   });
 
   test("ResponseReader refuses headers over 16 KiB and answers that are not HTTP/1.x", () => {
-    assert.throws(() => feed(new ResponseReader([HEAD]), "HTTP/1.1 200 OK\r\n" + "X: y\r\n".repeat(4000), 512), (error: Error) => error instanceof ServerError && /16384 bytes/.test(error.message));
+    assert.throws(
+      () => feed(new ResponseReader([HEAD]), "HTTP/1.1 200 OK\r\n" + "X: y\r\n".repeat(4000), 512),
+      (error: Error) => error instanceof ServerError && /16384 bytes/.test(error.message),
+    );
     assert.throws(() => feed(new ResponseReader([HEAD]), "SSH-2.0-OpenSSH\r\n\r\n"), /did not answer with HTTP\/1.1/);
   });
 });

@@ -11,7 +11,10 @@ const sector = (magic: string, label = "") => {
 
 describe("readVolumeDescriptor()", () => {
   test("readVolumeDescriptor() reads ISO 9660 with its label, UDF, and nothing else", () => {
-    assert.deepEqual(readVolumeDescriptor(sector("CD001", "RHEL-9-4-0-BaseOS-x86_64")), { format: "ISO 9660", label: "RHEL-9-4-0-BaseOS-x86_64" });
+    assert.deepEqual(readVolumeDescriptor(sector("CD001", "RHEL-9-4-0-BaseOS-x86_64")), {
+      format: "ISO 9660",
+      label: "RHEL-9-4-0-BaseOS-x86_64",
+    });
     assert.deepEqual(readVolumeDescriptor(sector("BEA01")), { format: "UDF", label: "" });
     assert.equal(readVolumeDescriptor(sector("CD002")), undefined);
     assert.equal(readVolumeDescriptor(new Uint8Array(3)), undefined);

@@ -34,9 +34,24 @@ export function buildBiosIso(dir: string, name: string, marker: string): string 
   copyFileSync(firstExisting(LDLINUX_C32), join(tree, "isolinux", "ldlinux.c32"));
   writeFileSync(join(tree, "isolinux", "isolinux.cfg"), `SERIAL 0 115200\nDEFAULT ${marker}\nPROMPT 0\nTIMEOUT 1\n`);
   const iso = join(dir, `${name}.iso`);
-  execFileSync("xorriso", ["-as", "mkisofs", "-quiet", "-V", name.slice(0, 32), "-o", iso,
-    "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4",
-    "-boot-info-table", tree], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync("xorriso", [
+    "-as",
+    "mkisofs",
+    "-quiet",
+    "-V",
+    name.slice(0, 32),
+    "-o",
+    iso,
+    "-b",
+    "isolinux/isolinux.bin",
+    "-c",
+    "isolinux/boot.cat",
+    "-no-emul-boot",
+    "-boot-load-size",
+    "4",
+    "-boot-info-table",
+    tree,
+  ], { stdio: ["ignore", "ignore", "pipe"] });
   chmodSync(iso, 0o644);
   return iso;
 }
@@ -52,8 +67,10 @@ export function buildGrubIso(dir: string, name: string, marker: string, payload?
   // that it read every byte of the ISO right.
   if (payload) writeFileSync(join(tree, "payload.bin"), payload);
   const hash = payload ? "sha256sum /payload.bin\n" : "";
-  writeFileSync(join(tree, "boot", "grub", "grub.cfg"),
-    `serial\nterminal_input serial\nterminal_output serial\n${hash}echo ${marker}\nhalt\n`);
+  writeFileSync(
+    join(tree, "boot", "grub", "grub.cfg"),
+    `serial\nterminal_input serial\nterminal_output serial\n${hash}echo ${marker}\nhalt\n`,
+  );
   const iso = join(dir, `${name}.iso`);
   execFileSync(grubMkrescue(), ["-o", iso, tree], { stdio: ["ignore", "ignore", "pipe"] });
   chmodSync(iso, 0o644);

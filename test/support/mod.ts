@@ -52,7 +52,9 @@ export function run(
 /** Why `virsh` cannot be used here, or undefined when it can. */
 export function virshMissing(): string | undefined {
   const found = spawnSync("virsh", ["--version"], { encoding: "utf8" });
-  return found.error ? "virsh is not installed (apt-get install libvirt-clients); run `npm test` as root to install it" : undefined;
+  return found.error
+    ? "virsh is not installed (apt-get install libvirt-clients); run `npm test` as root to install it"
+    : undefined;
 }
 
 /** Why qemu:///system cannot be used here, or undefined when it can. */
@@ -62,7 +64,9 @@ export function systemLibvirtMissing(): string | undefined {
   const probe = spawnSync("virsh", ["-c", "qemu:///system", "uri"], { encoding: "utf8", timeout: 120_000 });
   return probe.status === 0
     ? undefined
-    : `libvirtd is not reachable at qemu:///system (${(probe.stderr || "").trim().split("\n")[0]}); run \`npm test\` as root, which starts it`;
+    : `libvirtd is not reachable at qemu:///system (${
+      (probe.stderr || "").trim().split("\n")[0]
+    }); run \`npm test\` as root, which starts it`;
 }
 
 /**

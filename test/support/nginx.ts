@@ -46,7 +46,9 @@ export function startNginx(dir: string, root: string, sites: Site[]): Nginx {
     ${site.extra ?? ""}
   }`).join("");
   const config = join(prefix, "nginx.conf");
-  writeFileSync(config, `worker_processes 1;
+  writeFileSync(
+    config,
+    `worker_processes 1;
 pid ${pid};
 error_log ${errorLog} info;
 events { worker_connections 64; }
@@ -60,7 +62,8 @@ http {
   scgi_temp_path ${prefix}/tmp;
   default_type application/octet-stream;${servers}
 }
-`);
+`,
+  );
   execFileSync("nginx", ["-c", config, "-p", prefix, "-e", errorLog], { stdio: ["ignore", "ignore", "pipe"] });
   return {
     accessLog,

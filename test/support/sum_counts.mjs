@@ -10,7 +10,10 @@ import process from "node:process";
 
 /** Leaf test cases of a Deno JUnit file: Deno lists suites as cases too, named as prefixes of their tests. */
 function junitCounts(xml) {
-  const cases = [...xml.matchAll(/<testcase name="([^"]*)"[^>]*>([\s\S]*?)<\/testcase>/g)].map(([, name, body]) => ({ name, body }));
+  const cases = [...xml.matchAll(/<testcase name="([^"]*)"[^>]*>([\s\S]*?)<\/testcase>/g)].map(([, name, body]) => ({
+    name,
+    body,
+  }));
   const names = cases.map(({ name }) => name);
   const leaves = cases.filter(({ name }) => !names.some((other) => other.startsWith(`${name} &gt; `)));
   const failed = leaves.filter(({ body }) => /<failure|<error/.test(body)).length;

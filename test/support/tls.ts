@@ -20,8 +20,21 @@ function openssl(args: string[]): void {
 /** Makes a CA called `name` in `dir`. */
 export function makeAuthority(dir: string, name: string): Authority {
   const base = join(dir, name.replace(/\W+/g, "-"));
-  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", `/CN=${name}`,
-    "-keyout", `${base}.key`, "-out", `${base}.crt`]);
+  openssl([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    `/CN=${name}`,
+    "-keyout",
+    `${base}.key`,
+    "-out",
+    `${base}.crt`,
+  ]);
   return { cert: `${base}.crt`, key: `${base}.key` };
 }
 
@@ -29,9 +42,38 @@ export function makeAuthority(dir: string, name: string): Authority {
 export function makeServerCert(dir: string, name: string, authority: Authority): ServerCert {
   const base = join(dir, name);
   const extensions = `${base}.ext`;
-  writeFileSync(extensions, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
-  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", `${base}.key`, "-out", `${base}.csr`]);
-  openssl(["x509", "-req", "-in", `${base}.csr`, "-CA", authority.cert, "-CAkey", authority.key, "-CAcreateserial",
-    "-days", "1", "-extfile", extensions, "-out", `${base}.crt`]);
+  writeFileSync(
+    extensions,
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+  );
+  openssl([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-subj",
+    "/CN=localhost",
+    "-keyout",
+    `${base}.key`,
+    "-out",
+    `${base}.csr`,
+  ]);
+  openssl([
+    "x509",
+    "-req",
+    "-in",
+    `${base}.csr`,
+    "-CA",
+    authority.cert,
+    "-CAkey",
+    authority.key,
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-extfile",
+    extensions,
+    "-out",
+    `${base}.crt`,
+  ]);
   return { cert: `${base}.crt`, key: `${base}.key` };
 }

@@ -33,7 +33,9 @@ function ours(node: XmlElement): Shape {
 // deno-lint-ignore no-explicit-any
 function theirs(node: any): Shape {
   const children: Shape[] = [];
-  for (let child = node.firstChild; child; child = child.nextSibling) if (child.nodeType === 1) children.push(theirs(child));
+  for (let child = node.firstChild; child; child = child.nextSibling) {
+    if (child.nodeType === 1) children.push(theirs(child));
+  }
   const attributes: Array<[string, string]> = [];
   for (let i = 0; i < node.attributes.length; i++) attributes.push([node.attributes[i].name, node.attributes[i].value]);
   return { name: node.nodeName, namespace: node.namespaceURI, attributes, children };
@@ -42,7 +44,9 @@ function theirs(node: any): Shape {
 const SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
 const documents = [
   ...fixtureCases().flatMap((name) => [`${name}.in.xml`, `${name}.out.xml`]).map((name) => join(FIXTURES, name)),
-  ...(existsSync(SAMPLES) ? readdirSync(SAMPLES).filter((name) => name.endsWith(".xml")).map((name) => join(SAMPLES, name)) : []),
+  ...(existsSync(SAMPLES)
+    ? readdirSync(SAMPLES).filter((name) => name.endsWith(".xml")).map((name) => join(SAMPLES, name))
+    : []),
 ];
 
 describe("parseXml() agrees with xmlbuilder2", () => {

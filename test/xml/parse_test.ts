@@ -31,7 +31,9 @@ describe("parseXml()", () => {
     const { root: other } = parseXml(`<x xmlns="urn:x"><y/></x>`);
     assert.equal(other.namespace, "urn:x");
     assert.equal(other.children[0].namespace, "urn:x");
-    const { root } = parseXml(`<domain xmlns:ovirt-vm="http://ovirt.org/vm/1.0"><metadata><ovirt-vm:vm/></metadata></domain>`);
+    const { root } = parseXml(
+      `<domain xmlns:ovirt-vm="http://ovirt.org/vm/1.0"><metadata><ovirt-vm:vm/></metadata></domain>`,
+    );
     assert.equal(root.children[0].children[0].namespace, "http://ovirt.org/vm/1.0");
     assert.equal(root.namespace, null);
   });
@@ -114,14 +116,23 @@ describe("parseXml()", () => {
   test(`parseXml() takes ${MAX_DEPTH} levels of nesting and refuses one more, as libvirt does`, () => {
     const nested = (depth: number) => "<a>".repeat(depth) + "</a>".repeat(depth);
     assert.equal(parseXml(nested(MAX_DEPTH)).root.name, "a");
-    assert.throws(() => parseXml(nested(MAX_DEPTH + 1)), (error: Error) => error instanceof LimitError && /deeper than 256/.test(error.message));
+    assert.throws(
+      () => parseXml(nested(MAX_DEPTH + 1)),
+      (error: Error) => error instanceof LimitError && /deeper than 256/.test(error.message),
+    );
     assert.throws(() => parseXml(nested(100_000)), LimitError, "100,000 levels: a refusal, not a stack overflow");
   });
 
   test(`parseXml() refuses more than ${MAX_ELEMENTS} elements and ${MAX_ATTRIBUTES} attributes`, () => {
-    assert.throws(() => parseXml(`<d>${"<a/>".repeat(MAX_ELEMENTS)}</d>`), (error: Error) => error instanceof LimitError && /elements/.test(error.message));
+    assert.throws(
+      () => parseXml(`<d>${"<a/>".repeat(MAX_ELEMENTS)}</d>`),
+      (error: Error) => error instanceof LimitError && /elements/.test(error.message),
+    );
     const attributes = (count: number) => Array.from({ length: count }, (_, i) => ` a${i}='1'`).join("");
-    assert.throws(() => parseXml(`<d${attributes(MAX_ATTRIBUTES + 1)}/>`), (error: Error) => error instanceof LimitError && /attributes/.test(error.message));
+    assert.throws(
+      () => parseXml(`<d${attributes(MAX_ATTRIBUTES + 1)}/>`),
+      (error: Error) => error instanceof LimitError && /attributes/.test(error.message),
+    );
   });
 
   test(`parseXml() refuses text longer than ${MAX_DOMAIN_BYTES} characters`, () => {

@@ -1,7 +1,15 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseXml } from "../../lib/xml/parse.ts";
-import { child, children, contains, descendants, getAttribute, indentBefore, indentBeforeClose } from "../../lib/xml/tree.ts";
+import {
+  child,
+  children,
+  contains,
+  descendants,
+  getAttribute,
+  indentBefore,
+  indentBeforeClose,
+} from "../../lib/xml/tree.ts";
 
 describe("tree lookups", () => {
   const { text, root } = parseXml(
