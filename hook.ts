@@ -48,6 +48,7 @@ type Environment = Record<string, string | undefined>;
  * @returns The exit code.
  */
 export async function main(args: string[], env: Environment): Promise<number> {
+  marks = env.HTTPSISOBOOT_TIMINGS === "1" ? [] : undefined;
   try {
     const command: Command = parseCommand(args);
     switch (command.mode) {
@@ -81,10 +82,14 @@ async function runHook(env: Environment): Promise<number> {
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
+  mark("start");
   const host = readSettings(env);
   const iso = checkUrl(url, host);
+  mark("settings");
   const original = readDomain(path, { followSymlinks: false });
+  mark("read");
   const plan = planHook(original.text, iso, host);
+  mark("transform");
   if (plan.preflight) await runPreflight(iso, host);
   if (plan.write !== undefined) {
     const unlock = lock(path);
@@ -95,6 +100,7 @@ async function runHook(env: Environment): Promise<number> {
     }
   }
   process.stderr.write(`httpsisoboot: ${plan.message}\n`);
+  mark("done");
   return EXIT_OK;
 }
 
@@ -292,17 +298,21 @@ function replaceFile(path: string, text: string, original: Stats): void {
   let fd: number | undefined;
   try {
     fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    mark("lock");
     writeAll(fd, Buffer.from(text, "utf8"));
     if (original.uid !== process.getuid?.() || original.gid !== process.getgid?.()) {
       fchownSync(fd, original.uid, original.gid);
     }
     fchmodSync(fd, original.mode & 0o7777);
+    mark("write");
     fsyncSync(fd);
+    mark("fsync");
     // The descriptor stays open until the end: while it is, no other file can get this inode number.
     const written = fstatSync(fd);
     checkUnchanged(path, temp, original, written);
     renameSync(temp, path);
     checkRenamed(path, written);
+    mark("rename");
   } catch (error) {
     try {
       unlinkSync(temp);
@@ -384,6 +394,23 @@ function errorCode(error: unknown): string {
   return typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code) ? code : "EIO";
 }
 
+/**
+ * Phase timings for `npm run bench`, with HTTPSISOBOOT_TIMINGS=1: one line on
+ * stderr at exit, milliseconds since the process started at each mark. The
+ * first mark ("start") includes the runtime's start and the modules' loading.
+ */
+let marks: Array<[string, number]> | undefined;
+
+function mark(name: string): void {
+  marks?.push([name, performance.now()]);
+}
+
+function printTimings(): void {
+  if (marks) {
+    process.stderr.write(`httpsisoboot-timings: ${marks.map(([name, ms]) => `${name}=${ms.toFixed(2)}`).join(" ")}\n`);
+  }
+}
+
 /** A bug that escapes main() still ends the hook with one line and exit 2, so the VM does not start. */
 function onUncaught(error: unknown): void {
   process.stderr.write(`httpsisoboot: ${errorLine(error)}\n`);
@@ -410,5 +437,8 @@ if (isEntry()) {
   process.on("unhandledRejection", onUncaught);
   // No top-level await: Bun's --bytecode compiles to CommonJS, which has none.
   // process.exit, not exitCode: a DNS lookup preflight gave up on must not keep the process alive.
-  main(process.argv.slice(2), process.env).then((code) => process.exit(code));
+  main(process.argv.slice(2), process.env).then((code) => {
+    printTimings();
+    process.exit(code);
+  });
 }

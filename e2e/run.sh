@@ -6,9 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH" NO_COLOR=1
 
-bash test/host.sh install libvirt-clients libvirt-daemon-system libvirt-daemon-driver-qemu \
-  qemu-system-x86 qemu-block-extra qemu-utils ipxe-qemu ovmf nginx-light openssl ca-certificates \
-  xorriso isolinux syslinux-common grub-pc-bin grub-efi-amd64-bin grub-common mtools
+bash test/host.sh install
 [ -e dist/httpsisoboot.mjs ] || deno task --quiet bundle
 # In this process, not a --test child, so that Ctrl-C reaches the suite's cleanup.
 node --import tsx e2e/e2e_test.ts

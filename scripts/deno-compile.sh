@@ -3,7 +3,7 @@
 # executable on its runtime, denort, which it downloads from dl.deno.land
 # unless DENORT_BIN names a local copy. Where neither works, this says so.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${1:-dist/httpsisoboot}
 mkdir -p "$(dirname "$out")"
 version=$(deno --version | head -1 | cut -d' ' -f2)

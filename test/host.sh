@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Prepares this host for the tests that need real libvirt, and undoes it.
-#   test/host.sh start   as root: install the Debian packages that are missing,
-#                        start virtlogd and libvirtd if they are not running
-#   test/host.sh install PACKAGE...   as root: install those that are missing
-#   test/host.sh stop    stop the daemons that `start` started, nothing else
+#   test/host.sh start     as root: install the Debian packages that are missing,
+#                          start virtlogd and libvirtd if they are not running
+#   test/host.sh install   as root: install the missing ones of the packages
+#                          listed in test/support/debian-packages.txt
+#   test/host.sh stop      stop the daemons that `start` started (by the pid
+#                          each wrote), nothing else
 # Not root: says what is missing; those tests then skip and say why.
 set -euo pipefail
 
-PACKAGES=(time libvirt-clients libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-block-extra qemu-utils vagrant vagrant-libvirt nginx-light openssl xorriso isolinux syslinux-common util-linux)
+mapfile -t PACKAGES < <(grep -v '^#' "$(dirname "$0")/support/debian-packages.txt")
 STATE=/run/httpsisoboot-test
 say() { echo "host.sh: $*" >&2; }
 
@@ -40,14 +42,14 @@ install_packages() {
 start_daemon() {
   local name=$1
   pgrep -x "$name" >/dev/null && return 0
-  "$name" -d
   mkdir -p "$STATE"
+  "$name" -d --pid-file "$STATE/$name.pid"
   echo "$name" >>"$STATE/started"
   say "started $name"
 }
 
 start() {
-  install_packages "${PACKAGES[@]}" "$@"
+  install_packages "${PACKAGES[@]}"
   if [ "$(id -u)" != 0 ]; then
     virsh -c qemu:///system uri >/dev/null 2>&1 ||
       say "qemu:///system is not reachable; run the tests as root to start libvirtd. Tests that need it will be skipped."
@@ -67,17 +69,19 @@ start() {
 
 stop() {
   [ -f "$STATE/started" ] || return 0
-  # Stop in reverse order: libvirtd before virtlogd.
+  # Stop in reverse order: libvirtd before virtlogd; each by the pid it wrote.
+  local name pid
   for name in $(tac "$STATE/started"); do
-    pkill -x "$name" && say "stopped $name"
-    for _ in $(seq 1 50); do pgrep -x "$name" >/dev/null || break; sleep 0.1; done
+    pid=$(cat "$STATE/$name.pid" 2>/dev/null) || continue
+    kill "$pid" 2>/dev/null && say "stopped $name"
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
   rm -rf "$STATE"
 }
 
 case "${1:-}" in
-  start) shift; start "$@" ;;
-  install) shift; install_packages "$@" ;;
+  start) start ;;
+  install) install_packages "${PACKAGES[@]}" ;;
   stop) stop ;;
-  *) echo "usage: test/host.sh start [EXTRA_PACKAGE...] | install PACKAGE... | stop" >&2; exit 2 ;;
+  *) echo "usage: test/host.sh start | install | stop" >&2; exit 2 ;;
 esac
