@@ -9,6 +9,11 @@
  * The hook runs with `preflight = no`: preflight's cost is the ISO server's
  * round trips, which the Python original never made; this measures the rest.
  *
+ * Then where the binary's time goes: /bin/true (what starting any process
+ * costs this harness), the empty program built with the same bun flags (the
+ * runtime's floor), and the hook's own phases, medians of its
+ * HTTPSISOBOOT_TIMINGS marks (milliseconds since the process started).
+ *
  * Then the hostile rows (issue 8), binary route only: each shape at half
  * and at full size, so that the growth shows whether time is linear, with
  * peak RSS; and, as root with openssl, a server that answers the ranged GET
@@ -198,10 +203,51 @@ function main(): void {
       );
     }
     console.log("\nfloor: the bare start of an empty program on the same route.");
+    breakdown(work, cases[0][1], results.get(ROUTES[0].name)!.get("empty program")!.ms, python.get("VDSM q35")!.ms);
     hostileRows(work, results.get(ROUTES[0].name)!.get("empty program")!.ms);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+const PHASES = ["start", "settings", "read", "transform", "lock", "write", "fsync", "rename", "done"];
+
+/** The binary's floors and its phases on the VDSM q35 domain. */
+function breakdown(work: string, domain: string, floor: number, python: number): void {
+  const spawn = measure(["/bin/true"], undefined, work);
+  const hook = measure(ROUTES[0].hook, domain, work);
+  const marks = PHASES.map(() => [] as number[]);
+  const file = join(work, "domxml");
+  for (let i = 0; i < RUNS; i++) {
+    copyFileSync(domain, file);
+    const env = {
+      PATH: process.env.PATH,
+      _hook_domxml: file,
+      httpsisoboot: ISO_URL,
+      HTTPSISOBOOT_CONFIG: join(work, "bench.conf"),
+      HTTPSISOBOOT_TIMINGS: "1",
+    };
+    const stderr = spawnSync(ROUTES[0].hook[0], [], { env, encoding: "utf8" }).stderr;
+    const line = /httpsisoboot-timings: (.*)/.exec(stderr)?.[1] ?? "";
+    for (const [index, name] of PHASES.entries()) {
+      marks[index].push(Number(new RegExp(`\\b${name}=([0-9.]+)`).exec(line)?.[1]));
+    }
+  }
+  const at = marks.map(median);
+  console.log(`\nwhere the binary's time goes (VDSM q35, medians of ${RUNS}):\n`);
+  console.log("| what | ms |\n|---|---:|");
+  console.log(`| starting any process here (/bin/true), wall | ${spawn.ms.toFixed(1)} |`);
+  console.log(`| empty program, same bun flags (the floor), wall | ${floor.toFixed(1)} |`);
+  console.log(`| the hook, wall | ${hook.ms.toFixed(1)} |`);
+  PHASES.forEach((name, index) => {
+    const since = index === 0
+      ? "process start to main(): runtime and module loading"
+      : `${PHASES[index - 1]} → ${name}`;
+    console.log(`| ${since} | ${(at[index] - (index === 0 ? 0 : at[index - 1])).toFixed(2)} |`);
+  });
+  console.log(`| last mark to exit (wall minus marks; includes the harness) | ${(hook.ms - at.at(-1)!).toFixed(1)} |`);
+  console.log(`| hook ÷ python reference | ${(hook.ms / python).toFixed(2)}× |`);
+  console.log(`| (hook − floor) ÷ (python − floor) | ${((hook.ms - floor) / (python - floor)).toFixed(2)}× |`);
 }
 
 /** Hostile shapes, at half and full size: [name, exit status, text of size n]. */

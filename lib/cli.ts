@@ -15,10 +15,6 @@ export type Command =
   | { mode: "help" }
   | { mode: "version" };
 
-/** Exit codes, as VDSM reads them: anything but 0 stops the VM from starting. */
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 2;
-
 /**
  * Parses the hook's arguments. With none, it runs as VDSM's hook.
  *

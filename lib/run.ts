@@ -16,6 +16,10 @@ import { type IsoUrl, parseIsoUrl } from "./url.ts";
 import { applyEdits } from "./xml/edit.ts";
 import { unifiedDiff } from "./diff.ts";
 
+/** Exit codes, as VDSM reads them: anything but 0 stops the VM from starting. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 2;
+
 /** The host's settings and the file they came from, named in messages. */
 export interface Host {
   settings: Settings;

@@ -42,10 +42,13 @@ const XML_DECLARATION = new RegExp(
   `^<\\?xml${WS}+version${WS}*=${WS}*(['"])1\\.0\\1(${WS}+encoding${WS}*=${WS}*(['"])([A-Za-z][A-Za-z0-9._-]*)\\3)?` +
     `(${WS}+standalone${WS}*=${WS}*(['"])(yes|no)\\6)?${WS}*\\?>$`,
 );
-/** Characters XML 1.0 does not allow, and UTF-16 halves without their other half. */
-const NOT_XML_CHAR =
-  // deno-lint-ignore no-control-regex
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+/**
+ * Characters XML 1.0 does not allow, and UTF-16 halves (checked for their
+ * other half by hand). A plain class, not a look-behind, so the regular
+ * expression engine compiles it: it runs over every text and attribute.
+ */
+// deno-lint-ignore no-control-regex
+const SUSPECT_CHAR = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ud800-\udfff\ufffe\uffff]/g;
 const PREDEFINED_ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 const BOM = "\ufeff";
 
@@ -341,11 +344,20 @@ function isXmlChar(point: number): boolean {
 }
 
 function checkCharacters(state: State, raw: string, at: number): void {
-  const bad = NOT_XML_CHAR.exec(raw);
-  if (bad) {
-    const code = bad[0].charCodeAt(0).toString(16).padStart(4, "0").toUpperCase();
-    fail(state, `character U+${code} is not allowed in XML`, at + bad.index);
+  SUSPECT_CHAR.lastIndex = 0;
+  for (let found = SUSPECT_CHAR.exec(raw); found; found = SUSPECT_CHAR.exec(raw)) {
+    const index = found.index;
+    const code = raw.charCodeAt(index);
+    if (code >= 0xd800 && code <= 0xdbff && isLowSurrogate(raw.charCodeAt(index + 1))) {
+      SUSPECT_CHAR.lastIndex = index + 2; // a whole pair: a character beyond U+FFFF
+      continue;
+    }
+    fail(state, `character U+${code.toString(16).padStart(4, "0").toUpperCase()} is not allowed in XML`, at + index);
   }
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
 }
 
 function endMarkup(state: State, end: number): void {
