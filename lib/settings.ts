@@ -88,50 +88,50 @@ export function parseSettings(text: string, file: string): Settings {
     const [, key, value] = match;
     if (seen.has(key)) throw new SettingsError(`${where}: '${key}' is set twice`);
     seen.add(key);
-    switch (key) {
-      case "timeout":
-        settings.timeout = wholeNumber(
-          value,
-          1,
-          MAX_TIMEOUT,
-          `${where}: 'timeout' must be whole seconds from 1 to ${MAX_TIMEOUT}`,
-        );
-        break;
-      case "readahead":
-        settings.readahead = wholeNumber(
-          value,
-          512,
-          1 << 30,
-          `${where}: 'readahead' must be bytes from 512 to 1073741824`,
-        );
-        if (settings.readahead % 512 !== 0) {
-          throw new SettingsError(
-            `${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`,
-          );
-        }
-        break;
-      case "preflight":
-        settings.preflight = yesNo(value, `${where}: 'preflight' must be yes or no`);
-        break;
-      case "preflight_timeout":
-        settings.preflightTimeout = wholeNumber(
-          value,
-          1,
-          120,
-          `${where}: 'preflight_timeout' must be whole seconds from 1 to 120`,
-        );
-        break;
-      case "allow":
-        settings.allow = value.split(",").map((entry) => allowRule(entry.trim(), `${where}: 'allow'`));
-        break;
-      default:
-        throw new SettingsError(
-          `${where}: unknown setting '${key}'; the settings are timeout, readahead, preflight, preflight_timeout and allow`,
-        );
+    const read = READERS[key];
+    if (!read) {
+      throw new SettingsError(
+        `${where}: unknown setting '${key}'; the settings are ${
+          Object.keys(READERS).slice(0, -1).join(", ")
+        } and allow`,
+      );
     }
+    read(settings, value, where);
   });
   return settings;
 }
+
+/** How each key's value is read into the settings; `where` names the file and line. */
+const READERS: Record<string, (settings: Settings, value: string, where: string) => void> = {
+  timeout(settings, value, where) {
+    settings.timeout = wholeNumber(
+      value,
+      1,
+      MAX_TIMEOUT,
+      `${where}: 'timeout' must be whole seconds from 1 to ${MAX_TIMEOUT}`,
+    );
+  },
+  readahead(settings, value, where) {
+    settings.readahead = wholeNumber(value, 512, 1 << 30, `${where}: 'readahead' must be bytes from 512 to 1073741824`);
+    if (settings.readahead % 512 !== 0) {
+      throw new SettingsError(`${where}: 'readahead' must be a multiple of 512 (QEMU refuses others), not ${value}`);
+    }
+  },
+  preflight(settings, value, where) {
+    settings.preflight = yesNo(value, `${where}: 'preflight' must be yes or no`);
+  },
+  preflight_timeout(settings, value, where) {
+    settings.preflightTimeout = wholeNumber(
+      value,
+      1,
+      120,
+      `${where}: 'preflight_timeout' must be whole seconds from 1 to 120`,
+    );
+  },
+  allow(settings, value, where) {
+    settings.allow = value.split(",").map((entry) => allowRule(entry.trim(), `${where}: 'allow'`));
+  },
+};
 
 function wholeNumber(value: string, min: number, max: number, message: string): number {
   if (!/^[0-9]{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {

@@ -63,51 +63,10 @@ const LIBVIRT_RAW_PATH_CHARACTER = /[A-Za-z0-9\-_.!~*'()/;@&=+$,]/;
 export function parseIsoUrl(text: string): IsoUrl {
   if (typeof text !== "string" || text === "") throw new UrlError("the URL is empty");
   refuseWhitespaceAndControls(text);
-
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1];
-  if (!scheme) throw new UrlError("the URL does not start with https://");
-  if (scheme.toLowerCase() !== "https") {
-    throw new UrlError(
-      `the URL scheme is '${scheme}', but only https is supported; serve the ISO over https`,
-    );
-  }
-  if (text.slice(scheme.length + 1, scheme.length + 3) !== "//") {
-    throw new UrlError("the URL does not start with https://");
-  }
-
-  const rest = text.slice(scheme.length + 3).split("#")[0];
-  const pathStart = rest.search(/[/?]/);
-  const authority = pathStart < 0 ? rest : rest.slice(0, pathStart);
-  const pathAndQuery = pathStart < 0 ? "" : rest.slice(pathStart);
-  if (authority.includes("@")) {
-    throw new UrlError(
-      "the URL contains credentials (user:password@), which QEMU would log and pass on; " +
-        "use a URL that needs no login, such as a signed URL",
-    );
-  }
+  const { authority, path, query } = splitUrl(afterScheme(text));
   const { host, port } = parseAuthority(authority);
-
-  const questionMark = pathAndQuery.indexOf("?");
-  const path = questionMark < 0 ? pathAndQuery : pathAndQuery.slice(0, questionMark);
-  const rawQuery = questionMark < 0 ? undefined : pathAndQuery.slice(questionMark + 1);
-  const query = rawQuery === "" ? undefined : rawQuery;
-
-  if (path === "" || path === "/") {
-    throw new UrlError("the URL has no path to an ISO image; give the full path, such as /isos/disk.iso");
-  }
-  checkCharacters(path, "path", /[?]/);
   if (query !== undefined) checkCharacters(query, "query", null);
-  if (path.split("/").some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) {
-    throw new UrlError(
-      "the URL path contains '.' or '..' segments (perhaps encoded as %2e), which curl or the server would remove; " +
-        "write the path without them",
-    );
-  }
-
-  const name = decodePath(path);
-  const fetchedPath = encodePathLikeLibvirt(name);
-  refuseIfPathChanges(path, fetchedPath);
-
+  const { name, fetchedPath } = parsePath(path);
   const hostInUrl = host.includes(":") ? `[${host}]` : host;
   const origin = `https://${hostInUrl}:${port}${fetchedPath}`;
   return {
@@ -119,6 +78,55 @@ export function parseIsoUrl(text: string): IsoUrl {
     requestTarget: query === undefined ? fetchedPath : `${fetchedPath}?${query}`,
     redacted: query === undefined ? origin : `${origin}?${redactQuery(query)}`,
   };
+}
+
+/** What follows `https://`; any other scheme is refused. */
+function afterScheme(text: string): string {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1];
+  if (!scheme) throw new UrlError("the URL does not start with https://");
+  if (scheme.toLowerCase() !== "https") {
+    throw new UrlError(`the URL scheme is '${scheme}', but only https is supported; serve the ISO over https`);
+  }
+  if (text.slice(scheme.length + 1, scheme.length + 3) !== "//") {
+    throw new UrlError("the URL does not start with https://");
+  }
+  return text.slice(scheme.length + 3);
+}
+
+/** Authority, path and query (undefined when empty); the fragment is dropped, credentials refused. */
+function splitUrl(rest: string): { authority: string; path: string; query: string | undefined } {
+  const withoutFragment = rest.split("#")[0];
+  const pathStart = withoutFragment.search(/[/?]/);
+  const authority = pathStart < 0 ? withoutFragment : withoutFragment.slice(0, pathStart);
+  const pathAndQuery = pathStart < 0 ? "" : withoutFragment.slice(pathStart);
+  if (authority.includes("@")) {
+    throw new UrlError(
+      "the URL contains credentials (user:password@), which QEMU would log and pass on; " +
+        "use a URL that needs no login, such as a signed URL",
+    );
+  }
+  const questionMark = pathAndQuery.indexOf("?");
+  const path = questionMark < 0 ? pathAndQuery : pathAndQuery.slice(0, questionMark);
+  const query = questionMark < 0 ? undefined : pathAndQuery.slice(questionMark + 1);
+  return { authority, path, query: query === "" ? undefined : query };
+}
+
+/** The decoded path for `<source name>`, and the path libvirt will send, which must be the one written. */
+function parsePath(path: string): { name: string; fetchedPath: string } {
+  if (path === "" || path === "/") {
+    throw new UrlError("the URL has no path to an ISO image; give the full path, such as /isos/disk.iso");
+  }
+  checkCharacters(path, "path", /[?]/);
+  if (path.split("/").some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) {
+    throw new UrlError(
+      "the URL path contains '.' or '..' segments (perhaps encoded as %2e), which curl or the server would remove; " +
+        "write the path without them",
+    );
+  }
+  const name = decodePath(path);
+  const fetchedPath = encodePathLikeLibvirt(name);
+  refuseIfPathChanges(path, fetchedPath);
+  return { name, fetchedPath };
 }
 
 /**

@@ -71,6 +71,7 @@ export function exchange(
   const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
   return new Promise((resolve, reject) => {
     const reader = new ResponseReader(requests);
+    const socket = openTls(url, options.ca);
     let issuer = "";
     let settled = false;
     const finish = (error?: Error) => {
@@ -81,26 +82,12 @@ export function exchange(
       if (error) reject(error);
       else resolve({ responses: reader.responses, issuer });
     };
+    const timeout =
+      `${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`;
     const timer = setTimeout(
-      () =>
-        finish(
-          new ConnectionError(
-            `${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`,
-            "timeout",
-          ),
-        ),
+      () => finish(new ConnectionError(timeout, "timeout")),
       Math.max(0, options.deadline - Date.now()),
     );
-    const isIp = /^[0-9.]+$/.test(url.host) || url.host.includes(":");
-    // finish() and the timer run only once the socket exists: they are called back, never here.
-    const socket: TLSSocket = connect({
-      host: url.host,
-      port: url.port,
-      ca: Buffer.from(options.ca),
-      servername: isIp ? undefined : url.host,
-      rejectUnauthorized: false,
-      ALPNProtocols: ["http/1.1"],
-    });
     socket.once("secureConnect", () => {
       issuer = issuerName(socket);
       if (!socket.authorized) return finish(tlsError(String(socket.authorizationError ?? ""), where, issuer));
@@ -116,6 +103,22 @@ export function exchange(
     socket.on("end", () => finish());
     socket.on("close", () => finish());
     socket.on("error", (error: NodeJS.ErrnoException) => finish(networkError(error, where, url.host)));
+  });
+}
+
+/**
+ * A TLS connection to the URL's server, verified against `ca` with the host
+ * name checked; the caller looks at `authorized` before sending anything.
+ */
+function openTls(url: IsoUrl, ca: Uint8Array): TLSSocket {
+  const isIp = /^[0-9.]+$/.test(url.host) || url.host.includes(":");
+  return connect({
+    host: url.host,
+    port: url.port,
+    ca: Buffer.from(ca),
+    servername: isIp ? undefined : url.host,
+    rejectUnauthorized: false,
+    ALPNProtocols: ["http/1.1"],
   });
 }
 
