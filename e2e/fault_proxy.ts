@@ -68,91 +68,110 @@ export function spawnFaultProxy(target: number): Promise<FaultProxy> {
   });
 }
 
+/** The fault in force, and what it did since it was set. */
+class Faults {
+  fault: Fault = { mode: "none" };
+  serverBytes = 0;
+  connections = 0;
+  fired = false;
+  holdUntil = 0;
+
+  set(next: Fault): void {
+    Object.assign(this, { fault: next, serverBytes: 0, connections: 0, fired: false, holdUntil: 0 });
+  }
+
+  stats(): ProxyStats {
+    return { serverBytes: this.serverBytes, connections: this.connections, fired: this.fired };
+  }
+
+  /** Applies the fault to one chunk from the server; false when the connection was cut instead. */
+  async beforeServerChunk(chunk: Buffer, client: Socket, upstream: Socket): Promise<boolean> {
+    const fault = this.fault;
+    const crosses = !this.fired && "afterBytes" in fault && this.serverBytes + chunk.length > fault.afterBytes;
+    if (fault.mode === "stall" && crosses) {
+      this.fired = true;
+      this.holdUntil = Date.now() + fault.seconds * 1000;
+    }
+    if (Date.now() < this.holdUntil) await sleep(this.holdUntil - Date.now());
+    if (fault.mode === "reset" && crosses) {
+      this.fired = true;
+      client.resetAndDestroy();
+      upstream.destroy();
+      return false;
+    }
+    if (fault.mode === "trickle") await sleep((chunk.length / fault.bytesPerSecond) * 1000);
+    this.serverBytes += chunk.length;
+    return true;
+  }
+}
+
 /** The proxy itself, in this process. */
 function startFaultProxy(target: number): Promise<{ port: number; set(fault: Fault): void; stats(): ProxyStats }> {
-  let fault: Fault = { mode: "none" };
-  let serverBytes = 0;
-  let connections = 0;
-  let fired = false;
-  let holdUntil = 0;
-  const sockets = new Set<Socket>();
-
+  const faults = new Faults();
   const server: Server = createServer((client) => {
-    connections++;
-    const upstream = new Socket();
-    sockets.add(client);
-    sockets.add(upstream);
-    const closeBoth = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on("error", closeBoth);
-    upstream.on("error", closeBoth);
-    upstream.connect(target, "127.0.0.1");
-
-    // Client to server: delayed per chunk in latency mode, in order.
-    let clientQueue = Promise.resolve();
-    client.on("data", (chunk) => {
-      const delay = fault.mode === "latency" ? fault.ms : 0;
-      clientQueue = clientQueue.then(() => sleep(delay)).then(() => {
-        if (!upstream.destroyed) upstream.write(chunk);
-      });
-    });
-    // A side that ends is ended on the other side once what it sent is through.
-    client.on("end", () => {
-      clientQueue = clientQueue.then(() => {
-        upstream.end();
-      });
-    });
-
-    // Server to client: counted, and held, cut or slowed as the fault says.
-    let serverQueue = Promise.resolve();
-    upstream.on("data", (chunk: Buffer) => {
-      upstream.pause();
-      serverQueue = serverQueue.then(async () => {
-        if (fault.mode === "stall" && !fired && serverBytes + chunk.length > fault.afterBytes) {
-          fired = true;
-          holdUntil = Date.now() + fault.seconds * 1000;
-        }
-        if (Date.now() < holdUntil) await sleep(holdUntil - Date.now());
-        if (fault.mode === "reset" && !fired && serverBytes + chunk.length > fault.afterBytes) {
-          fired = true;
-          client.resetAndDestroy();
-          upstream.destroy();
-          return;
-        }
-        if (fault.mode === "trickle") await sleep((chunk.length / fault.bytesPerSecond) * 1000);
-        serverBytes += chunk.length;
-        if (!client.destroyed) client.write(chunk);
-        upstream.resume();
-      });
-    });
-    upstream.on("end", () => {
-      serverQueue = serverQueue.then(() => {
-        client.end();
-      });
-    });
-    client.on("close", () => serverQueue.then(closeBoth));
-    upstream.on("close", () => serverQueue.then(() => client.end()));
+    faults.connections++;
+    relay(client, target, faults);
   });
-
   return new Promise((resolve) => {
     server.listen(0, "127.0.0.1", () => {
       resolve({
         port: (server.address() as { port: number }).port,
-        set(next) {
-          fault = next;
-          serverBytes = 0;
-          connections = 0;
-          fired = false;
-          holdUntil = 0;
-        },
-        stats: () => ({ serverBytes, connections, fired }),
+        set: (next) => faults.set(next),
+        stats: () => faults.stats(),
       });
     });
   });
+}
+
+/** Connects a client to the target and relays both ways, with the fault applied. */
+function relay(client: Socket, target: number, faults: Faults): void {
+  const upstream = new Socket();
+  const closeBoth = () => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on("error", closeBoth);
+  upstream.on("error", closeBoth);
+  upstream.connect(target, "127.0.0.1");
+  clientToServer(client, upstream, faults);
+  const serverQueue = serverToClient(upstream, client, faults);
+  client.on("close", () => serverQueue().then(closeBoth));
+  upstream.on("close", () => serverQueue().then(() => client.end()));
+}
+
+/** Client to server: delayed per chunk in latency mode, in order; an end is passed on once all is through. */
+function clientToServer(client: Socket, upstream: Socket, faults: Faults): void {
+  let queue = Promise.resolve();
+  client.on("data", (chunk) => {
+    const delay = faults.fault.mode === "latency" ? faults.fault.ms : 0;
+    queue = queue.then(() => sleep(delay)).then(() => {
+      if (!upstream.destroyed) upstream.write(chunk);
+    });
+  });
+  client.on("end", () => {
+    queue = queue.then(() => {
+      upstream.end();
+    });
+  });
+}
+
+/** Server to client: counted, and held, cut or slowed as the fault says. Returns the queue's tail. */
+function serverToClient(upstream: Socket, client: Socket, faults: Faults): () => Promise<void> {
+  let queue = Promise.resolve();
+  upstream.on("data", (chunk: Buffer) => {
+    upstream.pause();
+    queue = queue.then(async () => {
+      if (!(await faults.beforeServerChunk(chunk, client, upstream))) return;
+      if (!client.destroyed) client.write(chunk);
+      upstream.resume();
+    });
+  });
+  upstream.on("end", () => {
+    queue = queue.then(() => {
+      client.end();
+    });
+  });
+  return () => queue;
 }
 
 function sleep(ms: number): Promise<void> {

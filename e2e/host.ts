@@ -87,6 +87,17 @@ function unmountStale(): void {
 
 /** Starts what the e2e needs and trusts `caCert` for QEMU until stop(). */
 export function startHost(dir: string, caCert: string): Host {
+  clearStaleRun();
+  const startedVirtlogd = !running("virtlogd");
+  if (startedVirtlogd) execFileSync("virtlogd", ["-d"]);
+  const mounts = trustMounts(dir, caCert);
+  return running("libvirtd")
+    ? trustInHostNamespace(mounts, startedVirtlogd)
+    : startPrivateLibvirtd(mounts, startedVirtlogd);
+}
+
+/** Stops a libvirtd and undoes a mount that an interrupted run left, and makes /dev/kvm usable. */
+function clearStaleRun(): void {
   mkdirSync(STATE, { recursive: true });
   // A libvirtd left by an interrupted run still trusts that run's CA only.
   const stale = existsSync(join(STATE, "libvirtd.pid")) ? Number(readFileSync(join(STATE, "libvirtd.pid"), "utf8")) : 0;
@@ -96,14 +107,13 @@ export function startHost(dir: string, caCert: string): Host {
   }
   unmountStale();
   if (existsSync("/dev/kvm")) spawnSync("sh", ["-c", "chgrp kvm /dev/kvm && chmod 660 /dev/kvm"]);
+}
 
-  const startedVirtlogd = !running("virtlogd");
-  if (startedVirtlogd) execFileSync("virtlogd", ["-d"]);
+/** The files to bind-mount over the trust store: the bundle with the test CA, and EL's anchors when present. */
+function trustMounts(dir: string, caCert: string): Array<[string, string]> {
   const bundle = bundlePath();
-  const trusted = readFileSync(bundle, "utf8") + "\n" + readFileSync(caCert, "utf8");
-
   const mounted = join(dir, "trust-bundle.crt");
-  writeFileSync(mounted, trusted, { mode: 0o644 });
+  writeFileSync(mounted, readFileSync(bundle, "utf8") + "\n" + readFileSync(caCert, "utf8"), { mode: 0o644 });
   const mounts: Array<[string, string]> = [[mounted, bundle]];
   if (existsSync(EL_ANCHORS)) {
     const anchors = join(dir, "trust-anchors");
@@ -111,32 +121,35 @@ export function startHost(dir: string, caCert: string): Host {
     copyFileSync(caCert, join(anchors, "httpsisoboot-e2e-ca.crt"));
     mounts.push([anchors, EL_ANCHORS]);
   }
+  return mounts;
+}
 
-  if (!running("libvirtd")) {
-    const binds = mounts.map(([from, to]) => `mount --bind '${from}' '${to}'`).join(" && ");
-    execFileSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", `${binds} && exec libvirtd -d`]);
-    waitForLibvirt();
-    const pid = running("libvirtd")!;
-    writeFileSync(join(STATE, "libvirtd.pid"), String(pid));
-    return {
-      trust: `mount namespace (libvirtd ${pid} sees the test CA in ${
-        mounts.map(([, to]) => to).join(" and ")
-      }; the host's files are untouched)`,
-      withQemuTrust: (command) => ["nsenter", "--target", String(pid), "--mount", "--", ...command],
-      stop() {
-        stopPid(pid);
-        rmSync(join(STATE, "libvirtd.pid"), { force: true });
-        if (startedVirtlogd) stopPid(running("virtlogd"));
-      },
-    };
-  }
+/** A libvirtd of the suite's own, in a private mount namespace where the test CA is trusted. */
+function startPrivateLibvirtd(mounts: Array<[string, string]>, startedVirtlogd: boolean): Host {
+  const binds = mounts.map(([from, to]) => `mount --bind '${from}' '${to}'`).join(" && ");
+  execFileSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", `${binds} && exec libvirtd -d`]);
+  waitForLibvirt();
+  const pid = running("libvirtd")!;
+  writeFileSync(join(STATE, "libvirtd.pid"), String(pid));
+  const where = mounts.map(([, to]) => to).join(" and ");
+  return {
+    trust: `mount namespace (libvirtd ${pid} sees the test CA in ${where}; the host's files are untouched)`,
+    withQemuTrust: (command) => ["nsenter", "--target", String(pid), "--mount", "--", ...command],
+    stop() {
+      stopPid(pid);
+      rmSync(join(STATE, "libvirtd.pid"), { force: true });
+      if (startedVirtlogd) stopPid(running("virtlogd"));
+    },
+  };
+}
 
+/** With a libvirtd already running: the same mounts in the host's namespace, until the end of the run. */
+function trustInHostNamespace(mounts: Array<[string, string]>, startedVirtlogd: boolean): Host {
   for (const [from, to] of mounts) execFileSync("mount", ["--bind", from, to]);
   writeFileSync(HOST_MOUNT, mounts.map(([, to]) => to).join("\n"));
+  const where = mounts.map(([, to]) => to).join(" and ");
   return {
-    trust: `bind mount over ${
-      mounts.map(([, to]) => to).join(" and ")
-    } in the host's namespace until the end of the run (libvirtd was already running)`,
+    trust: `bind mount over ${where} in the host's namespace until the end of the run (libvirtd was already running)`,
     withQemuTrust: (command) => command,
     stop() {
       for (const [, to] of mounts) spawnSync("umount", [to]);
