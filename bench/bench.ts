@@ -27,8 +27,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { MAX_DOMAIN_BYTES } from "../lib/limits.ts";
-import { systemTrustBundle } from "../lib/preflight/trust.ts";
-import { makeAuthority, makeServerCert } from "../test/support/tls.ts";
+import { makeAuthority, makeServerCert, trustingPrefix } from "../test/support/tls.ts";
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
@@ -320,26 +319,23 @@ function endlessRow(work: string): void {
   const authority = makeAuthority(work, "bench CA");
   const cert = makeServerCert(work, "bench-server", authority);
   const portFile = join(work, "endless.port");
-  const server = spawn(process.execPath, ["-e", ENDLESS_SERVER, cert.cert, cert.key, portFile], { stdio: "inherit" });
+  const server = spawn(process.execPath, [
+    "--import",
+    "tsx",
+    join(ROOT, "test", "support", "endless.ts"),
+    cert.cert,
+    cert.key,
+    portFile,
+  ], {
+    cwd: ROOT,
+    stdio: "inherit",
+  });
   try {
     const port = waitForPort(portFile);
-    const bundle = join(work, "bundle.crt");
-    writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(authority.cert, "utf8"));
     const settings = join(work, "endless.conf");
     writeFileSync(settings, "preflight_timeout = 5\n");
-    // The test CA is trusted only in this private mount namespace, as in the e2e suite.
-    const prefix = [
-      "unshare",
-      "--mount",
-      "--propagation",
-      "private",
-      "sh",
-      "-c",
-      `mount --bind "$1" "$2" && shift 2 && exec "$@"`,
-      "sh",
-      bundle,
-      systemTrustBundle(),
-    ];
+    // The test CA is trusted only in a private mount namespace, as in the e2e suite.
+    const prefix = trustingPrefix(work, authority.cert);
     const q35 = join(ROOT, "test", "fixtures", "q35-vdsm.in.xml");
     const env = { httpsisoboot: `https://localhost:${port}/boot.iso`, HTTPSISOBOOT_CONFIG: settings };
     const result = measure(ROUTES[0].hook, q35, work, { status: 2, env, prefix, runs: 5 });
@@ -360,28 +356,5 @@ function waitForPort(file: string): number {
   }
   throw new Error("the endless server did not start");
 }
-
-const ENDLESS_SERVER = `
-const { createServer } = require("node:tls");
-const { readFileSync, writeFileSync } = require("node:fs");
-const [cert, key, portFile] = process.argv.slice(1);
-const server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (socket) => {
-  let buffered = "";
-  socket.on("error", () => {});
-  socket.on("data", (chunk) => {
-    buffered += chunk.toString("latin1");
-    for (let end = buffered.indexOf("\\r\\n\\r\\n"); end >= 0; end = buffered.indexOf("\\r\\n\\r\\n")) {
-      const request = buffered.slice(0, end);
-      buffered = buffered.slice(end + 4);
-      if (request.startsWith("HEAD")) { socket.write("HTTP/1.1 200 OK\\r\\nContent-Length: 1000000\\r\\nAccept-Ranges: bytes\\r\\n\\r\\n"); continue; }
-      socket.write("HTTP/1.1 200 OK\\r\\n\\r\\n");
-      const chunk = Buffer.alloc(1 << 20, 65);
-      const pump = () => { while (!socket.destroyed && socket.write(chunk)); if (!socket.destroyed) socket.once("drain", pump); };
-      pump();
-    }
-  });
-});
-server.listen(0, "127.0.0.1", () => writeFileSync(portFile, String(server.address().port)));
-`;
 
 main();

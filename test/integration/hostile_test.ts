@@ -34,8 +34,8 @@ import { Buffer } from "node:buffer";
 import { preflight } from "../../lib/preflight/preflight.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import { PolicyError, ServerError } from "../../lib/errors.ts";
-import { systemTrustBundle } from "../../lib/preflight/trust.ts";
-import { makeAuthority, makeServerCert } from "../support/tls.ts";
+import { makeAuthority, makeServerCert, trustingPrefix } from "../support/tls.ts";
+import { answerEndless, eachRequest, GOOD_HEAD } from "../support/endless.ts";
 import { BINARY, readFixture } from "../support/mod.ts";
 
 const HOOK = process.env.HOSTILE_BIN ?? BINARY;
@@ -399,19 +399,14 @@ function tlsServer(
   answer: (socket: TLSSocket, request: string) => void,
 ): Promise<void> {
   seen[name] = [];
-  const server = createTlsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
-    let buffered = "";
-    socket.on("error", () => {});
-    socket.on("data", (chunk) => {
-      buffered += chunk.toString("latin1");
-      for (let end = buffered.indexOf("\r\n\r\n"); end >= 0; end = buffered.indexOf("\r\n\r\n")) {
-        const request = buffered.slice(0, end);
-        buffered = buffered.slice(end + 4);
+  const server = createTlsServer(
+    { cert: readFileSync(cert.cert), key: readFileSync(cert.key) },
+    (socket) =>
+      eachRequest(socket, (socket, request) => {
         seen[name].push(request.split("\r\n")[0]);
         answer(socket, request);
-      }
-    });
-  });
+      }),
+  );
   servers.push(server);
   return new Promise((resolve) =>
     server.listen(0, "127.0.0.1", () => {
@@ -435,8 +430,6 @@ function tcpServer(name: string, onConnection: (socket: Socket) => void): Promis
   );
 }
 
-const GOOD_HEAD = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nAccept-Ranges: bytes\r\n\r\n";
-
 /** An ISO 9660 volume descriptor whose label holds ESC, BEL and a line break. */
 function descriptor(): Buffer {
   const sector = Buffer.alloc(2048);
@@ -450,16 +443,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     const authority = makeAuthority(work, "Internal CA/O=Secret Org/OU=Payroll");
     ca = authority.cert;
     const cert = makeServerCert(work, "hostile", authority);
-    await tlsServer("endless", cert, (socket, request) => {
-      if (request.startsWith("HEAD")) return void socket.write(GOOD_HEAD);
-      socket.write("HTTP/1.1 200 OK\r\n\r\n");
-      const chunk = Buffer.alloc(1 << 20, 0x41);
-      const pump = () => {
-        while (!socket.destroyed && socket.write(chunk));
-        if (!socket.destroyed) socket.once("drain", pump);
-      };
-      pump();
-    });
+    await tlsServer("endless", cert, answerEndless);
     await tlsServer("headers", cert, (socket) => {
       socket.write("HTTP/1.1 200 OK\r\n");
       const pump = () => {
@@ -582,8 +566,6 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     skip: noBinary ?? notRoot ??
       (existsSync("/usr/bin/time") ? undefined : "GNU time is not installed (Debian package time)"),
   }, async () => {
-    const bundle = join(work, "trusted-bundle.crt");
-    writeFileSync(bundle, readFileSync(systemTrustBundle(), "utf8") + "\n" + readFileSync(ca, "utf8"));
     const settings = join(work, "five-seconds.conf");
     writeFileSync(settings, "preflight_timeout = 5\n");
     const path = domainFile("endless");
@@ -595,26 +577,13 @@ describe("hostile servers", { skip: noOpenssl }, () => {
         HTTPSISOBOOT_CONFIG: settings,
       },
       60_000,
-      [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        `mount --bind "$1" "$2" && exec /usr/bin/time -f 'peak-rss-kib %M' "$3"`,
-        "sh",
-        bundle,
-        systemTrustBundle(),
-      ],
+      [...trustingPrefix(work, ca), "/usr/bin/time", "-f", "peak-rss-kib %M"],
     );
-    const result = outcome;
-    const elapsed = outcome.ms;
-    assert.equal(result.status, 2, result.stderr);
-    assert.match(result.stderr, /^httpsisoboot: [^\n]*ignored a byte-range request \(answered 200, not 206\)[^\n]*\n/);
-    const rssKib = Number(/peak-rss-kib (\d+)/.exec(result.stderr)?.[1]);
+    assert.equal(outcome.status, 2, outcome.stderr);
+    assert.match(outcome.stderr, /^httpsisoboot: [^\n]*ignored a byte-range request \(answered 200, not 206\)[^\n]*\n/);
+    const rssKib = Number(/peak-rss-kib (\d+)/.exec(outcome.stderr)?.[1]);
     assert.ok(rssKib < 100 * 1024, `peak RSS ${rssKib} KiB`);
-    assert.ok(elapsed < 5000, `decided in ${elapsed} ms, before preflight_timeout`);
+    assert.ok(outcome.ms < 5000, `decided in ${outcome.ms} ms, before preflight_timeout`);
     assert.equal(readFileSync(path, "utf8"), SAMPLE);
   });
 

@@ -13,7 +13,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { preflight } from "../../lib/preflight/preflight.ts";
-import { readVolumeDescriptor } from "../../lib/preflight/iso9660.ts";
 import { systemTrustBundle } from "../../lib/preflight/trust.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import { buildBiosIso } from "../support/iso.ts";
@@ -291,23 +290,5 @@ describe("preflight()", { skip: missing() }, () => {
     const hooked = trusted(BINARY);
     assert.equal(hooked.status, 0, hooked.stderr);
     assert.match(readFileSync(join(work, "ok.xml"), "utf8"), /<source protocol="https" name="\/moved.iso">/);
-  });
-});
-
-describe("readVolumeDescriptor()", () => {
-  const sector = (magic: string, label = "") => {
-    const bytes = new Uint8Array(2048);
-    bytes.set([1, ...new TextEncoder().encode(magic)]);
-    bytes.set(new TextEncoder().encode(label.padEnd(32, " ")), 40);
-    return bytes;
-  };
-  test("readVolumeDescriptor() reads ISO 9660 with its label, UDF, and nothing else", () => {
-    assert.deepEqual(readVolumeDescriptor(sector("CD001", "RHEL-9-4-0-BaseOS-x86_64")), {
-      format: "ISO 9660",
-      label: "RHEL-9-4-0-BaseOS-x86_64",
-    });
-    assert.deepEqual(readVolumeDescriptor(sector("BEA01")), { format: "UDF", label: "" });
-    assert.equal(readVolumeDescriptor(sector("CD002")), undefined);
-    assert.equal(readVolumeDescriptor(new Uint8Array(3)), undefined);
   });
 });

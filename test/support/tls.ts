@@ -1,5 +1,6 @@
 /** A throw-away certificate authority and server certificates, made with openssl for each run. */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { systemTrustBundle } from "../../lib/preflight/trust.ts";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 
@@ -76,4 +77,17 @@ export function makeServerCert(dir: string, name: string, authority: Authority):
     `${base}.crt`,
   ]);
   return { cert: `${base}.crt`, key: `${base}.key` };
+}
+
+/**
+ * A command prefix that runs a program trusting `caCert` on top of the
+ * system's roots, in a private mount namespace only: the host's trust store
+ * is untouched. Needs root. Writes the combined bundle into `dir`.
+ */
+export function trustingPrefix(dir: string, caCert: string): string[] {
+  const system = systemTrustBundle();
+  const bundle = join(dir, "trusting-bundle.crt");
+  writeFileSync(bundle, readFileSync(system, "utf8") + "\n" + readFileSync(caCert, "utf8"));
+  const script = `mount --bind "$1" "$2" && shift 2 && exec "$@"`;
+  return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", bundle, system];
 }
