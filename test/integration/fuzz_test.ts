@@ -39,7 +39,7 @@ function check<T>(property: fc.IProperty<T>, runs: number): void {
     const details = fc.check(property, { numRuns: Math.ceil(runs / SEEDS.length), seed, path: process.env.FUZZ_PATH });
     if (!details.failed) continue;
     const replay =
-      `FUZZ_SEED=${seed} FUZZ_PATH='${details.counterexamplePath}' node --import tsx --test test/fuzz_test.ts`;
+      `FUZZ_SEED=${seed} FUZZ_PATH='${details.counterexamplePath}' node --import tsx --test test/integration/fuzz_test.ts`;
     throw new Error(`fuzz failure; replay with: ${replay}\n${fc.defaultReportMessage(details)}`);
   }
 }
