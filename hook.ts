@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * httpsisoboot: the VDSM before_vm_start hook and its command line.
  *

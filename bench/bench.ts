@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * `npm run bench`: what the hook costs on every VM start, each route measured
  * side by side in one run. Prints medians of BENCH_RUNS runs (default 15):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
 """What the original VDSM httpsisoboot hook does, for comparison: parse the
 domain with minidom, move every boot order down one, add the https CD-ROM
 with boot order 1, serialize, write. Run with the system interpreter."""

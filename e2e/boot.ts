@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /** The boot suite: real VMs boot the https ISO first, on i440fx, q35 and OVMF, and QEMU's own refusals. */
 import { test } from "node:test";
 import assert from "node:assert/strict";

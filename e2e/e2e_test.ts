@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * End to end: real libvirt, QEMU (TCG), firmware, nginx and TLS. The hook
  * artifact a host would get is installed as 50_httpsisoboot and run the way

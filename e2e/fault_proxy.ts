@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * A fault-injecting TCP proxy for loopback: QEMU talks TLS to nginx through
  * it, and it never looks inside the stream. The kernel here has no netem, so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The faults suite: the 8 MiB payload ISO booted through a fault-injecting
  * proxy (stalls, latency), with QEMU's defaults and ours; and faults that

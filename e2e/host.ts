@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The libvirt host for the e2e: virtlogd and libvirtd, and trust in the
  * run's test CA for QEMU, whose curl uses GnuTLS with the system trust store.

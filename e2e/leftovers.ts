@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * What a run leaves while it runs, recorded under /run so that the next run
  * can clear it even when this one was killed outright (SIGKILL, power loss).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /** The preflight suite: the hook refuses a bad server before any VM starts, exit 2, the domain file unchanged. */
 import { test } from "node:test";
 import assert from "node:assert/strict";

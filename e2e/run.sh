@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `npm run e2e`: as root, installs the Debian packages the suite needs, builds
 # the artifact, and boots real VMs. The suite starts and stops its own
 # libvirtd and nginx; see e2e/e2e_test.ts.

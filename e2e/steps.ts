@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /** One line per step, with its duration, so a person can follow a run. */
 import process from "node:process";
 

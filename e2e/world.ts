@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The e2e suite's world: everything one run starts and makes (a work dir,
  * ISOs, a CA, nginx, the fault proxy, a libvirt host, the installed hook), as

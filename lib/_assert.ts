@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The assertions the JSDoc examples use, so that `deno test --doc` runs
  * them as tests without importing a test library into lib/.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The command line: which mode to run, with which inputs. Parsing is pure;
  * `hook.ts` reads the files and the environment.

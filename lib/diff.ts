@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * A unified diff of a change made as splices (xml/edit.ts), for
  * `--dry-run --diff`. It is built from the splices, not by comparing the two

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The hook's own errors: each is a deliberate refusal, chosen by meaning, and
  * its message is one line an admin can act on. Anything else that is thrown

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /** The `--help` text; loaded only when asked for, to keep hook start-up lean. */
 export const HELP = `httpsisoboot: boot a VM from an ISO image served over https
 

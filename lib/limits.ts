@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Every limit the hook puts on what it reads, with the reason for its value.
  * Input beyond a limit is refused with one line naming the limit; nothing is

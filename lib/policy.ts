@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The host's allowlist of ISO servers. The engine's custom-property regex
  * usually lets any https URL through, so the host decides which servers its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * What each mode does, planned as data from what `hook.ts` read: the URL
  * checked against the host's settings, the new domain text to write, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Host settings: one small file, `/etc/httpsisoboot.conf` (or the file named
  * by HTTPSISOBOOT_CONFIG), of `key = value` lines; `#` starts a comment. A

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Parses and checks the `httpsisoboot` URL before anything touches the XML.
  *

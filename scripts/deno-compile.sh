@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `deno task compile [OUT]`: dist/httpsisoboot (or OUT) with `deno compile`. Deno builds the
 # executable on its runtime, denort, which it downloads from dl.deno.land
 # unless DENORT_BIN names a local copy. Where neither works, this says so.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * `npm run fuzz [-- --seconds N]`: the fuzz properties of test/integration/fuzz_test.ts
  * with fresh random seeds, until N seconds (default 60) have passed. Not part

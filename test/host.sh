@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Prepares this host for the tests that need real libvirt, and undoes it.
 #   test/host.sh start     as root: install the Debian packages that are missing,
 #                          start virtlogd and libvirtd if they are not running

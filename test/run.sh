@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # `npm test`: prepares the host (as root: Debian packages and libvirtd),
 # runs the static checks, builds the bundle and the binary the integration
 # tests run, then runs every test under Node and under Deno, and the JSDoc

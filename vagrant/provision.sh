@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs on an EL9 host what the e2e suite installs from Debian's packages
 # elsewhere: libvirt and QEMU (with curl for https), nginx, the tools that
 # build the test ISOs, UEFI firmware, and Node 20.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The hook's transform: add a read-only https CD-ROM to a libvirt domain and
  * boot from it first.

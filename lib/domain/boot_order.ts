@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Makes room for a new first boot device in a libvirt domain.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The https CD-ROM as a value, and the `<disk>` element libvirt reads for it.
  *

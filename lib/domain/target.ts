@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Chooses the bus and target name of the new CD-ROM: a pure function of the
  * machine type, the architecture and the disks already there.

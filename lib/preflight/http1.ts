@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * A small, bounded HTTP/1.1 client over TLS for preflight. It sends its
  * requests pipelined on one connection that is verified before anything is

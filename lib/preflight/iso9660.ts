@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Recognizes an ISO image from the volume descriptor at byte 32768.
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Preflight: asks the ISO server, before the VM starts, the questions QEMU's
  * curl driver will ask, so that a bad server stops the VM with a clear line

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The host's system trust bundle: the one QEMU's GnuTLS reads, never the
  * runtime's own roots.

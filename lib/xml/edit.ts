@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Changes to a parsed document as splices of its source text. Applying them
  * copies every other byte unchanged, so untouched markup (`<acpi></acpi>`,

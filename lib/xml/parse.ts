@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * A strict, bounded XML 1.0 parser for domain XML. It checks the whole
  * document the way libvirt's libxml2 does and builds only elements, each with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The parsed document: elements only, each with the offsets of its source
  * text, so that the hook changes a domain by splicing edits into the original

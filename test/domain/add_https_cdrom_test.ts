@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Golden fixtures: test/fixtures/<case>.in.xml run through addHttpsCdrom()
  * must give <case>.out.xml. Regenerate the outputs with

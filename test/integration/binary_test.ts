@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The CLI end to end, through each built artifact as a host would run it:
  * the bundle under node, and the single binary. Hook mode the way VDSM runs

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * `deno task compile`, the route the design names for the single binary.
  * deno compile needs Deno's runtime (denort), which it downloads, or takes

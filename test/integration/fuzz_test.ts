@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Fuzzing and bad input, deterministic: `npm test` runs every property with
  * the fixed seeds in FUZZ_SEEDS, and a failure prints the command that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Hostile input (issue 8): what an attacker who sets the URL, writes the
  * domain XML or runs the ISO server can do to the host, and what a careful

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Real libvirt accepts what the hook writes: every golden output is defined in
  * libvirt's test driver, every x86 output in this host's qemu:///system (which,

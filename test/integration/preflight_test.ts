@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Preflight against a real nginx on loopback with a CA made for the run:
  * every way a server can fail QEMU gets its own line, before any VM starts.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * vagrant/Vagrantfile is checked with `vagrant validate` (Debian's vagrant and
  * vagrant-libvirt). Booting it needs a box download, which this project's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Real VDSM domains from oVirt's test data, read in place from
  * ../shared/reference/vdsm-samples (GPL, not copied into this project).

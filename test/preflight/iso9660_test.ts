@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readVolumeDescriptor } from "../../lib/preflight/iso9660.ts";

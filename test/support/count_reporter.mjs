@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * A node:test reporter that writes one JSON line of counts, {"passed","failed","skipped"},
  * for test/run.sh to add up: tests only, not the suites that hold them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * A hostile ISO server's answers: HEAD as QEMU wants it, then a 200 with an
  * endless body to the ranged GET. Used by the hostile suite in process, and

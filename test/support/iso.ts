@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Tiny bootable ISOs, built during the run from Debian's packages, each
  * printing its own marker on the serial console.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /** Shared by the tests: fixtures, the built bundle, and real libvirt. */
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";

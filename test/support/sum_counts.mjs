@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Adds up test counts from node:test's count reporter (JSON, count_reporter.mjs)
  * and from Deno's JUnit files, and prints one line per runner and the closing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /** A throw-away certificate authority and server certificates, made with openssl for each run. */
 import { readFileSync, writeFileSync } from "node:fs";
 import { systemTrustBundle } from "../../lib/preflight/trust.ts";

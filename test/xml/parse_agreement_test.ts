@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * The hook parses with its own strict scanner (lib/xml_parse.ts) because a
  * full DOM costs too much on every VM start. Here xmlbuilder2, a complete XML

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseXml } from "../../lib/xml/parse.ts";
