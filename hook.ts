@@ -32,6 +32,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsoUrl } from "./lib/url.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE } from "./lib/settings.ts";
+import { describeExpiry, signedUrlExpiry } from "./lib/expiry.ts";
 import { checkReport, checkUrl, EXIT_FAILURE, EXIT_OK, type Host, planDryRun, planHook } from "./lib/run.ts";
 import type { ServerReport } from "./lib/preflight/preflight.ts";
 import type { Command } from "./lib/cli.ts";
@@ -126,7 +127,10 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
 /** `--check URL`: what the server answers to QEMU's questions. */
 async function check(url: string, env: Environment): Promise<number> {
   const host = readSettings(env);
-  print(checkReport(await runPreflight(checkUrl(url, host), host)));
+  const iso = checkUrl(url, host);
+  const report = await runPreflight(iso, host);
+  const expiry = signedUrlExpiry(iso.query);
+  print(checkReport(report, expiry && describeExpiry(expiry, new Date())));
   return EXIT_OK;
 }
 

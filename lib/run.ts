@@ -109,14 +109,20 @@ export function planDryRun(
   return { stdout, message: describe(result) };
 }
 
-/** The report `--check` prints; everything from the server is made printable. */
-export function checkReport(report: ServerReport): string {
+/**
+ * The report `--check` prints; everything from the server is made printable.
+ * `signature`, when given, is the signed URL's expiry (expiry.ts).
+ */
+export function checkReport(report: ServerReport, signature?: string): string {
   const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
   return `url: ${printable(report.finalUrl, 2000)}${after}\n` +
     `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
     `size: ${report.size} bytes\n` +
     `byte ranges: yes\n` +
-    `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n`;
+    `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n` +
+    (signature
+      ? `signed URL: ${signature}; migration and resume reopen it, so it must last as long as the VM uses the CD-ROM\n`
+      : "");
 }
 
 function transform(domainXml: string, iso: IsoUrl, host: Host): CdromResult {

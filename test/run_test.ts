@@ -60,6 +60,22 @@ describe("planDryRun()", () => {
 });
 
 describe("checkReport()", () => {
+  test("checkReport() adds the signed URL's expiry when there is one", () => {
+    const report = {
+      finalUrl: "https://a.example:443/x.iso",
+      redirects: 0,
+      size: 42,
+      issuer: "CA",
+      format: "UDF",
+      label: "",
+    };
+    assert.match(
+      checkReport(report, "expires 2026-11-27T13:00:00Z (S3), in 45 min"),
+      /\nsigned URL: expires 2026-11-27T13:00:00Z \(S3\), in 45 min; migration and resume reopen it/,
+    );
+    assert.doesNotMatch(checkReport(report), /signed URL/);
+  });
+
   test("checkReport() prints what the server said, made printable", () => {
     const report = {
       finalUrl: "https://a.example:443/x.iso",

@@ -287,6 +287,18 @@ describe("preflight()", { skip: missing() }, () => {
         "",
       ].join("\n"),
     );
+    // A signed URL's expiry, read from its query: S3's date and lifetime.
+    const signedAt = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+    const signed = trusted(
+      BINARY,
+      "--check",
+      url(port.good, `/boot.iso?X-Amz-Date=${signedAt}&X-Amz-Expires=7200&X-Amz-Signature=x`),
+    );
+    assert.equal(signed.status, 0, signed.stderr);
+    assert.match(
+      signed.stdout,
+      /\nsigned URL: expires \S+Z \(S3: x-amz-date \+ x-amz-expires\), in (1 h 59 min|2 h); migration and resume/,
+    );
     writeFileSync(join(work, "ok.xml"), readFixture("q35-vdsm.in.xml"));
     const hooked = trusted(BINARY);
     assert.equal(hooked.status, 0, hooked.stderr);
