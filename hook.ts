@@ -14,17 +14,18 @@ import process from "node:process";
 import {
   closeSync,
   constants,
-  existsSync,
   fchmodSync,
   fchownSync,
   fstatSync,
   fsyncSync,
   lstatSync,
   openSync,
+  readFileSync,
   readSync,
   realpathSync,
   renameSync,
   type Stats,
+  statSync,
   unlinkSync,
   writeSync,
 } from "node:fs";
@@ -158,18 +159,37 @@ async function runPreflight(iso: IsoUrl, { settings, file }: Host): Promise<Serv
 
 /**
  * The host's settings; every default when the file does not exist. Asked
- * with existsSync first: a thrown and caught ENOENT costs a cold runtime
- * milliseconds on every VM start.
+ * with a stat that returns nothing for a missing file: a thrown and caught
+ * ENOENT costs a cold runtime milliseconds on every VM start.
  */
 function readSettings(env: Environment): Host {
   const file = env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE;
-  if (!existsSync(file)) return { settings: DEFAULT_SETTINGS, file };
+  if (!settingsExist(file)) {
+    if (env.HTTPSISOBOOT_CONFIG) {
+      throw new FileError(
+        `HTTPSISOBOOT_CONFIG names '${file}', which does not exist; fix the variable or create the file`,
+        "ENOENT",
+      );
+    }
+    return { settings: DEFAULT_SETTINGS, file };
+  }
   const { bytes } = readRegularFile(file, {
     maxBytes: MAX_SETTINGS_BYTES,
     followSymlinks: true,
     what: "the settings file",
   });
   return { settings: parseSettings(decodeUtf8(bytes, `the settings file '${file}'`), file), file };
+}
+
+/** Whether the settings file exists; a directory the hook cannot search is an error, not "no file". */
+function settingsExist(file: string): boolean {
+  try {
+    return statSync(file, { throwIfNoEntry: false }) !== undefined;
+  } catch (error) {
+    const code = errorCode(error);
+    const hint = code === "EACCES" ? accessHint(dirname(file), "search") : "";
+    throw new FileError(`cannot read the settings file '${file}': ${code}${hint}`, code);
+  }
 }
 
 /** The domain XML and the stat of the file it came from. */
@@ -209,7 +229,11 @@ function readRegularFile(
     fd = openSync(path, flags);
   } catch (error) {
     const code = errorCode(error);
-    const hint = code === "ELOOP" ? " (a symbolic link; VDSM passes a regular file)" : "";
+    const hint = code === "ELOOP"
+      ? " (a symbolic link; VDSM passes a regular file)"
+      : code === "EACCES"
+      ? accessHint(path, "read")
+      : "";
     throw new FileError(`cannot read ${options.what} '${path}': ${code}${hint}`, code);
   }
   try {
@@ -280,10 +304,10 @@ function lock(path: string): () => void {
         code,
       );
     }
-    throw new FileError(
-      `cannot lock the domain XML '${path}': ${code}; the hook needs write access to ${dirname(path)}`,
-      code,
-    );
+    const hint = code === "EACCES"
+      ? accessHint(dirname(path), "write")
+      : `; the hook needs write access to ${dirname(path)}`;
+    throw new FileError(`cannot lock the domain XML '${path}': ${code}${hint}`, code);
   }
   closeSync(fd);
   return () => {
@@ -420,6 +444,39 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     at += chunk.length;
   }
   return all;
+}
+
+/**
+ * What an admin needs after EACCES: who the hook runs as (VDSM runs it as
+ * vdsm, uid 36, not root), and the file's mode and owner. Read only on this
+ * error path.
+ */
+function accessHint(path: string, access: "read" | "write" | "search"): string {
+  const uid = process.getuid?.() ?? -1;
+  let file = "";
+  try {
+    const stats = statSync(path);
+    file = `; it is mode ${(stats.mode & 0o7777).toString(8).padStart(4, "0")}, owner ${
+      userName(stats.uid)
+    }:${stats.gid}`;
+  } catch { /* not even stat-able: say what we know */ }
+  const example = access === "read"
+    ? `chmod 0644 '${path}'`
+    : access === "search"
+    ? `chmod 0755 '${path}'`
+    : `chown ${userName(uid)} '${path}'`;
+  return ` (the hook runs as ${userName(uid)}, uid ${uid}, and needs to ${access} it${file}); ` +
+    `give ${userName(uid)} ${access} access, for example ${example}`;
+}
+
+/** A user's name from /etc/passwd, or the number. */
+function userName(uid: number): string {
+  try {
+    const entry = readFileSync("/etc/passwd", "utf8").split("\n").find((line) => line.split(":")[2] === String(uid));
+    return entry?.split(":")[0] || String(uid);
+  } catch {
+    return String(uid);
+  }
 }
 
 function errorCode(error: unknown): string {

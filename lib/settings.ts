@@ -148,6 +148,13 @@ function yesNo(value: string, message: string): boolean {
 }
 
 function allowRule(entry: string, where: string): AllowRule {
+  if (entry.startsWith("*.")) {
+    throw new SettingsError(
+      `${where} has '${entry}'; 'allow' takes no wildcards: write '${entry.slice(1)}' for ${
+        entry.slice(2)
+      } and every name under it`,
+    );
+  }
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+)(?::([0-9]{1,5}))?$/.exec(entry);
   if (!match || (match[2] !== undefined && (Number(match[2]) < 1 || Number(match[2]) > 65535))) {
     throw new SettingsError(

@@ -86,7 +86,10 @@ function afterScheme(text: string): string {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1];
   if (!scheme) throw new UrlError("the URL does not start with https://");
   if (scheme.toLowerCase() !== "https") {
-    throw new UrlError(`the URL scheme is '${scheme}', but only https is supported; serve the ISO over https`);
+    const typo = editDistance(scheme.toLowerCase(), "https") <= 2
+      ? "; did you mean https://?"
+      : "; serve the ISO over https";
+    throw new UrlError(`the URL scheme is '${scheme}', but only https is supported${typo}`);
   }
   if (text.slice(scheme.length + 1, scheme.length + 3) !== "//") {
     throw new UrlError("the URL does not start with https://");
@@ -369,4 +372,17 @@ function octets(path: string): Array<{ byte: number; encoded: boolean }> {
 
 function percent(byte: number): string {
   return `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+}
+
+/** Levenshtein distance, for short words such as a URL scheme. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }

@@ -40,6 +40,10 @@ describe("parseSettings()", () => {
     ["preflight_timeout = 0", "'preflight_timeout' must be whole seconds from 1 to 120"],
     ["allow = isos.example.org:99999", "'allow' has 'isos.example.org:99999'"],
     ["allow = a b", "'allow' has 'a b'"],
+    [
+      "allow = *.example.org",
+      "'allow' takes no wildcards: write '.example.org' for example.org and every name under it",
+    ],
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",

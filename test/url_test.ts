@@ -203,6 +203,8 @@ const GOOD: Array<[string, string, number, string, string | undefined, string]> 
 const BAD: Array<[string, string]> = [
   ["", "empty"],
   ["http://isos.example.org/boot.iso", "only https"],
+  ["htps://isos.example.org/boot.iso", "only https is supported; did you mean https://?"],
+  ["httpss://isos.example.org/boot.iso", "did you mean https://?"],
   ["ftp://isos.example.org/boot.iso", "only https"],
   ["file:///var/isos/boot.iso", "only https"],
   ["isos.example.org/boot.iso", "does not start with https://"],

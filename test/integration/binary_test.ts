@@ -50,6 +50,9 @@ let prefix: string[] = [];
 /** Host settings for runs against made-up servers: no preflight (test/preflight_test.ts covers it). */
 const NO_PREFLIGHT = join(work, "no-preflight.conf");
 writeFileSync(NO_PREFLIGHT, "preflight = no\n");
+/** An empty settings file: every default, preflight on. */
+const DEFAULTS = join(work, "defaults.conf");
+writeFileSync(DEFAULTS, "");
 
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
   return run(command, [...prefix, ...args], {
@@ -229,7 +232,7 @@ for (const [name, commandLine, missing] of ARTIFACTS) {
     test("--dry-run shows query values as *** and never contacts the server, even with preflight on", () => {
       const path = domainFile();
       const result = hook(["--dry-run", "--diff", "--url", URL, path], {
-        HTTPSISOBOOT_CONFIG: join(work, "no-such-settings.conf"),
+        HTTPSISOBOOT_CONFIG: DEFAULTS,
       });
       assert.equal(result.status, 0, result.stderr);
       assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);

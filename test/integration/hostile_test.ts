@@ -364,6 +364,56 @@ describe("the new file's owner and mode", { skip: noBinary ?? notRoot }, () => {
   });
 });
 
+describe("messages an admin can act on", { skip: noBinary ?? notRoot }, () => {
+  test("EACCES on the settings file names the user the hook runs as, the file's mode and owner, and a fix", async () => {
+    const dir = mkdtempSync(join(work, "eacces-"));
+    chmodSync(dir, 0o755);
+    const settings = join(dir, "settings.conf");
+    writeFileSync(settings, "preflight = no\n", { mode: 0o600 });
+    const path = domainFile("eacces");
+    chownSync(path, 1000, 1000);
+    chownSync(join(path, ".."), 1000, 1000);
+    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 20_000, [
+      "setpriv",
+      "--reuid=1000",
+      "--regid=1000",
+      "--clear-groups",
+    ]);
+    assertRefused(
+      outcome,
+      /cannot read the settings file '[^']+': EACCES \(the hook runs as \S+, uid 1000, and needs to read it; it is mode 0600, owner root:0\); give \S+ read access, for example chmod 0644/,
+    );
+  });
+
+  test("a settings directory the hook cannot search is EACCES with a fix, not a missing file", async () => {
+    const dir = mkdtempSync(join(work, "unsearchable-")); // 0700, root's
+    const settings = join(dir, "settings.conf");
+    writeFileSync(settings, "preflight = no\n");
+    const path = domainFile("unsearchable");
+    chownSync(path, 1000, 1000);
+    chownSync(join(path, ".."), 1000, 1000);
+    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 20_000, [
+      "setpriv",
+      "--reuid=1000",
+      "--regid=1000",
+      "--clear-groups",
+    ]);
+    assertRefused(
+      outcome,
+      /cannot read the settings file '[^']+': EACCES \(the hook runs as \S+, uid 1000, and needs to search it; it is mode 0700, owner root:0\); give \S+ search access, for example chmod 0755/,
+    );
+  });
+
+  test("HTTPSISOBOOT_CONFIG naming a missing file is an error, not silent defaults", async () => {
+    const path = domainFile("missing-settings");
+    assertRefused(
+      await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: join(work, "no-such.conf") }),
+      /HTTPSISOBOOT_CONFIG names '[^']+no-such.conf', which does not exist/,
+    );
+    assert.equal(readFileSync(path, "utf8"), SAMPLE);
+  });
+});
+
 describe("concurrent runs on one file", { skip: noBinary }, () => {
   test("two hooks on one domain never both write it: each change lands or its run fails", async () => {
     for (let attempt = 0; attempt < 10; attempt++) {

@@ -34,6 +34,8 @@ function missing(): string | undefined {
 }
 
 let work = "";
+/** An empty settings file: every default, preflight on. */
+let DEFAULTS = "";
 let nginx: Nginx | undefined;
 let ca = "";
 let stall: Server | undefined;
@@ -44,6 +46,8 @@ const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 describe("preflight()", { skip: missing() }, () => {
   before(async () => {
     work = mkdtempSync(join(tmpdir(), "httpsisoboot-preflight-"));
+    DEFAULTS = join(work, "defaults.conf");
+    writeFileSync(DEFAULTS, "");
     chmodSync(work, 0o755);
     const www = join(work, "www");
     mkdirSync(www, { mode: 0o755 });
@@ -220,7 +224,7 @@ describe("preflight()", { skip: missing() }, () => {
       env: {
         _hook_domxml: path,
         httpsisoboot: url(port.closed, "/boot.iso"),
-        HTTPSISOBOOT_CONFIG: join(work, "none.conf"),
+        HTTPSISOBOOT_CONFIG: DEFAULTS,
       },
     });
     assert.equal(result.status, 2);
@@ -238,7 +242,7 @@ describe("preflight()", { skip: missing() }, () => {
       env: {
         _hook_domxml: path,
         httpsisoboot: url(port.untrusted, "/boot.iso?token=TOPSECRET"),
-        HTTPSISOBOOT_CONFIG: join(work, "none.conf"),
+        HTTPSISOBOOT_CONFIG: DEFAULTS,
       },
     });
     assert.equal(result.status, 2);
@@ -269,7 +273,7 @@ describe("preflight()", { skip: missing() }, () => {
       ], {
         encoding: "utf8",
         env: {
-          HTTPSISOBOOT_CONFIG: join(work, "none.conf"),
+          HTTPSISOBOOT_CONFIG: DEFAULTS,
           _hook_domxml: join(work, "ok.xml"),
           httpsisoboot: url(port.good, "/moved.iso"),
         },
