@@ -14,8 +14,8 @@
  */
 import { connect, type TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
-import { ServerError } from "../errors.ts";
-import { MAX_HEADER_BYTES } from "../limits.ts";
+import { printable, ServerError } from "../errors.ts";
+import { MAX_HEADER_BYTES, MAX_SHOWN_CHARS } from "../limits.ts";
 import type { IsoUrl } from "../url.ts";
 
 /** Interim (1xx) answers tolerated before the real one. */
@@ -91,7 +91,9 @@ export function exchange(
     );
     socket.once("secureConnect", () => {
       issuer = issuerName(socket);
-      if (!socket.authorized) return finish(tlsError(String(socket.authorizationError ?? ""), where, issuer));
+      if (!socket.authorized) {
+        return finish(tlsError(String(socket.authorizationError ?? ""), where, certificateFacts(socket, issuer)));
+      }
       socket.write(requests.map((request, i) => requestText(url, request, i === requests.length - 1)).join(""));
     });
     socket.on("data", (chunk: Uint8Array) => {
@@ -247,24 +249,64 @@ function issuerName(socket: TLSSocket): string {
   return [cn].flat().filter((part): part is string => typeof part === "string").join(", ");
 }
 
-function tlsError(code: string, where: string, issuer: string): ConnectionError {
-  const from = issuer ? ` (issuer CN=${issuer})` : "";
-  if (code === "ERR_TLS_CERT_ALTNAME_INVALID") {
-    return new ConnectionError(
-      `the certificate of ${where} is not for that host name${from}; use the name the certificate was issued for`,
-      "tls",
-    );
+/**
+ * The reason the dates give, checked here: runtimes do not agree on the code
+ * (Deno reports an expired certificate as UNABLE_TO_VERIFY_LEAF_SIGNATURE).
+ */
+function datesReason(facts: CertificateFacts, now = Date.now()): string | undefined {
+  const from = Date.parse(facts.validFrom);
+  const to = Date.parse(facts.validTo);
+  if (to < now) return "CERT_HAS_EXPIRED";
+  if (from > now) return "CERT_NOT_YET_VALID";
+  return undefined;
+}
+
+/** What a refused certificate says about itself, made printable: the names and dates it holds. */
+interface CertificateFacts {
+  issuer: string;
+  names: string;
+  validFrom: string;
+  validTo: string;
+}
+
+function certificateFacts(socket: TLSSocket, issuer: string): CertificateFacts {
+  const certificate = socket.getPeerCertificate();
+  const names = String(certificate?.subjectaltname ?? "").replace(/\b(DNS|IP Address):/g, "");
+  return {
+    issuer,
+    names: printable(names, MAX_SHOWN_CHARS) || printable(String(certificate?.subject?.CN ?? ""), 64),
+    validFrom: printable(String(certificate?.valid_from ?? "?"), 40),
+    validTo: printable(String(certificate?.valid_to ?? "?"), 40),
+  };
+}
+
+/**
+ * The refusal for a certificate the host does not accept, by its reason,
+ * each with its own fix: a name the certificate does not hold, dates it is
+ * not valid on, a self-signed certificate, or an issuer the host does not trust.
+ */
+function tlsError(reason: string, where: string, facts: CertificateFacts): ConnectionError {
+  const from = facts.issuer ? ` (issuer CN=${facts.issuer})` : "";
+  const refuse = (text: string) => new ConnectionError(`the certificate of ${where} ${text}`, "tls");
+  switch (datesReason(facts) ?? reason) {
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+      return refuse(
+        `is not for that host name: it holds ${
+          facts.names || "no names"
+        }; use one of those names in the URL, or get a certificate for this one`,
+      );
+    case "CERT_HAS_EXPIRED":
+      return refuse(`expired on ${facts.validTo}${from}; renew it on the server, and check this host's clock`);
+    case "CERT_NOT_YET_VALID":
+      return refuse(`is not valid until ${facts.validFrom}${from}; check this host's clock (and the server's)`);
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+      return refuse(
+        `is self-signed${from}; give the server a certificate from a CA this host trusts, or add that certificate to the system trust store (update-ca-trust or update-ca-certificates), which QEMU uses`,
+      );
   }
-  if (code === "CERT_HAS_EXPIRED" || code === "CERT_NOT_YET_VALID") {
-    return new ConnectionError(
-      `the certificate of ${where} is outside its validity dates${from}; renew it, and check this host's clock`,
-      "tls",
-    );
-  }
-  return new ConnectionError(
-    `the certificate of ${where} is not trusted by this host${from}; ` +
-      `add the issuing CA to the system trust store (update-ca-trust or update-ca-certificates), which QEMU uses`,
-    "tls",
+  return refuse(
+    `is not trusted by this host${from}; add the issuing CA to the system trust store (update-ca-trust or update-ca-certificates), which QEMU uses`,
   );
 }
 

@@ -49,6 +49,7 @@ chmodSync(work, 0o755);
 after(() => rmSync(work, { recursive: true, force: true }));
 const NO_PREFLIGHT = join(work, "no-preflight.conf");
 writeFileSync(NO_PREFLIGHT, "preflight = no\n");
+writeFileSync(join(work, "defaults.conf"), "");
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
 
@@ -526,6 +527,14 @@ describe("hostile servers", { skip: noOpenssl }, () => {
       (socket) => socket.end("HTTP/1.1 403 Ask-Bob-In-Payroll\r\nContent-Length: 0\r\n\r\n"),
     );
     await tcpServer("banner", (socket) => socket.end("SSH-2.0-OpenSSH_9.2 internal-bastion\r\n"));
+    const answerGood = (socket: TLSSocket) => socket.end(GOOD_HEAD);
+    await tlsServer(
+      "otherName",
+      makeServerCert(work, "other-name", authority, { names: ["DNS:isos.example.org", "IP:192.0.2.7"] }),
+      answerGood,
+    );
+    await tlsServer("expired", makeServerCert(work, "expired", authority, { days: 0 }), answerGood);
+    await tlsServer("selfSigned", makeAuthority(work, "localhost self-signed"), answerGood);
     await tcpServer("silent", () => {});
   });
 
@@ -637,6 +646,51 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     assert.ok(outcome.ms < 5000, `decided in ${outcome.ms} ms, before preflight_timeout`);
     assert.equal(readFileSync(path, "utf8"), SAMPLE);
   });
+
+  /** [server, what, the refusal's words] */
+  const CERTIFICATES: Array<[string, string, RegExp]> = [
+    [
+      "otherName",
+      "a certificate for other names",
+      /is not for that host name: it holds isos\.example\.org, 192\.0\.2\.7; use one of those names in the URL/,
+    ],
+    [
+      "expired",
+      "an expired certificate",
+      /expired on \w{3} +\d+ [\d:]+ \d{4} GMT \(issuer CN=Internal CA\); renew it on the server, and check this host's clock/,
+    ],
+    [
+      "selfSigned",
+      "a self-signed certificate",
+      /is self-signed \(issuer CN=localhost self-signed\); give the server a certificate from a CA this host trusts/,
+    ],
+  ];
+  for (const [server, what, words] of CERTIFICATES) {
+    test(`preflight refuses ${what} with its own fix`, async () => {
+      await new Promise((resolve) => setTimeout(resolve, server === "expired" ? 1100 : 0)); // valid for 0 days: over after a second
+      await assert.rejects(preflight(at(server), options()), (error: Error) => {
+        assert.ok(error instanceof ServerError, error.message);
+        assert.match(error.message, words);
+        return true;
+      });
+    });
+
+    test(`the binary refuses ${what} with the same fix`, { skip: noBinary ?? notRoot }, async () => {
+      const path = domainFile(`certificate-${server}`);
+      const outcome = await hook(
+        [],
+        {
+          _hook_domxml: path,
+          httpsisoboot: `https://localhost:${port[server]}/boot.iso`,
+          HTTPSISOBOOT_CONFIG: join(work, "defaults.conf"),
+        },
+        20_000,
+        trustingPrefix(work, ca),
+      );
+      assertRefused(outcome, words);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+  }
 
   test(
     "the whole hook ends within preflight_timeout plus its grace, whatever the server does",

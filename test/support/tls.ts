@@ -40,14 +40,21 @@ export function makeAuthority(dir: string, name: string): Authority {
   return { cert: `${base}.crt`, key: `${base}.key` };
 }
 
-/** Makes a certificate for localhost and 127.0.0.1, signed by `authority`. */
-export function makeServerCert(dir: string, name: string, authority: Authority): ServerCert {
+/**
+ * Makes a server certificate signed by `authority`: for localhost and
+ * 127.0.0.1 unless `names` says otherwise, valid for a day unless `days`
+ * does (0 makes one that has expired a second later).
+ */
+export function makeServerCert(
+  dir: string,
+  name: string,
+  authority: Authority,
+  options: { names?: string[]; days?: number } = {},
+): ServerCert {
   const base = join(dir, name);
   const extensions = `${base}.ext`;
-  writeFileSync(
-    extensions,
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
+  const names = (options.names ?? ["DNS:localhost", "IP:127.0.0.1"]).join(",");
+  writeFileSync(extensions, `subjectAltName=${names}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
   openssl([
     "req",
     "-newkey",
@@ -71,7 +78,7 @@ export function makeServerCert(dir: string, name: string, authority: Authority):
     authority.key,
     "-CAcreateserial",
     "-days",
-    "1",
+    String(options.days ?? 1),
     "-extfile",
     extensions,
     "-out",
