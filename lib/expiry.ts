@@ -60,7 +60,7 @@ export function signedUrlExpiry(query: string | undefined): Expiry | undefined {
  * import { assertEquals } from "./_assert.ts";
  * const expiry = { scheme: "Azure SAS: se", expires: new Date("2026-11-27T12:00:00Z") };
  * assertEquals(describeExpiry(expiry, new Date("2026-11-27T10:30:00Z")), "expires 2026-11-27T12:00:00Z (Azure SAS: se), in 1 h 30 min");
- * assertEquals(describeExpiry(expiry, new Date("2026-11-28T12:00:00Z")), "EXPIRED at 2026-11-27T12:00:00Z (Azure SAS: se), 1 d ago");
+ * assertEquals(describeExpiry(expiry, new Date("2026-11-30T12:00:00Z")), "EXPIRED at 2026-11-27T12:00:00Z (Azure SAS: se), 3 d ago");
  * ```
  */
 export function describeExpiry(expiry: Expiry, now: Date): string {

@@ -16,7 +16,7 @@ Hook mode reads two environment variables:
   httpsisoboot   the VM custom property: https://server[:port]/path/disk.iso[?query]
 With httpsisoboot unset or empty it does nothing.
 
-Host settings: /etc/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = value:
+Host settings: /etc/vdsm/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = value:
   timeout, readahead        written into the disk's <source> for QEMU
   preflight, preflight_timeout
                             in hook mode, check the server before the VM

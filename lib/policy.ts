@@ -28,8 +28,8 @@ import type { IsoUrl } from "./url.ts";
  * import { PolicyError } from "./errors.ts";
  * import { assertThrows } from "./_assert.ts";
  * const allow = [{ host: ".example.net" }];
- * checkAllowed(parseIsoUrl("https://a.lab.example.net/x.iso"), allow, "/etc/httpsisoboot.conf");
- * assertThrows(() => checkAllowed(parseIsoUrl("https://evil.example/x.iso"), allow, "/etc/httpsisoboot.conf"), PolicyError);
+ * checkAllowed(parseIsoUrl("https://a.lab.example.net/x.iso"), allow, "/etc/vdsm/httpsisoboot.conf");
+ * assertThrows(() => checkAllowed(parseIsoUrl("https://evil.example/x.iso"), allow, "/etc/vdsm/httpsisoboot.conf"), PolicyError);
  * ```
  */
 export function checkAllowed(url: IsoUrl, allow: AllowRule[], file: string, redirectedBy?: string): void {

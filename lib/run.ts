@@ -48,7 +48,7 @@ export interface HookPlan {
  * import { checkUrl } from "./run.ts";
  * import { DEFAULT_SETTINGS } from "./settings.ts";
  * import { assertEquals } from "./_assert.ts";
- * const iso = checkUrl("https://isos.example.org/a.iso", { settings: DEFAULT_SETTINGS, file: "/etc/httpsisoboot.conf" });
+ * const iso = checkUrl("https://isos.example.org/a.iso", { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" });
  * assertEquals(iso.href, "https://isos.example.org:443/a.iso");
  * ```
  */
@@ -66,7 +66,7 @@ export function checkUrl(url: string, host: Host): IsoUrl {
  * import { checkUrl, planHook } from "./run.ts";
  * import { DEFAULT_SETTINGS } from "./settings.ts";
  * import { assertEquals } from "./_assert.ts";
- * const host = { settings: DEFAULT_SETTINGS, file: "/etc/httpsisoboot.conf" };
+ * const host = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
  * const plan = planHook("<domain><devices/></domain>", checkUrl("https://i.example/a.iso?sig=s", host), host);
  * assertEquals(plan.message, "added CD-ROM sda (sata) from https://i.example:443/a.iso?sig=*** as boot device 1");
  * assertEquals(plan.preflight, true);
@@ -91,7 +91,7 @@ export function planHook(domainXml: string, iso: IsoUrl, host: Host): HookPlan {
  * import { checkUrl, planDryRun } from "./run.ts";
  * import { DEFAULT_SETTINGS } from "./settings.ts";
  * import { assertEquals } from "./_assert.ts";
- * const host = { settings: DEFAULT_SETTINGS, file: "/etc/httpsisoboot.conf" };
+ * const host = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
  * const { stdout } = planDryRun("<domain/>", checkUrl("https://i.example/a.iso?sig=s", host), host, { diff: false, name: "x" });
  * assertEquals(stdout.includes("query='sig=***'"), true);
  * ```

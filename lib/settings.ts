@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /**
- * Host settings: one small file, `/etc/httpsisoboot.conf` (or the file named
+ * Host settings: one small file, `/etc/vdsm/httpsisoboot.conf` (or the file named
  * by HTTPSISOBOOT_CONFIG), of `key = value` lines; `#` starts a comment. A
  * missing file means every default. Unknown keys and bad values are errors
  * that name the file, the line and the key.
@@ -24,7 +24,7 @@
 import { SettingsError } from "./errors.ts";
 
 /** Where the settings live on a host. */
-export const SETTINGS_FILE = "/etc/httpsisoboot.conf";
+export const SETTINGS_FILE = "/etc/vdsm/httpsisoboot.conf";
 
 /** One entry of `allow`. */
 export interface AllowRule {
@@ -73,7 +73,7 @@ const MAX_TIMEOUT = 10000;
  * ```ts
  * import { parseSettings } from "./settings.ts";
  * import { assertEquals } from "./_assert.ts";
- * const settings = parseSettings("timeout = 60\nallow = .example.org", "/etc/httpsisoboot.conf");
+ * const settings = parseSettings("timeout = 60\nallow = .example.org", "/etc/vdsm/httpsisoboot.conf");
  * assertEquals([settings.timeout, settings.allow, settings.preflight], [60, [{ host: ".example.org" }], true]);
  * ```
  */

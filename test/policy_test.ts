@@ -6,7 +6,7 @@ import { checkAllowed } from "../lib/policy.ts";
 import { parseIsoUrl } from "../lib/url.ts";
 import { PolicyError } from "../lib/errors.ts";
 
-const FILE = "/etc/httpsisoboot.conf";
+const FILE = "/etc/vdsm/httpsisoboot.conf";
 
 describe("checkAllowed()", () => {
   const allow = parseSettings("allow = isos.example.org, .lab.example.net, 192.0.2.10:4443, [2001:db8::1]", FILE).allow;

@@ -6,7 +6,7 @@ import { DEFAULT_SETTINGS, parseSettings } from "../lib/settings.ts";
 import { PolicyError, UrlError } from "../lib/errors.ts";
 import { readFixture } from "./support/mod.ts";
 
-const HOST = { settings: DEFAULT_SETTINGS, file: "/etc/httpsisoboot.conf" };
+const HOST = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET&exp=1";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
 

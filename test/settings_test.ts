@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULT_SETTINGS, parseSettings } from "../lib/settings.ts";
 
-const FILE = "/etc/httpsisoboot.conf";
+const FILE = "/etc/vdsm/httpsisoboot.conf";
 
 describe("parseSettings()", () => {
   test("parseSettings() gives the defaults for an empty file or only comments", () => {

@@ -546,7 +546,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     timeoutMs,
     caFile: ca,
     allow,
-    settingsFile: "/etc/httpsisoboot.conf",
+    settingsFile: "/etc/vdsm/httpsisoboot.conf",
   });
   const at = (name: string, path = "/boot.iso") => parseIsoUrl(`https://localhost:${port[name]}${path}`);
 
@@ -573,7 +573,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
       assert.ok(error instanceof PolicyError, `${error.name}: ${error.message}`);
       assert.match(
         error.message,
-        /redirects \(HTTP 302\) to a server that the 'allow' setting of \/etc\/httpsisoboot.conf does not name/,
+        /redirects \(HTTP 302\) to a server that the 'allow' setting of \/etc\/vdsm\/httpsisoboot.conf does not name/,
       );
       assert.ok(!error.message.includes("127.0.0.1"), "the redirect target, the server's words, is not echoed");
       return true;

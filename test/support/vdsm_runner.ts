@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * VDSM's own hook runner, for tests: `hooks.py` from ../shared/reference
+ * (copied into a throwaway package at run time, never into the project), with
+ * the three small stand-ins it imports, run by /usr/bin/python3 as vdsm:kvm
+ * (uid and gid 36), as vdsmd runs hooks: a mkstemp file named by
+ * _hook_domxml, vdsmd's environment plus the custom properties, and taskset.
+ */
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { ROOT } from "./mod.ts";
+
+/** Where the reference runner is, when ../shared is there. */
+export const HOOKS_PY = join(ROOT, "..", "shared", "reference", "vdsm-hooks-runner", "hooks.py");
+
+/** Why the runner cannot be used here, or undefined. */
+export function runnerMissing(): string | undefined {
+  if (!existsSync(HOOKS_PY)) return `VDSM's hooks.py is not at ${HOOKS_PY} (../shared/reference is absent)`;
+  if (process.getuid?.() !== 0) return "running hooks as uid 36 needs root (setpriv)";
+  if (!existsSync("/usr/bin/python3")) return "/usr/bin/python3 is missing";
+  return undefined;
+}
+
+const STAND_INS: Record<string, string> = {
+  "vdsm/__init__.py": "",
+  "vdsm/hook/__init__.py": "",
+  "vdsm/common/__init__.py": "",
+  "vdsm/common/exception.py": "class HookError(Exception):\n    pass\n",
+  "vdsm/common/commands.py": `import contextlib
+import os
+import subprocess
+
+
+def start(args, stdout=None, stderr=None, env=None, **kw):
+    cpus = "0-%d" % (os.cpu_count() - 1)
+    return subprocess.Popen(["taskset", "--cpu-list", cpus] + list(args), stdout=stdout, stderr=stderr, env=env)
+
+
+@contextlib.contextmanager
+def terminating(proc):
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+`,
+};
+
+const DRIVER = `import json, sys
+from vdsm.common import hooks, exception
+request = json.load(sys.stdin)
+try:
+    xml = hooks.before_vm_start(request["xml"], {"vmId": "3f8c2a56-httpsisoboot-test", "custom": request["custom"]})
+    print(json.dumps({"xml": xml}))
+except exception.HookError as error:
+    print(json.dumps({"error": error.args[0].decode("utf-8", "replace") if isinstance(error.args[0], bytes) else str(error.args[0])}))
+`;
+
+/** A runner whose hook directory is `hooksDir` (holding before_vm_start/). */
+export interface VdsmRunner {
+  /** Runs before_vm_start as uid 36: the XML VDSM would hand libvirt, or the HookError's text. */
+  beforeVmStart(
+    xml: string,
+    custom: Record<string, string>,
+    env?: Record<string, string>,
+  ): { xml?: string; error?: string };
+}
+
+/**
+ * Makes the throwaway vdsm package in `dir` for hooks under `hooksDir`. Both
+ * must be readable by uid 36.
+ */
+export function vdsmRunner(dir: string, hooksDir: string, options: { command?: string[] } = {}): VdsmRunner {
+  const packageDir = mkdtempSync(join(dir, "vdsm-runner-"));
+  chmodSync(packageDir, 0o755);
+  const files: Record<string, string> = { ...STAND_INS, "vdsm/common/hooks.py": readFileSync(HOOKS_PY, "utf8") };
+  files["vdsm/common/constants.py"] = `P_VDSM_HOOKS = ${JSON.stringify(hooksDir.replace(/\/?$/, "/"))}\n` +
+    `P_VDSM_RUN = ${JSON.stringify(join(packageDir, "run") + "/")}\n`;
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(packageDir, name, ".."), { recursive: true, mode: 0o755 });
+    writeFileSync(join(packageDir, name), text, { mode: 0o644 });
+  }
+  writeFileSync(join(packageDir, "driver.py"), DRIVER, { mode: 0o644 });
+  return {
+    beforeVmStart(xml, custom, env = {}) {
+      const command = [
+        ...(options.command ?? []),
+        "setpriv",
+        "--reuid=36",
+        "--regid=36",
+        "--clear-groups",
+        "/usr/bin/python3",
+        join(packageDir, "driver.py"),
+      ];
+      const result = spawnSync(command[0], command.slice(1), {
+        input: JSON.stringify({ xml, custom }),
+        encoding: "utf8",
+        cwd: "/",
+        env: { PATH: process.env.PATH, PYTHONPATH: packageDir, ...env },
+        timeout: 120_000,
+      });
+      if (result.status !== 0) throw new Error(`the runner failed (${result.status}): ${result.stderr}`);
+      return JSON.parse(result.stdout);
+    },
+  };
+}
