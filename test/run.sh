@@ -22,6 +22,7 @@ shellcheck test/*.sh e2e/*.sh scripts/*.sh vagrant/*.sh .ci/run || exit 1
 
 deno task --quiet bundle || exit 1
 npm run --silent binary >/dev/null || exit 1
+npm run --silent binary:arm64 >/dev/null || exit 1
 
 echo "== node --test"
 node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \

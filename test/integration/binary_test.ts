@@ -21,7 +21,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { BINARY, BUNDLE, FIXTURES, readFixture, type Run, run } from "../support/mod.ts";
+import { BINARY, BUNDLE, FIXTURES, readFixture, ROOT, type Run, run } from "../support/mod.ts";
 import { VERSION } from "../../lib/version.ts";
 
 const work = mkdtempSync(join(tmpdir(), "httpsisoboot-cli-"));
@@ -40,6 +40,16 @@ const ARTIFACTS: Array<[string, string[], string | undefined]> = [
   ],
   ["the single binary", [BINARY], existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``],
 ];
+const ARM64 = join(ROOT, "dist", "httpsisoboot-aarch64");
+ARTIFACTS.push([
+  "the arm64 binary under qemu-aarch64",
+  ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", ARM64],
+  !existsSync(ARM64)
+    ? `${ARM64} is not built; run \`npm run binary:arm64\``
+    : spawnSync("sh", ["-c", "command -v qemu-aarch64"]).status !== 0
+    ? "qemu-aarch64 is not installed (Debian: qemu-user, libc6-arm64-cross)"
+    : undefined,
+]);
 if (process.env.HTTPSISOBOOT_BIN) {
   ARTIFACTS.push([process.env.HTTPSISOBOOT_BIN, process.env.HTTPSISOBOOT_BIN.split(" "), undefined]);
 }

@@ -37,7 +37,7 @@ import { parseIsoUrl } from "../../lib/url.ts";
 import { PolicyError, ServerError } from "../../lib/errors.ts";
 import { makeAuthority, makeServerCert, trustingPrefix } from "../support/tls.ts";
 import { answerEndless, eachRequest, GOOD_HEAD } from "../support/endless.ts";
-import { BINARY, readFixture } from "../support/mod.ts";
+import { BINARY, readFixture, ROOT } from "../support/mod.ts";
 
 const HOOK = process.env.HOSTILE_BIN ?? BINARY;
 const noBinary = existsSync(HOOK) ? undefined : `${HOOK} is not built; run \`npm run binary\``;
@@ -691,6 +691,35 @@ describe("hostile servers", { skip: noOpenssl }, () => {
       assert.equal(readFileSync(path, "utf8"), SAMPLE);
     });
   }
+
+  /** Runs what follows where no memory may be writable and executable (SELinux without execmem). */
+  const WX_JAIL = ["/usr/bin/python3", join(ROOT, "test", "support", "wx_jail.py")];
+  const noSeccomp = spawnSync("/usr/bin/python3", ["-c", "import seccomp"]).status === 0
+    ? undefined
+    : "python3-seccomp is not installed; npm test installs it as root";
+
+  test("W^X: the control, node -e 1, aborts under the filter", { skip: noSeccomp }, () => {
+    const control = spawnSync(WX_JAIL[0], [...WX_JAIL.slice(1), process.execPath, "-e", "1"], { encoding: "utf8" });
+    assert.notEqual(control.status, 0, "node needs writable and executable memory: the filter must stop it");
+  });
+
+  test("W^X: the binary runs under the filter, in hook mode with preflight and with --check", {
+    skip: noBinary ?? notRoot ?? noSeccomp,
+  }, async () => {
+    const path = domainFile("wx");
+    const env = {
+      _hook_domxml: path,
+      httpsisoboot: `https://localhost:${port.target}/boot.iso`,
+      HTTPSISOBOOT_CONFIG: join(work, "defaults.conf"),
+    };
+    const jail = [...trustingPrefix(work, ca), ...WX_JAIL];
+    const hooked = await hook([], env, 20_000, jail);
+    assert.equal(hooked.status, 0, hooked.stderr);
+    assert.match(readFileSync(path, "utf8"), /<source protocol="https" name="\/boot.iso">/);
+    const checked = await hook(["--check", env.httpsisoboot], env, 20_000, jail);
+    assert.equal(checked.status, 0, checked.stderr);
+    assert.match(checked.stdout, /^image: ISO 9660, volume label 'EVIL \[2J httpsisoboot: fake'$/m);
+  });
 
   test(
     "the whole hook ends within preflight_timeout plus its grace, whatever the server does",

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# `npm run rpm`: builds dist/rpm/vdsm-hook-httpsisoboot-*.{x86_64,aarch64}.rpm
+# offline: Bun's baseline x86-64 runtime (no AVX2 needed) and its arm64
+# runtime, both fetched from the npm registry by `bun build`, packaged by
+# rpmbuild (Debian's rpm). The aarch64 build's %check runs under qemu-user.
+# RPM_ARCHES picks the architectures.
+set -euo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+export PATH="$PWD/node_modules/.bin:$PATH"
+
+version=$(node -p 'require("./package.json").version')
+top=$(mktemp -d)
+trap 'rm -rf "$top"' EXIT
+mkdir -p "$top/SOURCES" dist/rpm
+cp LICENSE README.md scripts/rpm/httpsisoboot.conf "$top/SOURCES/"
+node --import tsx scripts/man.ts > "$top/SOURCES/httpsisoboot.8"
+
+declare -A BUN_TARGET=([x86_64]=bun-linux-x64-baseline [aarch64]=bun-linux-arm64)
+for arch in ${RPM_ARCHES:-x86_64 aarch64}; do
+  bun build --compile --bytecode --minify --target="${BUN_TARGET[$arch]}" hook.ts \
+    --outfile "$top/SOURCES/httpsisoboot-$arch" >/dev/null
+  rpmbuild -bb --quiet --target "$arch" \
+    --define "_topdir $top" --define "hook_version $version" \
+    scripts/rpm/vdsm-hook-httpsisoboot.spec
+  cp "$top/RPMS/$arch/"*.rpm dist/rpm/
+done
+ls -1 dist/rpm/*.rpm
