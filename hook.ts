@@ -14,6 +14,7 @@ import process from "node:process";
 import {
   closeSync,
   constants,
+  existsSync,
   fchmodSync,
   fchownSync,
   fstatSync,
@@ -37,7 +38,8 @@ import { describeExpiry, signedUrlExpiry } from "./lib/expiry.ts";
 import { checkReport, checkUrl, EXIT_FAILURE, EXIT_OK, type Host, planDryRun, planHook } from "./lib/run.ts";
 import type { ServerReport } from "./lib/preflight/preflight.ts";
 import type { Command } from "./lib/cli.ts";
-import { DomainError, errorLine, FileError, HookError, LimitError, UsageError } from "./lib/errors.ts";
+import { DomainError, errorLine, FileError, HookError, HostError, LimitError, UsageError } from "./lib/errors.ts";
+import { CURL_MODULE, curlDriverProblem, QEMU_MODULE_DIRS } from "./lib/curl_driver.ts";
 import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
 import { VERSION } from "./lib/version.ts";
 
@@ -89,6 +91,7 @@ async function runHook(env: Environment): Promise<number> {
   mark("start");
   const host = readSettings(env);
   const iso = checkUrl(url, host);
+  checkCurlDriver();
   mark("settings");
   const original = readDomain(path, { followSymlinks: false });
   mark("read");
@@ -129,9 +132,10 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
 async function check(url: string, env: Environment): Promise<number> {
   const host = readSettings(env);
   const iso = checkUrl(url, host);
+  const driver = checkCurlDriver();
   const report = await runPreflight(iso, host);
   const expiry = signedUrlExpiry(iso.query);
-  print(checkReport(report, expiry && describeExpiry(expiry, new Date())));
+  print(checkReport(report, expiry && describeExpiry(expiry, new Date())) + `qemu curl driver: ${driver}\n`);
   return EXIT_OK;
 }
 
@@ -190,6 +194,22 @@ function settingsExist(file: string): boolean {
     const hint = code === "EACCES" ? accessHint(dirname(file), "search") : "";
     throw new FileError(`cannot read the settings file '${file}': ${code}${hint}`, code);
   }
+}
+
+/**
+ * Refuses, before the VM starts, a host whose QEMU loads modules but has no
+ * curl block driver; says where the driver is, or that QEMU has no module
+ * directory here (curl built in).
+ */
+function checkCurlDriver(): string {
+  const dirs = QEMU_MODULE_DIRS.map((dir) => {
+    const exists = existsSync(dir);
+    return { dir, exists, hasCurl: exists && existsSync(join(dir, CURL_MODULE)) };
+  });
+  const problem = curlDriverProblem(dirs);
+  if (problem) throw new HostError(problem);
+  const found = dirs.find((dir) => dir.hasCurl);
+  return found ? join(found.dir, CURL_MODULE) : "no module directory here: built into QEMU, or QEMU is elsewhere";
 }
 
 /** The domain XML and the stat of the file it came from. */

@@ -56,6 +56,9 @@ export class PolicyError extends HookError {}
 /** The ISO server would fail QEMU: preflight's findings. */
 export class ServerError extends HookError {}
 
+/** This host lacks something the hook or QEMU needs (QEMU's curl driver, say). */
+export class HostError extends HookError {}
+
 /** A file cannot be read or written as the hook needs; `code` is the system's (ENOENT, EACCES, …). */
 export class FileError extends HookError {
   constructor(message: string, readonly code: string) {

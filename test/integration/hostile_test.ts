@@ -405,6 +405,34 @@ describe("messages an admin can act on", { skip: noBinary ?? notRoot }, () => {
     );
   });
 
+  test(
+    "a QEMU without its curl block driver is refused before the VM starts, naming the package (hook mode and --check)",
+    {
+      skip: existsSync("/usr/lib/x86_64-linux-gnu/qemu/block-curl.so")
+        ? undefined
+        : "Debian's qemu-block-extra is not installed here",
+    },
+    async () => {
+      // QEMU's modules, less block-curl.so: an empty tmpfs over the directory, in a private mount namespace.
+      const hidden = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs tmpfs /usr/lib/x86_64-linux-gnu/qemu && exec "$@"',
+        "sh",
+      ];
+      const path = domainFile("no-curl");
+      const words =
+        /^httpsisoboot: QEMU's curl block driver is not installed: \/usr\/lib\/x86_64-linux-gnu\/qemu holds QEMU's modules but no block-curl.so, .*install qemu-kvm-block-curl \(EL\) or qemu-block-extra \(Debian\)\n$/;
+      assertRefused(await hook([], { _hook_domxml: path, httpsisoboot: URL }, 20_000, hidden), words);
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+      assertRefused(await hook(["--check", "https://localhost:1/boot.iso"], {}, 20_000, hidden), words);
+    },
+  );
+
   test("HTTPSISOBOOT_CONFIG naming a missing file is an error, not silent defaults", async () => {
     const path = domainFile("missing-settings");
     assertRefused(

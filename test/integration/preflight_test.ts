@@ -288,6 +288,7 @@ describe("preflight()", { skip: missing() }, () => {
         `size: ${readFileSync(join(work, "www", "boot.iso")).length} bytes`,
         "byte ranges: yes",
         "image: ISO 9660, volume label 'boot'",
+        "qemu curl driver: /usr/lib/x86_64-linux-gnu/qemu/block-curl.so",
         "",
       ].join("\n"),
     );
