@@ -21,7 +21,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { buildBiosIso, buildGrubIso } from "../test/support/iso.ts";
 import { type Authority, makeAuthority, makeServerCert, type ServerCert } from "../test/support/tls.ts";
@@ -40,6 +40,7 @@ import {
 } from "./domain.ts";
 import { log, seconds, step } from "./steps.ts";
 import { clearLeftovers, forgetWorkDir, rememberWorkDir } from "./leftovers.ts";
+import { runnerMissing, type VdsmRunner, vdsmRunner } from "../test/support/vdsm_runner.ts";
 import { type FaultProxy, spawnFaultProxy } from "./fault_proxy.ts";
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
@@ -100,6 +101,7 @@ export class World {
   #nginx?: Nginx;
   #proxy?: FaultProxy;
   #hookPath = "";
+  #runner?: VdsmRunner;
   #sslBefore = "";
   #cleaned = false;
 
@@ -134,6 +136,9 @@ export class World {
     log(`trust: ${this.#host.trust}`);
     removeTestDomains();
     this.#installHook();
+    const why = runnerMissing();
+    if (why) log(`hooks run directly as root: ${why}`);
+    else this.#runner = vdsmRunner(this.work, join(this.work, "hooks"), { command: this.#host.withQemuTrust([]) });
   }
 
   /** Stops and removes everything the run started or made; safe to call twice. */
@@ -165,15 +170,29 @@ export class World {
   }
 
   /**
-   * Runs the installed hook exactly as VDSM does: a file named by
-   * _hook_domxml, the URL in httpsisoboot, the host's trust store as QEMU sees it.
+   * Runs the installed hook as VDSM does, through VDSM's own hooks.py as
+   * vdsm:kvm (uid 36), with the host's trust store as QEMU sees it. The
+   * domain file gets the XML VDSM would hand libvirt; a refusal is exit 2
+   * with the HookError's text, the file untouched.
    */
-  runHook(domainPath: string, url: string, settings: string): SpawnSyncReturns<string> {
+  runHook(domainPath: string, url: string, settings: string): { status: number; stderr: string } {
+    if (!this.#runner) return this.#runDirectly(domainPath, url, settings);
+    const result = this.#runner.beforeVmStart(readFileSync(domainPath, "utf8"), { httpsisoboot: url }, {
+      HTTPSISOBOOT_CONFIG: settings,
+    });
+    if (result.error !== undefined) return { status: 2, stderr: result.error };
+    writeFileSync(domainPath, result.xml!);
+    return { status: 0, stderr: "ran through VDSM's hooks.py as uid 36" };
+  }
+
+  /** Without ../shared's hooks.py: the hook alone, as root, as before. */
+  #runDirectly(domainPath: string, url: string, settings: string): { status: number; stderr: string } {
     const [program, ...args] = this.#host!.withQemuTrust([this.#hookPath]);
-    return spawnSync(program, args, {
+    const result = spawnSync(program, args, {
       encoding: "utf8",
       env: { PATH: process.env.PATH, _hook_domxml: domainPath, httpsisoboot: url, HTTPSISOBOOT_CONFIG: settings },
     });
+    return { status: result.status ?? 1, stderr: result.stderr };
   }
 
   /** A domain spec with this run's local ISO and serial log. */
