@@ -562,6 +562,11 @@ describe("hostile servers", { skip: noOpenssl }, () => {
       answerGood,
     );
     await tlsServer("expired", makeServerCert(work, "expired", authority, { days: 0 }), answerGood);
+    await tlsServer(
+      "notYetValid",
+      makeServerCert(work, "not-yet-valid", authority, { notBefore: "20991231000000Z" }),
+      answerGood,
+    );
     await tlsServer("selfSigned", makeAuthority(work, "localhost self-signed"), answerGood);
     await tcpServer("silent", () => {});
   });
@@ -686,6 +691,11 @@ describe("hostile servers", { skip: noOpenssl }, () => {
       "expired",
       "an expired certificate",
       /expired on \w{3} +\d+ [\d:]+ \d{4} GMT \(issuer CN=Internal CA\); renew it on the server, and check this host's clock/,
+    ],
+    [
+      "notYetValid",
+      "a certificate not valid yet",
+      /is not valid until Dec 31 00:00:00 2099 GMT \(issuer CN=Internal CA\); check this host's clock/,
     ],
     [
       "selfSigned",

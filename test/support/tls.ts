@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /** A throw-away certificate authority and server certificates, made with openssl for each run. */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { systemTrustBundle } from "../../lib/preflight/trust.ts";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
@@ -43,13 +43,14 @@ export function makeAuthority(dir: string, name: string): Authority {
 /**
  * Makes a server certificate signed by `authority`: for localhost and
  * 127.0.0.1 unless `names` says otherwise, valid for a day unless `days`
- * does (0 makes one that has expired a second later).
+ * does (0 makes one that has expired a second later), or from `notBefore`
+ * (YYYYMMDDHHMMSSZ) for a year, through `openssl ca`, which can set a start.
  */
 export function makeServerCert(
   dir: string,
   name: string,
   authority: Authority,
-  options: { names?: string[]; days?: number } = {},
+  options: { names?: string[]; days?: number; notBefore?: string } = {},
 ): ServerCert {
   const base = join(dir, name);
   const extensions = `${base}.ext`;
@@ -67,24 +68,62 @@ export function makeServerCert(
     "-out",
     `${base}.csr`,
   ]);
+  if (options.notBefore) signFrom(base, authority, options.notBefore, extensions);
+  else {
+    openssl([
+      "x509",
+      "-req",
+      "-in",
+      `${base}.csr`,
+      "-CA",
+      authority.cert,
+      "-CAkey",
+      authority.key,
+      "-CAcreateserial",
+      "-days",
+      String(options.days ?? 1),
+      "-extfile",
+      extensions,
+      "-out",
+      `${base}.crt`,
+    ]);
+  }
+  return { cert: `${base}.crt`, key: `${base}.key` };
+}
+
+/** Signs `base`.csr with validity starting at `notBefore`, for a year, as a minimal `openssl ca`. */
+function signFrom(base: string, authority: Authority, notBefore: string, extensions: string): void {
+  const ca = `${base}-ca`;
+  mkdirSync(ca, { recursive: true });
+  writeFileSync(join(ca, "index.txt"), "");
+  writeFileSync(join(ca, "serial"), "1000\n");
+  writeFileSync(
+    join(ca, "ca.cnf"),
+    `[ca]\ndefault_ca = test\n[test]\ndatabase = ${ca}/index.txt\nnew_certs_dir = ${ca}\n` +
+      `serial = ${ca}/serial\ndefault_md = sha256\npolicy = any\n[any]\ncommonName = supplied\n`,
+  );
+  const notAfter = `${Number(notBefore.slice(0, 4)) + 1}${notBefore.slice(4)}`;
   openssl([
-    "x509",
-    "-req",
+    "ca",
+    "-batch",
+    "-config",
+    join(ca, "ca.cnf"),
+    "-cert",
+    authority.cert,
+    "-keyfile",
+    authority.key,
     "-in",
     `${base}.csr`,
-    "-CA",
-    authority.cert,
-    "-CAkey",
-    authority.key,
-    "-CAcreateserial",
-    "-days",
-    String(options.days ?? 1),
-    "-extfile",
-    extensions,
     "-out",
     `${base}.crt`,
+    "-startdate",
+    notBefore,
+    "-enddate",
+    notAfter,
+    "-extfile",
+    extensions,
+    "-notext",
   ]);
-  return { cert: `${base}.crt`, key: `${base}.key` };
 }
 
 /**
