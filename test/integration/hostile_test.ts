@@ -366,22 +366,22 @@ describe("the new file's owner and mode", { skip: noBinary ?? notRoot }, () => {
 });
 
 describe("messages an admin can act on", { skip: noBinary ?? notRoot }, () => {
+  /** Runs the hook as uid 1000 on a domain of its own, with `settings`, as an unprivileged VDSM would. */
+  const hookAsUser = (name: string, settings: string) => {
+    const path = domainFile(name);
+    chownSync(path, 1000, 1000);
+    chownSync(join(path, ".."), 1000, 1000);
+    const asUser = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"];
+    return hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 20_000, asUser);
+  };
+
   test("EACCES on the settings file names the user the hook runs as, the file's mode and owner, and a fix", async () => {
     const dir = mkdtempSync(join(work, "eacces-"));
     chmodSync(dir, 0o755);
     const settings = join(dir, "settings.conf");
     writeFileSync(settings, "preflight = no\n", { mode: 0o600 });
-    const path = domainFile("eacces");
-    chownSync(path, 1000, 1000);
-    chownSync(join(path, ".."), 1000, 1000);
-    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 20_000, [
-      "setpriv",
-      "--reuid=1000",
-      "--regid=1000",
-      "--clear-groups",
-    ]);
     assertRefused(
-      outcome,
+      await hookAsUser("eacces", settings),
       /cannot read the settings file '[^']+': EACCES \(the hook runs as \S+, uid 1000, and needs to read it; it is mode 0600, owner root:0\); give \S+ read access, for example chmod 0644/,
     );
   });
@@ -390,17 +390,8 @@ describe("messages an admin can act on", { skip: noBinary ?? notRoot }, () => {
     const dir = mkdtempSync(join(work, "unsearchable-")); // 0700, root's
     const settings = join(dir, "settings.conf");
     writeFileSync(settings, "preflight = no\n");
-    const path = domainFile("unsearchable");
-    chownSync(path, 1000, 1000);
-    chownSync(join(path, ".."), 1000, 1000);
-    const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: settings }, 20_000, [
-      "setpriv",
-      "--reuid=1000",
-      "--regid=1000",
-      "--clear-groups",
-    ]);
     assertRefused(
-      outcome,
+      await hookAsUser("unsearchable", settings),
       /cannot read the settings file '[^']+': EACCES \(the hook runs as \S+, uid 1000, and needs to search it; it is mode 0700, owner root:0\); give \S+ search access, for example chmod 0755/,
     );
   });
