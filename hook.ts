@@ -172,7 +172,6 @@ function readSettings(env: Environment): Host {
     if (env.HTTPSISOBOOT_CONFIG) {
       throw new FileError(
         `HTTPSISOBOOT_CONFIG names '${file}', which does not exist; fix the variable or create the file`,
-        "ENOENT",
       );
     }
     return { settings: DEFAULT_SETTINGS, file };
@@ -192,7 +191,7 @@ function settingsExist(file: string): boolean {
   } catch (error) {
     const code = errorCode(error);
     const hint = code === "EACCES" ? accessHint(dirname(file), "search") : "";
-    throw new FileError(`cannot read the settings file '${file}': ${code}${hint}`, code);
+    throw new FileError(`cannot read the settings file '${file}': ${code}${hint}`);
   }
 }
 
@@ -254,12 +253,12 @@ function readRegularFile(
       : code === "EACCES"
       ? accessHint(path, "read")
       : "";
-    throw new FileError(`cannot read ${options.what} '${path}': ${code}${hint}`, code);
+    throw new FileError(`cannot read ${options.what} '${path}': ${code}${hint}`);
   }
   try {
     const stats = fstatSync(fd);
     if (!stats.isFile()) {
-      throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`, "EINVAL");
+      throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`);
     }
     if (stats.size > options.maxBytes) {
       throw new LimitError(
@@ -321,13 +320,12 @@ function lock(path: string): () => void {
     if (code === "EEXIST") {
       throw new FileError(
         `another httpsisoboot is changing '${path}' (lock ${lockPath}); if none is running, remove the lock`,
-        code,
       );
     }
     const hint = code === "EACCES"
       ? accessHint(dirname(path), "write")
       : `; the hook needs write access to ${dirname(path)}`;
-    throw new FileError(`cannot lock the domain XML '${path}': ${code}${hint}`, code);
+    throw new FileError(`cannot lock the domain XML '${path}': ${code}${hint}`);
   }
   closeSync(fd);
   return () => {
@@ -371,7 +369,7 @@ function replaceFile(path: string, text: string, original: Stats): void {
     } catch { /* it was never created */ }
     if (error instanceof HookError) throw error;
     const code = errorCode(error);
-    throw new FileError(`cannot replace the domain XML '${path}': ${code}; the original is unchanged`, code);
+    throw new FileError(`cannot replace the domain XML '${path}': ${code}; the original is unchanged`);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -391,11 +389,10 @@ function checkUnchanged(path: string, temp: string, original: Stats, written: St
   const now = lstatSync(path);
   const same = now.ino === original.ino && now.dev === original.dev && now.size === original.size &&
     now.mtimeMs === original.mtimeMs && now.ctimeMs === original.ctimeMs;
-  if (!same) throw new FileError(`the domain XML '${path}' changed while the hook ran; start the VM again`, "ESTALE");
+  if (!same) throw new FileError(`the domain XML '${path}' changed while the hook ran; start the VM again`);
   if (!isSameFile(lstatSync(temp), written)) {
     throw new FileError(
       `the temporary file beside '${path}' was replaced while the hook ran; check who can write ${dirname(path)}`,
-      "ESTALE",
     );
   }
 }
@@ -410,7 +407,6 @@ function checkRenamed(path: string, written: Stats): void {
   if (!isSameFile(lstatSync(path), written)) {
     throw new FileError(
       `the domain XML '${path}' was replaced while the hook wrote it; check who can write ${dirname(path)}`,
-      "ESTALE",
     );
   }
 }
@@ -449,7 +445,7 @@ function writeAllTo(fd: number, text: string, name: string): void {
       at += writeSync(fd, bytes, at, bytes.length - at);
     } catch (error) {
       const code = errorCode(error);
-      if (code !== "EAGAIN") throw new FileError(`cannot write to ${name}: ${code}`, code);
+      if (code !== "EAGAIN") throw new FileError(`cannot write to ${name}: ${code}`);
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // a full pipe: wait 1 ms
     }
   }

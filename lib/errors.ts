@@ -59,12 +59,8 @@ export class ServerError extends HookError {}
 /** This host lacks something the hook or QEMU needs (QEMU's curl driver, say). */
 export class HostError extends HookError {}
 
-/** A file cannot be read or written as the hook needs; `code` is the system's (ENOENT, EACCES, …). */
-export class FileError extends HookError {
-  constructor(message: string, readonly code: string) {
-    super(message);
-  }
-}
+/** A file cannot be read or written as the hook needs. */
+export class FileError extends HookError {}
 
 /**
  * The line the hook prints for an error: a refusal says what is wrong and

@@ -92,9 +92,9 @@ export function parseSettings(text: string, file: string): Settings {
     const read = READERS[key];
     if (!read) {
       throw new SettingsError(
-        `${where}: unknown setting '${key}'; the settings are ${
-          Object.keys(READERS).slice(0, -1).join(", ")
-        } and allow`,
+        `${where}: unknown setting '${key}'; the settings are ${Object.keys(READERS).slice(0, -1).join(", ")} and ${
+          Object.keys(READERS).at(-1)
+        }`,
       );
     }
     read(settings, value, where);

@@ -43,16 +43,6 @@ export interface Exchange {
   issuer: string;
 }
 
-/** The connection's failure, classified; `code` is the runtime's, never the peer's text. */
-export class ConnectionError extends ServerError {
-  constructor(
-    message: string,
-    readonly kind: "dns" | "refused" | "unreachable" | "reset" | "not-tls" | "timeout" | "tls" | "other",
-  ) {
-    super(message);
-  }
-}
-
 /**
  * Sends `requests` to the URL's server and reads the answers.
  *
@@ -61,8 +51,8 @@ export class ConnectionError extends ServerError {
  * @param options The trust bundle, the absolute deadline (Date.now() ms), and
  * the time limit as the admin set it, for the message.
  * @returns The answers that came back before the server closed.
- * @throws {ConnectionError} If the connection fails, TLS is not trusted, or the deadline passes.
- * @throws {ServerError} If an answer is not HTTP/1.x or its headers are larger than MAX_HEADER_BYTES.
+ * @throws {ServerError} If the connection fails, TLS is not trusted, the deadline passes, an answer is
+ * not HTTP/1.x, or its headers are larger than MAX_HEADER_BYTES.
  */
 export function exchange(
   url: IsoUrl,
@@ -86,7 +76,7 @@ export function exchange(
     const timeout =
       `${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`;
     const timer = setTimeout(
-      () => finish(new ConnectionError(timeout, "timeout")),
+      () => finish(new ServerError(timeout)),
       Math.max(0, options.deadline - Date.now()),
     );
     socket.once("secureConnect", () => {
@@ -285,9 +275,9 @@ function certificateFacts(socket: TLSSocket, issuer: string): CertificateFacts {
  * each with its own fix: a name the certificate does not hold, dates it is
  * not valid on, a self-signed certificate, or an issuer the host does not trust.
  */
-function tlsError(reason: string, where: string, facts: CertificateFacts): ConnectionError {
+function tlsError(reason: string, where: string, facts: CertificateFacts): ServerError {
   const from = facts.issuer ? ` (issuer CN=${facts.issuer})` : "";
-  const refuse = (text: string) => new ConnectionError(`the certificate of ${where} ${text}`, "tls");
+  const refuse = (text: string) => new ServerError(`the certificate of ${where} ${text}`);
   switch (datesReason(facts) ?? reason) {
     case "ERR_TLS_CERT_ALTNAME_INVALID":
       return refuse(
@@ -310,37 +300,33 @@ function tlsError(reason: string, where: string, facts: CertificateFacts): Conne
   );
 }
 
-function networkError(error: NodeJS.ErrnoException, where: string, host: string): ConnectionError {
+function networkError(error: NodeJS.ErrnoException, where: string, host: string): ServerError {
   switch (error.code) {
     case "ENOTFOUND":
     case "EAI_AGAIN":
     case "EAI_NONAME":
-      return new ConnectionError(`the ISO server's host ${host} is not found (DNS); check the URL's host name`, "dns");
+      return new ServerError(`the ISO server's host ${host} is not found (DNS); check the URL's host name`);
     case "ECONNREFUSED":
-      return new ConnectionError(
+      return new ServerError(
         `${where} refused the connection; check that the ISO server is running and listens there`,
-        "refused",
       );
     case "ECONNRESET":
     case "EPIPE":
-      return new ConnectionError(
+      return new ServerError(
         `${where} closed the connection during TLS; check the server's TLS setup and error log`,
-        "reset",
       );
     case "ETIMEDOUT":
     case "EHOSTUNREACH":
     case "ENETUNREACH":
-      return new ConnectionError(
+      return new ServerError(
         `${where} cannot be reached (${error.code}); check the network between this host and the ISO server`,
-        "unreachable",
       );
   }
   if (/SSL|TLS/i.test(String(error.code ?? "")) || /SSL|TLS|handshake/i.test(String(error.message))) {
-    return new ConnectionError(
+    return new ServerError(
       `${where} did not answer with TLS; check that the URL names the server's https port`,
-      "not-tls",
     );
   }
   const code = /^[A-Z0-9_]{1,40}$/.test(String(error.code)) ? ` (${error.code})` : "";
-  return new ConnectionError(`the connection to ${where} failed${code}; check the server and the network`, "other");
+  return new ServerError(`the connection to ${where} failed${code}; check the server and the network`);
 }

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { ServerError } from "../errors.ts";
 
 /** System trust bundles: EL's, then Debian's. */
-export const TRUST_BUNDLES = ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"];
+const TRUST_BUNDLES = ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"];
 
 /**
  * The first system trust bundle that exists.

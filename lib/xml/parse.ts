@@ -211,18 +211,16 @@ function openElement(
   selfClosing: boolean,
 ): void {
   const declared = declarations(attributes);
-  const parentEntry = state.open.at(-1);
-  state.open.push({ element: undefined as unknown as XmlElement, declared });
   for (const attribute of attributes) {
     if (attribute.name.includes(":") && !attribute.name.startsWith("xmlns:")) {
-      resolve(state, attribute.name, false, start);
+      resolve(state, declared, attribute.name, false, start);
     }
   }
   const element: XmlElement = {
     name,
-    namespace: resolve(state, name, true, start),
+    namespace: resolve(state, declared, name, true, start),
     attributes,
-    parent: parentEntry?.element ?? null,
+    parent: state.open.at(-1)?.element ?? null,
     children: [],
     start,
     tagEnd: state.pos,
@@ -232,10 +230,9 @@ function openElement(
     leadStart: state.lead,
     closeLeadStart: state.pos,
   };
-  state.open.at(-1)!.element = element;
   if (element.parent) element.parent.children.push(element);
   else state.root = element;
-  if (selfClosing) state.open.pop();
+  if (!selfClosing) state.open.push({ element, declared });
   endMarkup(state, state.pos);
 }
 
@@ -301,14 +298,23 @@ function declarations(attributes: XmlAttribute[]): Map<string, string | null> | 
   return declared;
 }
 
-/** The namespace of a qualified name, looked up through the open elements (at most MAX_DEPTH). */
-function resolve(state: State, qualifiedName: string, isElement: boolean, at: number): string | null {
+/**
+ * The namespace of a qualified name: the declarations of the element being
+ * opened (`own`) first, then those of the open elements (at most MAX_DEPTH).
+ */
+function resolve(
+  state: State,
+  own: Map<string, string | null> | null,
+  qualifiedName: string,
+  isElement: boolean,
+  at: number,
+): string | null {
   const colon = qualifiedName.indexOf(":");
   if (colon < 0 && !isElement) return null;
   const prefix = colon < 0 ? "" : qualifiedName.slice(0, colon);
   if (prefix === "xml") return XML_NAMESPACE;
-  for (let i = state.open.length - 1; i >= 0; i--) {
-    const declared = state.open[i].declared;
+  for (let i = state.open.length; i >= 0; i--) {
+    const declared = i === state.open.length ? own : state.open[i].declared;
     if (declared?.has(prefix)) {
       const namespace = declared.get(prefix)!;
       if (namespace === null && prefix !== "") break;

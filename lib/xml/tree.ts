@@ -104,12 +104,6 @@ export function descendants(parent: XmlElement, name: string): XmlElement[] {
   return found;
 }
 
-/** Whether `node` is `ancestor` or inside it. */
-export function contains(ancestor: XmlElement, node: XmlElement): boolean {
-  for (let at: XmlElement | null = node; at; at = at.parent) if (at === ancestor) return true;
-  return false;
-}
-
 /**
  * The indentation just before an element, from its line's start: the text
  * between the previous markup and the element, from its last line break on,
