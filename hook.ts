@@ -34,7 +34,6 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsoUrl } from "./lib/url.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE } from "./lib/settings.ts";
-import { describeExpiry, signedUrlExpiry } from "./lib/expiry.ts";
 import { checkReport, checkUrl, EXIT_FAILURE, EXIT_OK, type Host, planDryRun, planHook } from "./lib/run.ts";
 import type { ServerReport } from "./lib/preflight/preflight.ts";
 import type { Command } from "./lib/cli.ts";
@@ -91,8 +90,9 @@ async function runHook(env: Environment): Promise<number> {
   mark("start");
   const host = readSettings(env);
   const iso = checkUrl(url, host);
-  checkCurlDriver();
   mark("settings");
+  checkCurlDriver();
+  mark("host");
   const original = readDomain(path, { followSymlinks: false });
   mark("read");
   const plan = planHook(original.text, iso, host);
@@ -134,8 +134,9 @@ async function check(url: string, env: Environment): Promise<number> {
   const iso = checkUrl(url, host);
   const driver = checkCurlDriver();
   const report = await runPreflight(iso, host);
+  const { describeExpiry, signedUrlExpiry } = await import("./lib/expiry.ts");
   const expiry = signedUrlExpiry(iso.query);
-  print(checkReport(report, expiry && describeExpiry(expiry, new Date())) + `qemu curl driver: ${driver}\n`);
+  print(checkReport(report, { driver, signature: expiry && describeExpiry(expiry, new Date()) }));
   return EXIT_OK;
 }
 

@@ -210,7 +210,7 @@ function main(): void {
   }
 }
 
-const PHASES = ["start", "settings", "read", "transform", "lock", "write", "fsync", "rename", "done"];
+const PHASES = ["start", "settings", "host", "read", "transform", "lock", "write", "fsync", "rename", "done"];
 
 /** The binary's floors and its phases on the VDSM q35 domain. */
 function breakdown(work: string, domain: string, floor: number, python: number): void {

@@ -111,18 +111,23 @@ export function planDryRun(
 
 /**
  * The report `--check` prints; everything from the server is made printable.
- * `signature`, when given, is the signed URL's expiry (expiry.ts).
+ *
+ * @param report What preflight found.
+ * @param host What this host has: `driver`, where QEMU's curl block driver is;
+ * `signature`, a signed URL's expiry when the query names one (expiry.ts).
  */
-export function checkReport(report: ServerReport, signature?: string): string {
+export function checkReport(report: ServerReport, host: { driver: string; signature?: string }): string {
   const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
+  const signed = host.signature
+    ? `signed URL: ${host.signature}; migration and resume reopen it, so it must last as long as the VM uses the CD-ROM\n`
+    : "";
   return `url: ${printable(report.finalUrl, 2000)}${after}\n` +
     `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
     `size: ${report.size} bytes\n` +
     `byte ranges: yes\n` +
     `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n` +
-    (signature
-      ? `signed URL: ${signature}; migration and resume reopen it, so it must last as long as the VM uses the CD-ROM\n`
-      : "");
+    signed +
+    `qemu curl driver: ${host.driver}\n`;
 }
 
 function transform(domainXml: string, iso: IsoUrl, host: Host): CdromResult {

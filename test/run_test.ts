@@ -60,34 +60,31 @@ describe("planDryRun()", () => {
 });
 
 describe("checkReport()", () => {
-  test("checkReport() adds the signed URL's expiry when there is one", () => {
-    const report = {
-      finalUrl: "https://a.example:443/x.iso",
-      redirects: 0,
-      size: 42,
-      issuer: "CA",
-      format: "UDF",
-      label: "",
-    };
-    assert.match(
-      checkReport(report, "expires 2026-11-27T13:00:00Z (S3), in 45 min"),
-      /\nsigned URL: expires 2026-11-27T13:00:00Z \(S3\), in 45 min; migration and resume reopen it/,
+  const REPORT = {
+    finalUrl: "https://a.example:443/x.iso",
+    redirects: 0,
+    size: 42,
+    issuer: "CA",
+    format: "UDF",
+    label: "",
+  };
+  const DRIVER = "/usr/lib64/qemu-kvm/block-curl.so";
+
+  test("checkReport() prints what the server said, made printable, and where QEMU's curl driver is", () => {
+    const report = { ...REPORT, redirects: 2, issuer: "CA\u001b[31m", format: "ISO 9660", label: "BOOT" };
+    assert.equal(
+      checkReport(report, { driver: DRIVER }),
+      "url: https://a.example:443/x.iso (after 2 redirects)\ntls: trusted by this host, issuer CN=CA [31m\nsize: 42 bytes\n" +
+        `byte ranges: yes\nimage: ISO 9660, volume label 'BOOT'\nqemu curl driver: ${DRIVER}\n`,
     );
-    assert.doesNotMatch(checkReport(report), /signed URL/);
   });
 
-  test("checkReport() prints what the server said, made printable", () => {
-    const report = {
-      finalUrl: "https://a.example:443/x.iso",
-      redirects: 2,
-      size: 42,
-      issuer: "CA\u001b[31m",
-      format: "ISO 9660",
-      label: "BOOT",
-    };
-    assert.equal(
-      checkReport(report),
-      "url: https://a.example:443/x.iso (after 2 redirects)\ntls: trusted by this host, issuer CN=CA [31m\nsize: 42 bytes\nbyte ranges: yes\nimage: ISO 9660, volume label 'BOOT'\n",
+  test("checkReport() adds the signed URL's expiry when there is one", () => {
+    const signature = "expires 2026-11-27T13:00:00Z (S3), in 45 min";
+    assert.match(
+      checkReport(REPORT, { driver: DRIVER, signature }),
+      /\nsigned URL: expires 2026-11-27T13:00:00Z \(S3\), in 45 min; migration and resume reopen it/,
     );
+    assert.doesNotMatch(checkReport(REPORT, { driver: DRIVER }), /signed URL/);
   });
 });
