@@ -5,28 +5,16 @@
  * it (a temp file named by _hook_domxml, the URL in httpsisoboot), --dry-run,
  * --diff, and bad input. HTTPSISOBOOT_BIN adds another artifact to test.
  */
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { BINARY, BUNDLE, FIXTURES, readFixture, ROOT, type Run, run } from "../support/mod.ts";
+import { BINARY, BUNDLE, FIXTURES, readFixture, ROOT, type Run, run, settingsFiles, workDir } from "../support/mod.ts";
 import { VERSION } from "../../lib/version.ts";
 
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-cli-"));
-// after(), not process.on("exit"): the latter never fires under deno test.
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = workDir("cli");
 
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET&exp=1";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
@@ -58,11 +46,7 @@ let command = "";
 let prefix: string[] = [];
 
 /** Host settings for runs against made-up servers: no preflight (test/preflight_test.ts covers it). */
-const NO_PREFLIGHT = join(work, "no-preflight.conf");
-writeFileSync(NO_PREFLIGHT, "preflight = no\n");
-/** An empty settings file: every default, preflight on. */
-const DEFAULTS = join(work, "defaults.conf");
-writeFileSync(DEFAULTS, "");
+const { noPreflight: NO_PREFLIGHT, defaults: DEFAULTS } = settingsFiles(work);
 
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
   return run(command, [...prefix, ...args], {
@@ -192,27 +176,31 @@ for (const [name, commandLine, missing] of ARTIFACTS) {
       assert.match(readFileSync(path, "utf8"), /<readahead size="2097152" \/>\n\s+<timeout seconds="45" \/>/);
     });
 
-    test("hook mode refuses a server outside the allowlist, naming the setting, and leaves the file alone", () => {
-      const path = domainFile();
-      const config = join(work, "allow.conf");
-      writeFileSync(config, "allow = .trusted.example.net\n");
-      assertOneLineFailure(
-        hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
-        new RegExp(`isos.example.org:443 is not in the 'allow' setting of ${config}`),
-      );
-      assert.equal(readFileSync(path, "utf8"), SAMPLE);
-    });
-
-    test("hook mode refuses a bad settings file, naming the file and the key", () => {
-      const path = domainFile();
-      const config = join(work, "bad.conf");
-      writeFileSync(config, "# host settings\nreadahead = 1000\n");
-      assertOneLineFailure(
-        hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
-        new RegExp(`${config} line 2: 'readahead' must be a multiple of 512`),
-      );
-      assert.equal(readFileSync(path, "utf8"), SAMPLE);
-    });
+    /** [what, the settings file's text, the words (the file's path stands for FILE)] */
+    const SETTINGS_REFUSALS: Array<[string, string, string]> = [
+      [
+        "a server outside the allowlist, naming the setting",
+        "allow = .trusted.example.net\n",
+        "isos.example.org:443 is not in the 'allow' setting of FILE",
+      ],
+      [
+        "a bad settings file, naming the file and the key",
+        "# host settings\nreadahead = 1000\n",
+        "FILE line 2: 'readahead' must be a multiple of 512",
+      ],
+    ];
+    for (const [what, text, words] of SETTINGS_REFUSALS) {
+      test(`hook mode refuses ${what}, and leaves the file alone`, () => {
+        const path = domainFile();
+        const config = join(work, "settings-refused.conf");
+        writeFileSync(config, text);
+        assertOneLineFailure(
+          hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config }),
+          new RegExp(words.replace("FILE", config)),
+        );
+        assert.equal(readFileSync(path, "utf8"), SAMPLE);
+      });
+    }
 
     test("hook mode without _hook_domxml explains how to try it by hand", () => {
       assertOneLineFailure(hook([], { httpsisoboot: URL }), /_hook_domxml is not set.*--dry-run/);

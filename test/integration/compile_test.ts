@@ -5,19 +5,16 @@
  * from DENORT_BIN. This project's machines cannot download it, so building is
  * tested only where DENORT_BIN names a runtime; the refusal is tested always.
  */
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { ROOT } from "../support/mod.ts";
+import { ROOT, workDir } from "../support/mod.ts";
 import { VERSION } from "../../lib/version.ts";
 
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-compile-"));
-// after(), not process.on("exit"): the latter never fires under deno test.
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = workDir("compile");
 
 function compile(out: string, denortBin: string | undefined) {
   const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: "1" };

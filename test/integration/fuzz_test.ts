@@ -11,11 +11,10 @@
  * - 100 concurrent hook runs on separate files;
  * - outputs whose input libvirt's test driver accepts are accepted too.
  */
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
@@ -26,7 +25,7 @@ import { DEFAULT_SETTINGS } from "../../lib/settings.ts";
 import { parseXml } from "../../lib/xml/parse.ts";
 import { child, children, descendants, getAttribute } from "../../lib/xml/tree.ts";
 import { HookError } from "../../lib/errors.ts";
-import { BINARY, fixtureCases, readFixture, run, virshMissing } from "../support/mod.ts";
+import { BINARY, fixtureCases, readFixture, run, settingsFiles, virshMissing, workDir } from "../support/mod.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 /** The seeds `npm test` runs; FUZZ_SEED (from a failure, or from `npm run fuzz`) runs one other. */
@@ -44,14 +43,11 @@ function check<T>(property: fc.IProperty<T>, runs: number): void {
     throw new Error(`fuzz failure; replay with: ${replay}\n${fc.defaultReportMessage(details)}`);
   }
 }
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-fuzz-"));
-// after(), not process.on("exit"): the latter never fires under deno test.
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = workDir("fuzz");
 
 const INPUTS = fixtureCases().map((name) => readFixture(`${name}.in.xml`));
 /** Host settings for runs against made-up servers: defaults, but no preflight. */
-const NO_PREFLIGHT = join(work, "no-preflight.conf");
-writeFileSync(NO_PREFLIGHT, "preflight = no\n");
+const { noPreflight: NO_PREFLIGHT } = settingsFiles(work);
 const SECRET = "S3CR3T";
 
 /** Messages of errors the code throws on purpose; a bug shows as a runtime message instead. */

@@ -22,13 +22,11 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { Buffer } from "node:buffer";
@@ -37,19 +35,15 @@ import { parseIsoUrl } from "../../lib/url.ts";
 import { PolicyError, ServerError } from "../../lib/errors.ts";
 import { makeAuthority, makeServerCert, trustingPrefix } from "../support/tls.ts";
 import { answerEndless, eachRequest, GOOD_HEAD } from "../support/endless.ts";
-import { BINARY, readFixture, ROOT } from "../support/mod.ts";
+import { BINARY, readFixture, ROOT, settingsFiles, workDir } from "../support/mod.ts";
 
 const HOOK = process.env.HOSTILE_BIN ?? BINARY;
 const noBinary = existsSync(HOOK) ? undefined : `${HOOK} is not built; run \`npm run binary\``;
 const notRoot = process.getuid?.() === 0 ? undefined : "needs root: a private mount namespace and a second user";
 const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
 
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-hostile-"));
-chmodSync(work, 0o755);
-after(() => rmSync(work, { recursive: true, force: true }));
-const NO_PREFLIGHT = join(work, "no-preflight.conf");
-writeFileSync(NO_PREFLIGHT, "preflight = no\n");
-writeFileSync(join(work, "defaults.conf"), "");
+const work = workDir("hostile");
+const { noPreflight: NO_PREFLIGHT, defaults: DEFAULTS } = settingsFiles(work);
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
 
@@ -335,7 +329,7 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
 
 /** Swaps every httpsisoboot temp file in a directory for a symlink to the victim, as fast as it can, for 20 s at most. */
 const RACER = `
-import { readdirSync, rmSync, symlinkSync } from "node:fs";
+import { readdirSync, symlinkSync } from "node:fs";
 const [dir, victim] = process.argv.slice(2);
 const until = Date.now() + 20000;
 while (Date.now() < until) {
@@ -711,7 +705,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
         {
           _hook_domxml: path,
           httpsisoboot: `https://localhost:${port[server]}/boot.iso`,
-          HTTPSISOBOOT_CONFIG: join(work, "defaults.conf"),
+          HTTPSISOBOOT_CONFIG: DEFAULTS,
         },
         20_000,
         trustingPrefix(work, ca),
@@ -739,7 +733,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     const env = {
       _hook_domxml: path,
       httpsisoboot: `https://localhost:${port.target}/boot.iso`,
-      HTTPSISOBOOT_CONFIG: join(work, "defaults.conf"),
+      HTTPSISOBOOT_CONFIG: DEFAULTS,
     };
     const jail = [...trustingPrefix(work, ca), ...WX_JAIL];
     const hooked = await hook([], env, 20_000, jail);

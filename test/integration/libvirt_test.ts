@@ -5,10 +5,9 @@
  * unlike the test driver, knows that q35 has no IDE), and the URL QEMU would
  * fetch is read from `virsh domxml-to-native`.
  */
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
@@ -21,11 +20,10 @@ import {
   run,
   systemLibvirtMissing,
   virshMissing,
+  workDir,
 } from "../support/mod.ts";
 
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-libvirt-"));
-// after(), not process.on("exit"): the latter never fires under deno test.
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = workDir("libvirt");
 
 const X86 = (xml: string) => /<type[^>]*arch=['"](x86_64|i686)['"]/.test(xml);
 

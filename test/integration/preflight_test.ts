@@ -7,10 +7,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { preflight } from "../../lib/preflight/preflight.ts";
@@ -19,7 +18,7 @@ import { parseIsoUrl } from "../../lib/url.ts";
 import { buildBiosIso } from "../support/iso.ts";
 import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
 import { makeAuthority, makeServerCert } from "../support/tls.ts";
-import { BINARY, readFixture } from "../support/mod.ts";
+import { BINARY, readFixture, settingsFiles, tempDir } from "../support/mod.ts";
 
 function missing(): string | undefined {
   for (const tool of ["nginx", "openssl", "xorriso"]) {
@@ -45,10 +44,8 @@ const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 
 describe("preflight()", { skip: missing() }, () => {
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "httpsisoboot-preflight-"));
-    DEFAULTS = join(work, "defaults.conf");
-    writeFileSync(DEFAULTS, "");
-    chmodSync(work, 0o755);
+    work = tempDir("preflight");
+    DEFAULTS = settingsFiles(work).defaults;
     const www = join(work, "www");
     mkdirSync(www, { mode: 0o755 });
     buildBiosIso(www, "boot", "PREFLIGHT");

@@ -19,10 +19,9 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { readFixture, ROOT } from "../support/mod.ts";
+import { readFixture, ROOT, tempDir } from "../support/mod.ts";
 import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
 
 const HOOK = "/usr/libexec/vdsm/hooks/before_vm_start/50_httpsisoboot";
@@ -52,8 +51,7 @@ let work = "";
 
 describe("RPMs", { skip: missing() }, () => {
   before(() => {
-    work = mkdtempSync(join(tmpdir(), "httpsisoboot-rpm-"));
-    chmodSync(work, 0o755);
+    work = tempDir("rpm");
     rmSync(RPMS, { recursive: true, force: true });
     const built = sh("bash", ["scripts/rpm/build.sh"]);
     assert.equal(built.status, 0, built.stderr);

@@ -4,19 +4,16 @@
  * vagrant-libvirt). Booting it needs a box download, which this project's
  * machines cannot do; see the README.
  */
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
-import { ROOT } from "../support/mod.ts";
+import { ROOT, workDir } from "../support/mod.ts";
 
 const VAGRANT_DIR = join(ROOT, "vagrant");
-const work = mkdtempSync(join(tmpdir(), "httpsisoboot-vagrant-"));
-// after(), not process.on("exit"): the latter never fires under deno test.
-after(() => rmSync(work, { recursive: true, force: true }));
+const work = workDir("vagrant");
 
 function vagrantMissing(): string | undefined {
   const found = spawnSync("vagrant", ["--version"], { encoding: "utf8" });

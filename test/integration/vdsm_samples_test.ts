@@ -5,13 +5,12 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
-import { ROOT, run, virshMissing } from "../support/mod.ts";
+import { run, tempDir, VDSM_SAMPLES, virshMissing } from "../support/mod.ts";
 
-const SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
+const SAMPLES = VDSM_SAMPLES;
 const samples = existsSync(SAMPLES) ? readdirSync(SAMPLES).filter((name) => name.endsWith(".xml")).sort() : [];
 let work = "";
 
@@ -20,7 +19,7 @@ describe("VDSM's own sample domains", {
 }, () => {
   // Made and removed with the suite, so a skipped suite leaves nothing behind.
   before(() => {
-    work = mkdtempSync(join(tmpdir(), "httpsisoboot-samples-"));
+    work = tempDir("samples");
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
-/** Shared by the tests: fixtures, the built bundle, and real libvirt. */
+/** Shared by the tests: fixtures, work directories, settings files, the built artifacts, and real libvirt. */
+import { after } from "node:test";
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -9,6 +11,38 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const FIXTURES = join(ROOT, "test", "fixtures");
 export const BUNDLE = join(ROOT, "dist", "httpsisoboot.mjs");
 export const BINARY = join(ROOT, "dist", "httpsisoboot");
+/** VDSM's sample domains, in ../shared when it is there (GPL, never copied into the project). */
+export const VDSM_SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
+
+/**
+ * A new temporary directory that other users may enter: the hook runs as
+ * uid 36 or 1000 in some tests. The caller removes it.
+ */
+export function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `httpsisoboot-${name}-`));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/**
+ * A test file's work directory, removed after its tests. For module scope;
+ * a suite that makes its own in before() uses tempDir().
+ */
+export function workDir(name: string): string {
+  const dir = tempDir(name);
+  // after(), not process.on("exit"): the latter never fires under deno test.
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Host settings files in `dir`: `defaults` (empty: every default, preflight on) and `noPreflight`. */
+export function settingsFiles(dir: string): { defaults: string; noPreflight: string } {
+  const defaults = join(dir, "defaults.conf");
+  const noPreflight = join(dir, "no-preflight.conf");
+  writeFileSync(defaults, "");
+  writeFileSync(noPreflight, "preflight = no\n");
+  return { defaults, noPreflight };
+}
 
 /** The URL every golden fixture is given, unless GOLDEN_URLS names another. */
 export const GOLDEN_URL = "https://isos.example.org/el9/boot%20disk.iso?sig=c2VjcmV0&expires=1700000000";

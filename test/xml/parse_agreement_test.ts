@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { create } from "xmlbuilder2";
 import { parseXml } from "../../lib/xml/parse.ts";
 import type { XmlElement } from "../../lib/xml/tree.ts";
-import { fixtureCases, FIXTURES, ROOT } from "../support/mod.ts";
+import { fixtureCases, FIXTURES, VDSM_SAMPLES } from "../support/mod.ts";
 
 interface Shape {
   name: string;
@@ -42,7 +42,7 @@ function theirs(node: any): Shape {
   return { name: node.nodeName, namespace: node.namespaceURI, attributes, children };
 }
 
-const SAMPLES = join(ROOT, "..", "shared", "reference", "vdsm-samples");
+const SAMPLES = VDSM_SAMPLES;
 const documents = [
   ...fixtureCases().flatMap((name) => [`${name}.in.xml`, `${name}.out.xml`]).map((name) => join(FIXTURES, name)),
   ...(existsSync(SAMPLES)
