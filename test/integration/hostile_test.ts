@@ -288,16 +288,17 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
   });
 
   test("a racer swapping the temp file for a symlink cannot make root chown another file (finding: 5 of 5)", async () => {
+    let swaps = 0;
     const victim = join(work, "victim");
     writeFileSync(victim, "root's file\n");
     chownSync(victim, 0, 0);
     const racer = join(work, "racer.mjs");
     writeFileSync(racer, RACER);
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; attempt < 20; attempt++) {
       const dir = mkdtempSync(join(work, "race-"));
       chmodSync(dir, 0o777); // writable by all, no sticky bit
       const path = join(dir, "domxml");
-      writeFileSync(path, SAMPLE.replace("<features>", `<!-- ${"x".repeat(200_000)} --><features>`));
+      writeFileSync(path, SAMPLE.replace("<features>", `<!-- ${"x".repeat(4_000_000)} --><features>`));
       chownSync(path, 1000, 1000); // so root must give the new file an owner
       const racing = spawn("setpriv", [
         "--reuid=1000",
@@ -307,11 +308,19 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
         racer,
         dir,
         victim,
-      ], { stdio: "ignore" });
+      ], { stdio: ["ignore", "ignore", "pipe"] });
+      let racerSaid = "";
+      racing.stderr!.on("data", (chunk) => (racerSaid += chunk));
       await new Promise((resolve) => setTimeout(resolve, 150));
       const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL });
       racing.kill("SIGKILL");
       await new Promise((resolve) => racing.on("close", resolve));
+      const swapped = existsSync(join(dir, "swaps")) ? Number(readFileSync(join(dir, "swaps"), "utf8")) : 0;
+      assert.ok(
+        swapped > 0 || outcome.status === 0,
+        `attempt ${attempt}: the racer never swapped a temp file: ${racerSaid}`,
+      );
+      swaps += swapped;
       const stat = statSync(victim);
       assert.deepEqual(
         [stat.uid, stat.gid],
@@ -324,18 +333,20 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
       } else assertRefused(outcome, /replaced while the hook|changed while the hook ran|cannot replace/);
       assert.ok(outcome.status === 0 || outcome.status === 2, outcome.stderr);
     }
+    assert.ok(swaps >= 20, `the racer swapped ${swaps} temp files in 20 attempts: this test raced`);
   });
 });
 
 /** Swaps every httpsisoboot temp file in a directory for a symlink to the victim, as fast as it can, for 20 s at most. */
 const RACER = `
-import { readdirSync, symlinkSync } from "node:fs";
+import { readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 const [dir, victim] = process.argv.slice(2);
+let swaps = 0;
 const until = Date.now() + 20000;
 while (Date.now() < until) {
   for (const name of readdirSync(dir)) {
     if (!name.includes("httpsisoboot-") || name.endsWith("-lock")) continue;
-    try { rmSync(dir + "/" + name); symlinkSync(victim, dir + "/" + name); } catch {}
+    try { rmSync(dir + "/" + name); symlinkSync(victim, dir + "/" + name); writeFileSync(dir + "/swaps", String(++swaps)); } catch {}
   }
 }
 `;
