@@ -20,7 +20,7 @@
  * peak RSS; and, as root with openssl, a server that answers the ranged GET
  * with an endless 200, trusted in a private mount namespace.
  *
- * A benchmark, not a test: it asserts nothing. Builds what is missing first.
+ * A benchmark, not a test: it asserts nothing. It builds what it measures first.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -45,21 +45,17 @@ interface Route {
   empty: string[];
 }
 
+/** Builds what is measured from this tree, every run: a stale artifact would be measured otherwise. */
 function build(): void {
-  const binary = join(ROOT, "dist", "httpsisoboot");
-  if (!existsSync(join(ROOT, "dist", "httpsisoboot.mjs"))) {
-    spawnSync(deno, ["task", "--quiet", "bundle"], { cwd: ROOT, stdio: "inherit" });
-  }
-  if (!existsSync(binary)) {
-    spawnSync("npm", ["run", "--silent", "binary"], { cwd: ROOT, stdio: "ignore" });
-  }
-  const empty = join(ROOT, "dist", "bench-empty");
-  if (!existsSync(empty)) {
-    spawnSync(bun, ["build", "--compile", "--bytecode", "--minify", "bench/empty.mjs", "--outfile", empty], {
-      cwd: ROOT,
-      stdio: "ignore",
-    });
-  }
+  spawnSync(deno, ["task", "--quiet", "bundle"], { cwd: ROOT, stdio: "inherit" });
+  spawnSync("npm", ["run", "--silent", "binary"], { cwd: ROOT, stdio: "ignore" });
+  // The floor: an empty program built with exactly `npm run binary`'s flags, every run, so the two never drift apart.
+  const flags = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.binary.split(" ")
+    .filter((word: string) => word.startsWith("--") && word !== "--outfile");
+  spawnSync(bun, ["build", ...flags, "bench/empty.mjs", "--outfile", join(ROOT, "dist", "bench-empty")], {
+    cwd: ROOT,
+    stdio: "ignore",
+  });
 }
 
 const ROUTES: Route[] = [
