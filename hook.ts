@@ -34,12 +34,22 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsoUrl } from "./lib/url.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE } from "./lib/settings.ts";
-import { checkReport, checkUrl, EXIT_FAILURE, EXIT_OK, type Host, planDryRun, planHook } from "./lib/run.ts";
+import {
+  checkReport,
+  checkUrl,
+  EXIT_FAILURE,
+  EXIT_OK,
+  type HookPlan,
+  type Host,
+  planDryRun,
+  planHook,
+} from "./lib/run.ts";
 import type { ServerReport } from "./lib/preflight/preflight.ts";
 import type { Command } from "./lib/cli.ts";
 import { DomainError, errorLine, FileError, HookError, HostError, LimitError, UsageError } from "./lib/errors.ts";
 import { CURL_MODULE, curlDriverProblem, QEMU_MODULE_DIRS } from "./lib/curl_driver.ts";
-import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
+import { HOOK_GRACE_MS, LOCK_POLL_MS, LOCK_WAIT_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
+import { lockFileName, tempFileName } from "./lib/paths.ts";
 import { VERSION } from "./lib/version.ts";
 
 type Environment = Record<string, string | undefined>;
@@ -98,17 +108,31 @@ async function runHook(env: Environment): Promise<number> {
   const plan = planHook(original.text, iso, host);
   mark("transform");
   if (plan.preflight) await runPreflight(iso, host);
-  if (plan.write !== undefined) {
-    const unlock = lock(path);
-    try {
-      replaceFile(path, plan.write, original.stats);
-    } finally {
-      unlock();
-    }
-  }
-  say(`httpsisoboot: ${plan.message}\n`);
+  const message = plan.write === undefined
+    ? plan.message
+    : writeUnderLock(path, original.text, plan, (text) => planHook(text, iso, host));
+  say(`httpsisoboot: ${message}\n`);
   mark("done");
   return EXIT_OK;
+}
+
+/**
+ * Writes the hook's change under the domain file's lock. The file is read
+ * again once the lock is held: another httpsisoboot that held it may have
+ * changed it, and then the change is planned anew on what that one wrote,
+ * so nothing it did is lost and a CD-ROM it added is not added twice.
+ * Returns the line to log.
+ */
+function writeUnderLock(path: string, read: string, plan: HookPlan, replan: (text: string) => HookPlan): string {
+  const unlock = lock(path);
+  try {
+    const current = readDomain(path, { followSymlinks: false });
+    const final = current.text === read ? plan : replan(current.text);
+    if (final.write !== undefined) replaceFile(path, final.write, current.stats);
+    return final.message;
+  } finally {
+    unlock();
+  }
 }
 
 /** Prints what the hook would write, or the diff, query values hidden; never writes, never asks the server. */
@@ -305,35 +329,81 @@ async function readStdin(): Promise<Uint8Array> {
 }
 
 /**
- * Takes the lock on a domain file for the write: `.NAME.httpsisoboot-lock`
- * beside it, created exclusively. With replaceFile()'s check that the file
- * is still the one read, two runs on one file never both write it: the
- * second fails instead of silently dropping the first one's change.
- * Returns the function that releases it.
+ * Takes the lock on a domain file for the write: `.httpsisoboot-<digest>.lock`
+ * beside it (paths.ts), created exclusively, holding the holder's pid. A
+ * lock another httpsisoboot holds is waited for, LOCK_WAIT_MS at most; one
+ * whose holder is gone (killed) is named with its pid, never broken here:
+ * two waiters breaking one lock would both write. With replaceFile()'s check
+ * that the file is still the one read, two runs on one file never both
+ * write it blindly. Returns the function that releases it.
  */
 function lock(path: string): () => void {
-  const lockPath = join(dirname(path), `.${basename(path)}.httpsisoboot-lock`);
-  let fd: number;
-  try {
-    fd = openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  } catch (error) {
-    const code = errorCode(error);
-    if (code === "EEXIST") {
+  const lockPath = join(dirname(path), lockFileName(basename(path)));
+  const until = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    const fd = tryCreate(lockPath, path);
+    if (fd !== undefined) {
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(lockPath);
+        } catch { /* already gone: nothing to release */ }
+      };
+    }
+    const holder = lockHolder(lockPath);
+    if (holder !== undefined && !isRunning(holder)) {
       throw new FileError(
-        `another httpsisoboot is changing '${path}' (lock ${lockPath}); if none is running, remove the lock`,
+        `the lock ${lockPath} on '${path}' was left by pid ${holder}, which is not running (a killed httpsisoboot); remove it`,
       );
     }
+    if (Date.now() >= until) {
+      throw new FileError(
+        `another httpsisoboot (pid ${holder ?? "unknown"}) held the lock ${lockPath} on '${path}' for more than ${
+          LOCK_WAIT_MS / 1000
+        } s; start the VM again`,
+      );
+    }
+    sleepMs(LOCK_POLL_MS);
+  }
+}
+
+/** The lock's descriptor, or undefined when another run holds it. */
+function tryCreate(lockPath: string, path: string): number | undefined {
+  try {
+    return openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "EEXIST") return undefined;
     const hint = code === "EACCES"
       ? accessHint(dirname(path), "write")
       : `; the hook needs write access to ${dirname(path)}`;
     throw new FileError(`cannot lock the domain XML '${path}': ${code}${hint}`);
   }
-  closeSync(fd);
-  return () => {
-    try {
-      unlinkSync(lockPath);
-    } catch { /* already gone: nothing to release */ }
-  };
+}
+
+/** The pid a lock file holds; undefined while its holder has not written it yet, or if it is not a pid. */
+function lockHolder(lockPath: string): number | undefined {
+  try {
+    const { bytes } = readRegularFile(lockPath, { maxBytes: 16, followSymlinks: false, what: "the lock" });
+    const text = new TextDecoder().decode(bytes);
+    return /^[1-9][0-9]{0,9}\n$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === "EPERM";
+  }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /**
@@ -345,7 +415,7 @@ function lock(path: string): () => void {
  * unchanged and the temporary file is gone.
  */
 function replaceFile(path: string, text: string, original: Stats): void {
-  const temp = join(dirname(path), `.${basename(path)}.httpsisoboot-${randomHex(12)}`);
+  const temp = join(dirname(path), tempFileName(randomHex(12)));
   let fd: number | undefined;
   try {
     fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -447,7 +517,7 @@ function writeAllTo(fd: number, text: string, name: string): void {
     } catch (error) {
       const code = errorCode(error);
       if (code !== "EAGAIN") throw new FileError(`cannot write to ${name}: ${code}`);
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // a full pipe: wait 1 ms
+      sleepMs(1); // a full pipe: wait 1 ms
     }
   }
 }

@@ -63,3 +63,14 @@ export const HOOK_GRACE_MS = 3_000;
 
 /** The longest text printed that came from elsewhere (a server, a file): 200 characters. */
 export const MAX_SHOWN_CHARS = 200;
+
+/**
+ * How long a hook waits for another httpsisoboot's lock on the same domain
+ * file: 10 s. A holder keeps it only to read, write, fsync and rename one
+ * domain (about 3 ms for VDSM's; 130 ms at MAX_DOMAIN_BYTES), so ten hooks
+ * started at once on one file all get their turn well within it.
+ */
+export const LOCK_WAIT_MS = 10_000;
+
+/** How often a waiting hook tries the lock again. */
+export const LOCK_POLL_MS = 5;
