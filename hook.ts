@@ -21,8 +21,6 @@ import {
   fsyncSync,
   lstatSync,
   openSync,
-  readFileSync,
-  readSync,
   realpathSync,
   renameSync,
   type Stats,
@@ -30,7 +28,7 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { IsoUrl } from "./lib/url.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE } from "./lib/settings.ts";
@@ -43,13 +41,37 @@ import {
   type Host,
   planDryRun,
   planHook,
+  planIncoming,
+  type RelayCommands,
+  type RelayStart,
+  vmUuid,
 } from "./lib/run.ts";
 import type { ServerReport } from "./lib/preflight/preflight.ts";
 import type { Command } from "./lib/cli.ts";
-import { DomainError, errorLine, FileError, HookError, HostError, LimitError, UsageError } from "./lib/errors.ts";
+import {
+  DomainError,
+  errorLine,
+  FileError,
+  HookError,
+  HostError,
+  LimitError,
+  RelayError,
+  UsageError,
+} from "./lib/errors.ts";
 import { CURL_MODULE, curlDriverProblem, QEMU_MODULE_DIRS } from "./lib/curl_driver.ts";
-import { HOOK_GRACE_MS, LOCK_POLL_MS, LOCK_WAIT_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES } from "./lib/limits.ts";
-import { lockFileName, tempFileName } from "./lib/paths.ts";
+import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES, RELAY_READY_MS } from "./lib/limits.ts";
+import { lockFileName, RELAY_DIRS, type RelayDirs, relayPaths, tempFileName } from "./lib/paths.ts";
+import { type HookPoint, hookPointOf } from "./lib/hook_point.ts";
+import { relayConfigText } from "./lib/relay/config.ts";
+import {
+  NBDKIT_BINARIES,
+  NBDKIT_MODULE_DIRS,
+  NBDKIT_MODULES,
+  nbdkitArgs,
+  type NbdkitFound,
+  nbdkitProblem,
+} from "./lib/relay/plan.ts";
+import { accessHint, concat, errorCode, readRegularFile, sleepMs, takeLock } from "./lib/io/files.ts";
 import { VERSION } from "./lib/version.ts";
 
 type Environment = Record<string, string | undefined>;
@@ -78,7 +100,9 @@ export async function main(args: string[], env: Environment): Promise<number> {
       case "check":
         return await check(command.url, env);
       case "hook":
-        return await runHook(env);
+        return await runHookPoint(env);
+      case "relay":
+        return await (await import("./lib/relay/serve.ts")).serveRelay(command.uuid, relayDirs(env));
     }
   } catch (error) {
     say(`httpsisoboot: ${errorLine(error)}\n`);
@@ -87,33 +111,172 @@ export async function main(args: string[], env: Environment): Promise<number> {
   }
 }
 
-/** What VDSM runs: rewrite the file named by `_hook_domxml` in place. */
-async function runHook(env: Environment): Promise<number> {
+/** What VDSM runs, at the hook point whose directory holds the path it ran. */
+function runHookPoint(env: Environment): Promise<number> {
+  const point = hookPointOf(invokedAs());
+  if (point === "before_vm_start") return beforeVmStart(env);
+  if (point === "before_vm_migrate_destination" || point === "before_vm_dehibernate") return incomingVm(env, point);
+  return vmGone(env, point);
+}
+
+/**
+ * before_vm_start: rewrite the file named by `_hook_domxml` in place, after
+ * starting the VM's relay in relay mode. If the write fails, the relay is
+ * stopped again: no relay outlives a VM that did not start.
+ */
+async function beforeVmStart(env: Environment): Promise<number> {
   const url = env.httpsisoboot;
   if (url === undefined || url === "") return EXIT_OK;
+  const path = domainPath(env);
+  mark("start");
+  const host = readSettings(env);
+  const iso = checkUrl(url, host);
+  mark("settings");
+  if (host.settings.relay === "off") checkCurlDriver();
+  mark("host");
+  const original = readDomain(path, { followSymlinks: false });
+  mark("read");
+  const plan = planHook(original.text, iso, host);
+  mark("transform");
+  const report = plan.preflight ? await runPreflight(iso, host) : undefined;
+  if (plan.relay) await startVmRelay(plan.relay, host, env, report?.size);
+  let message: string;
+  try {
+    message = plan.write === undefined
+      ? plan.message
+      : writeUnderLock(path, original.text, plan, (text) => planHook(text, iso, host));
+  } catch (error) {
+    if (plan.relay) await stopVmRelay(plan.relay.uuid, host.dirs!);
+    throw error;
+  }
+  say(`httpsisoboot: ${message}\n`);
+  mark("done");
+  return EXIT_OK;
+}
+
+/**
+ * before_vm_migrate_destination and before_vm_dehibernate: a VM that
+ * arrives with the relay CD-ROM gets its relay started on this host, from
+ * the URL its metadata records, under this host's settings. The domain is
+ * not changed; a VM without the relay is none of the hook's business.
+ */
+async function incomingVm(env: Environment, point: HookPoint): Promise<number> {
+  const path = domainPath(env);
+  const text = readDomain(path, { followSymlinks: false }).text;
+  const host = readSettings(env);
+  const incoming = planIncoming(text, host);
+  if (!incoming) return EXIT_OK;
+  const report = host.settings.preflight ? await runPreflight(incoming.url, host) : undefined;
+  await startVmRelay(incoming, host, env, report?.size);
+  say(`httpsisoboot: started the relay of VM ${incoming.uuid} for ${incoming.url.redacted} (${point})\n`);
+  return EXIT_OK;
+}
+
+/**
+ * after_vm_destroy, after_vm_migrate_source and after_vm_hibernate: the VM
+ * is gone from this host, so its relay stops and its files go. It needs
+ * neither the settings nor a domain that parses: VDSM's `vmId` will do.
+ */
+async function vmGone(env: Environment, point: HookPoint): Promise<number> {
+  let text: string | undefined;
+  try {
+    text = env._hook_domxml ? readDomain(env._hook_domxml, { followSymlinks: false }).text : undefined;
+  } catch (error) {
+    if (!(error instanceof HookError)) throw error;
+  }
+  const uuid = vmUuid(text, env.vmId);
+  if (uuid === undefined) return EXIT_OK;
+  if (await stopVmRelay(uuid, relayDirs(env))) say(`httpsisoboot: stopped the relay of VM ${uuid} (${point})\n`);
+  return EXIT_OK;
+}
+
+function domainPath(env: Environment): string {
   const path = env._hook_domxml;
   if (!path) {
     throw new UsageError(
       "_hook_domxml is not set; VDSM sets it when it runs the hook. To try the hook by hand, use --dry-run FILE",
     );
   }
-  mark("start");
-  const host = readSettings(env);
-  const iso = checkUrl(url, host);
-  mark("settings");
-  checkCurlDriver();
-  mark("host");
-  const original = readDomain(path, { followSymlinks: false });
-  mark("read");
-  const plan = planHook(original.text, iso, host);
-  mark("transform");
-  if (plan.preflight) await runPreflight(iso, host);
-  const message = plan.write === undefined
-    ? plan.message
-    : writeUnderLock(path, original.text, plan, (text) => planHook(text, iso, host));
-  say(`httpsisoboot: ${message}\n`);
-  mark("done");
-  return EXIT_OK;
+  return path;
+}
+
+/**
+ * Starts (or finds running) the VM's relay and waits until it answers; a
+ * relay that reports another size than preflight saw is stopped again.
+ */
+async function startVmRelay(relay: RelayStart, host: Host, env: Environment, expectedSize?: number): Promise<void> {
+  const { checkRelayDirs, launcher, startRelay, stopRelay } = await import("./lib/relay/control.ts");
+  const problem = nbdkitProblem(findNbdkit(), host.file);
+  if (problem) throw new HostError(problem);
+  const dirs = host.dirs!;
+  checkRelayDirs(dirs);
+  const paths = relayPaths(dirs, relay.uuid);
+  const start = launcher(selfCommand(), relay.uuid);
+  const size = await startRelay(paths, relay.uuid, relayConfigText(relay.config), {
+    launcher: start,
+    env,
+    deadline: Date.now() + RELAY_READY_MS,
+  });
+  if (expectedSize !== undefined && size !== expectedSize) {
+    await stopRelay(paths, relay.uuid, start);
+    throw new RelayError(
+      `the relay of VM ${relay.uuid} reads ${size} bytes where preflight saw ${expectedSize}; the ISO changed on the server`,
+    );
+  }
+}
+
+/** What starting the VM's relay would run, for --dry-run; the nbdkit command holds nothing of the URL. */
+async function relayCommands(relay: RelayStart, dirs: RelayDirs): Promise<RelayCommands> {
+  const { launcher } = await import("./lib/relay/control.ts");
+  const paths = relayPaths(dirs, relay.uuid);
+  const nbdkit = NBDKIT_BINARIES.find((path) => existsSync(path)) ?? "nbdkit";
+  const selinux = existsSync("/sys/fs/selinux/enforce");
+  return {
+    start: launcher(selfCommand(), relay.uuid).command,
+    nbdkit: [nbdkit, ...nbdkitArgs(paths, relay.config, { selinux })],
+  };
+}
+
+/** Stops the VM's relay and removes its files; whether there was one. */
+async function stopVmRelay(uuid: string, dirs: RelayDirs): Promise<boolean> {
+  const { launcher, stopRelay } = await import("./lib/relay/control.ts");
+  return await stopRelay(relayPaths(dirs, uuid), uuid, launcher(selfCommand(), uuid));
+}
+
+/** What is there of nbdkit: the binary, and the plugin and filters the relay loads. */
+function findNbdkit(): NbdkitFound {
+  const binary = NBDKIT_BINARIES.find((path) => existsSync(path));
+  const moduleDir = NBDKIT_MODULE_DIRS.find((dir) => existsSync(dir));
+  const missing = moduleDir
+    ? NBDKIT_MODULES.map(([name]) => name).filter((name) => !existsSync(join(moduleDir, name)))
+    : [];
+  return { binary, moduleDir, missing };
+}
+
+/** Where relays keep their files: RELAY_DIRS, or what the tests name. */
+function relayDirs(env: Environment): RelayDirs {
+  return {
+    run: env.HTTPSISOBOOT_RUN_DIR || RELAY_DIRS.run,
+    cache: env.HTTPSISOBOOT_CACHE_DIR || RELAY_DIRS.cache,
+  };
+}
+
+/**
+ * The path this program was run by, links not followed: how VDSM names the
+ * hook point. Bun's single binary has it in argv0; a script run by Node or
+ * Deno, in argv[1].
+ */
+function invokedAs(): string {
+  const compiled = process.argv[1]?.startsWith("/$bunfs/");
+  return resolve((compiled ? process.argv0 : process.argv[1]) ?? "");
+}
+
+/** The command that runs this program again, for a detached relay. */
+function selfCommand(): string[] {
+  if (process.argv[1]?.startsWith("/$bunfs/")) return [process.execPath];
+  const deno = (globalThis as { Deno?: { execPath(): string; mainModule: string } }).Deno;
+  if (deno) return [deno.execPath(), "run", "-A", fileURLToPath(deno.mainModule)];
+  return [process.execPath, realpathSync(process.argv[1])];
 }
 
 /**
@@ -124,7 +287,7 @@ async function runHook(env: Environment): Promise<number> {
  * Returns the line to log.
  */
 function writeUnderLock(path: string, read: string, plan: HookPlan, replan: (text: string) => HookPlan): string {
-  const unlock = lock(path);
+  const unlock = takeLock(join(dirname(path), lockFileName(basename(path))), `the domain XML '${path}'`);
   try {
     const current = readDomain(path, { followSymlinks: false });
     const final = current.text === read ? plan : replan(current.text);
@@ -146,7 +309,12 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
   const text = file === "-"
     ? decodeDomain(await readStdin(), "stdin")
     : readDomain(file, { followSymlinks: true }).text;
-  const plan = planDryRun(text, iso, host, { diff: command.diff, name: file === "-" ? "stdin" : file });
+  const relay = planHook(text, iso, host).relay;
+  const plan = planDryRun(text, iso, host, {
+    diff: command.diff,
+    name: file === "-" ? "stdin" : file,
+    relay: relay && await relayCommands(relay, host.dirs!),
+  });
   print(plan.stdout);
   say(`httpsisoboot: ${plan.message}\n`);
   return EXIT_OK;
@@ -199,14 +367,18 @@ function readSettings(env: Environment): Host {
         `HTTPSISOBOOT_CONFIG names '${file}', which does not exist; fix the variable or create the file`,
       );
     }
-    return { settings: DEFAULT_SETTINGS, file };
+    return { settings: DEFAULT_SETTINGS, file, dirs: relayDirs(env) };
   }
   const { bytes } = readRegularFile(file, {
     maxBytes: MAX_SETTINGS_BYTES,
     followSymlinks: true,
     what: "the settings file",
   });
-  return { settings: parseSettings(decodeUtf8(bytes, `the settings file '${file}'`), file), file };
+  return {
+    settings: parseSettings(decodeUtf8(bytes, `the settings file '${file}'`), file),
+    file,
+    dirs: relayDirs(env),
+  };
 }
 
 /** Whether the settings file exists; a directory the hook cannot search is an error, not "no file". */
@@ -258,61 +430,6 @@ function decodeUtf8(bytes: Uint8Array, what: string): string {
   }
 }
 
-/**
- * Reads a regular file, at most `maxBytes`. A FIFO, device, socket or
- * directory is refused before a byte is read (the open does not block on a
- * FIFO), and so is a symbolic link unless `followSymlinks`.
- */
-function readRegularFile(
-  path: string,
-  options: { maxBytes: number; followSymlinks: boolean; what: string },
-): { bytes: Uint8Array; stats: Stats } {
-  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (options.followSymlinks ? 0 : constants.O_NOFOLLOW);
-  let fd: number;
-  try {
-    fd = openSync(path, flags);
-  } catch (error) {
-    const code = errorCode(error);
-    const hint = code === "ELOOP"
-      ? " (a symbolic link; VDSM passes a regular file)"
-      : code === "EACCES"
-      ? accessHint(path, "read")
-      : "";
-    throw new FileError(`cannot read ${options.what} '${path}': ${code}${hint}`);
-  }
-  try {
-    const stats = fstatSync(fd);
-    if (!stats.isFile()) {
-      throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`);
-    }
-    if (stats.size > options.maxBytes) {
-      throw new LimitError(
-        `${options.what} '${path}' is larger than ${options.maxBytes} bytes, the most the hook reads`,
-      );
-    }
-    return { bytes: readAtMost(fd, options.maxBytes, `${options.what} '${path}'`), stats };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Reads until end of file, refusing more than `maxBytes` (a file that grows as it is read). */
-function readAtMost(fd: number, maxBytes: number, what: string): Uint8Array {
-  const buffer = new Uint8Array(Math.min(maxBytes + 1, 64 * 1024));
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (
-    let read = readSync(fd, buffer, 0, buffer.length, null);
-    read > 0;
-    read = readSync(fd, buffer, 0, buffer.length, null)
-  ) {
-    total += read;
-    if (total > maxBytes) throw new LimitError(`${what} is larger than ${maxBytes} bytes, the most the hook reads`);
-    chunks.push(buffer.slice(0, read));
-  }
-  return concat(chunks);
-}
-
 async function readStdin(): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -326,84 +443,6 @@ async function readStdin(): Promise<Uint8Array> {
     chunks.push(chunk as Uint8Array);
   }
   return concat(chunks);
-}
-
-/**
- * Takes the lock on a domain file for the write: `.httpsisoboot-<digest>.lock`
- * beside it (paths.ts), created exclusively, holding the holder's pid. A
- * lock another httpsisoboot holds is waited for, LOCK_WAIT_MS at most; one
- * whose holder is gone (killed) is named with its pid, never broken here:
- * two waiters breaking one lock would both write. With replaceFile()'s check
- * that the file is still the one read, two runs on one file never both
- * write it blindly. Returns the function that releases it.
- */
-function lock(path: string): () => void {
-  const lockPath = join(dirname(path), lockFileName(basename(path)));
-  const until = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    const fd = tryCreate(lockPath, path);
-    if (fd !== undefined) {
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(lockPath);
-        } catch { /* already gone: nothing to release */ }
-      };
-    }
-    const holder = lockHolder(lockPath);
-    if (holder !== undefined && !isRunning(holder)) {
-      throw new FileError(
-        `the lock ${lockPath} on '${path}' was left by pid ${holder}, which is not running (a killed httpsisoboot); remove it`,
-      );
-    }
-    if (Date.now() >= until) {
-      throw new FileError(
-        `another httpsisoboot (pid ${holder ?? "unknown"}) held the lock ${lockPath} on '${path}' for more than ${
-          LOCK_WAIT_MS / 1000
-        } s; start the VM again`,
-      );
-    }
-    sleepMs(LOCK_POLL_MS);
-  }
-}
-
-/** The lock's descriptor, or undefined when another run holds it. */
-function tryCreate(lockPath: string, path: string): number | undefined {
-  try {
-    return openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  } catch (error) {
-    const code = errorCode(error);
-    if (code === "EEXIST") return undefined;
-    const hint = code === "EACCES"
-      ? accessHint(dirname(path), "write")
-      : `; the hook needs write access to ${dirname(path)}`;
-    throw new FileError(`cannot lock the domain XML '${path}': ${code}${hint}`);
-  }
-}
-
-/** The pid a lock file holds; undefined while its holder has not written it yet, or if it is not a pid. */
-function lockHolder(lockPath: string): number | undefined {
-  try {
-    const { bytes } = readRegularFile(lockPath, { maxBytes: 16, followSymlinks: false, what: "the lock" });
-    const text = new TextDecoder().decode(bytes);
-    return /^[1-9][0-9]{0,9}\n$/.test(text) ? Number(text) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errorCode(error) === "EPERM";
-  }
-}
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /**
@@ -520,55 +559,6 @@ function writeAllTo(fd: number, text: string, name: string): void {
       sleepMs(1); // a full pipe: wait 1 ms
     }
   }
-}
-
-/** Joins byte chunks. Not Buffer.concat: node:buffer costs Bun about 1.5 ms to load, on every VM start. */
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.length;
-  }
-  return all;
-}
-
-/**
- * What an admin needs after EACCES: who the hook runs as (VDSM runs it as
- * vdsm, uid 36, not root), and the file's mode and owner. Read only on this
- * error path.
- */
-function accessHint(path: string, access: "read" | "write" | "search"): string {
-  const uid = process.getuid?.() ?? -1;
-  let file = "";
-  try {
-    const stats = statSync(path);
-    file = `; it is mode ${(stats.mode & 0o7777).toString(8).padStart(4, "0")}, owner ${
-      userName(stats.uid)
-    }:${stats.gid}`;
-  } catch { /* not even stat-able: say what we know */ }
-  const example = access === "read"
-    ? `chmod 0644 '${path}'`
-    : access === "search"
-    ? `chmod 0755 '${path}'`
-    : `chown ${userName(uid)} '${path}'`;
-  return ` (the hook runs as ${userName(uid)}, uid ${uid}, and needs to ${access} it${file}); ` +
-    `give ${userName(uid)} ${access} access, for example ${example}`;
-}
-
-/** A user's name from /etc/passwd, or the number. */
-function userName(uid: number): string {
-  try {
-    const entry = readFileSync("/etc/passwd", "utf8").split("\n").find((line) => line.split(":")[2] === String(uid));
-    return entry?.split(":")[0] || String(uid);
-  } catch {
-    return String(uid);
-  }
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === "string" && /^[A-Z0-9_]{1,32}$/.test(code) ? code : "EIO";
 }
 
 /**

@@ -13,6 +13,7 @@ export type Command =
   | { mode: "hook" }
   | { mode: "dry-run"; url?: string; file?: string; diff: boolean }
   | { mode: "check"; url: string }
+  | { mode: "relay"; uuid: string }
   | { mode: "help" }
   | { mode: "version" };
 
@@ -39,6 +40,7 @@ export function parseCommand(args: string[]): Command {
       options: {
         "dry-run": { type: "boolean" },
         check: { type: "string" },
+        relay: { type: "string" },
         url: { type: "string" },
         diff: { type: "boolean" },
         // Read by hook.ts from the raw arguments, so it works even when parsing fails.
@@ -53,6 +55,15 @@ export function parseCommand(args: string[]): Command {
   const { values, positionals } = parsed;
   if (values.help) return { mode: "help" };
   if (values.version) return { mode: "version" };
+  if (values.relay !== undefined) {
+    if (Object.keys(values).length > 1 || positionals.length > 0) {
+      throw new UsageError("--relay takes only the VM's UUID; the hook starts it, see --help");
+    }
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(values.relay)) {
+      throw new UsageError("--relay takes a VM's UUID in lower case with dashes; see --help");
+    }
+    return { mode: "relay", uuid: values.relay };
+  }
   if (values.check !== undefined) {
     if (values["dry-run"] || positionals.length > 0) throw new UsageError("--check takes only a URL; see --help");
     return { mode: "check", url: values.check };

@@ -62,6 +62,9 @@ export class HostError extends HookError {}
 /** A file cannot be read or written as the hook needs. */
 export class FileError extends HookError {}
 
+/** A VM's relay cannot start, did not answer in time, or cannot be stopped. */
+export class RelayError extends HookError {}
+
 /**
  * The line the hook prints for an error: a refusal says what is wrong and
  * what to do; anything else is a bug, and says so.

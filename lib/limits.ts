@@ -74,3 +74,40 @@ export const LOCK_WAIT_MS = 10_000;
 
 /** How often a waiting hook tries the lock again. */
 export const LOCK_POLL_MS = 5;
+
+/**
+ * How long the hook waits for a VM's relay to answer an NBD handshake with
+ * the ISO's size (which takes it a HEAD through to the server): 30 s. One
+ * relay is ready in about 0.1 s; twenty started at once on two busy cores
+ * need a few seconds (npm run bench prints it). Past it the relay is
+ * stopped, and the VM does not start.
+ */
+export const RELAY_READY_MS = 30_000;
+
+/**
+ * How long a relay gets to stop after SIGTERM before it is killed: 1.5 s,
+ * so that nothing of a destroyed VM's relay is left 2 s after
+ * after_vm_destroy starts.
+ */
+export const RELAY_STOP_MS = 1_500;
+
+/** The largest relay configuration file read: it holds a URL and five settings. */
+export const MAX_RELAY_CONFIG_BYTES = 64 * 1024;
+
+/**
+ * The relay's cache block: 1 MiB, nbdkit's cache-min-block-size. nbdkit
+ * reads the ISO from the server a whole block at a time, so the guest's
+ * small reads cost one ranged GET per MiB: 15 GETs for a 14 MB file where
+ * nbdkit's curl alone made 4,405 (issue 13's measurements).
+ */
+export const RELAY_BLOCK_BYTES = 1024 * 1024;
+
+/**
+ * How often nbdkit's retry-request filter tries a failed read again, and how
+ * many seconds it waits before each try: 5 and 2. A reset, a 503 or a short
+ * body costs the guest 2 s; a reset every 3 MB costs one retry in three
+ * blocks; a server gone for good fails the guest's read after 5 tries, not
+ * never (the fault matrix in the README).
+ */
+export const RELAY_RETRIES = 5;
+export const RELAY_RETRY_DELAY_S = 2;

@@ -9,12 +9,16 @@
  * @module
  */
 import { addHttpsCdrom, type CdromResult } from "./domain/add_https_cdrom.ts";
-import { printable } from "./errors.ts";
+import { RELAY_DIRS, type RelayDirs } from "./paths.ts";
+import { type RelayConfig, relayConfig } from "./relay/config.ts";
+import { HookError, printable } from "./errors.ts";
 import { checkAllowed } from "./policy.ts";
 import type { ServerReport } from "./preflight/preflight.ts";
 import type { Settings } from "./settings.ts";
 import { type IsoUrl, parseIsoUrl } from "./url.ts";
 import { applyEdits } from "./xml/edit.ts";
+import { parseXml } from "./xml/parse.ts";
+import { domainUuid, relayUrlOf } from "./domain/relay_metadata.ts";
 import { unifiedDiff } from "./diff.ts";
 
 /** Exit codes, as VDSM reads them: anything but 0 stops the VM from starting. */
@@ -25,6 +29,14 @@ export const EXIT_FAILURE = 2;
 export interface Host {
   settings: Settings;
   file: string;
+  /** Where relays keep their files: RELAY_DIRS unless a test says otherwise. */
+  dirs?: RelayDirs;
+}
+
+/** The relay a plan needs running before the domain is written. */
+export interface RelayStart {
+  uuid: string;
+  config: RelayConfig;
 }
 
 /** What hook mode does once it has read the domain. */
@@ -35,6 +47,8 @@ export interface HookPlan {
   write?: string;
   /** The line for stderr when all went well. */
   message: string;
+  /** The VM's relay, in relay mode: started (or found running) before the domain is written. */
+  relay?: RelayStart;
 }
 
 /**
@@ -67,9 +81,14 @@ export function checkUrl(url: string, host: Host): IsoUrl {
  * import { DEFAULT_SETTINGS } from "./settings.ts";
  * import { assertEquals } from "./_assert.ts";
  * const host = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
- * const plan = planHook("<domain><devices/></domain>", checkUrl("https://i.example/a.iso?sig=s", host), host);
- * assertEquals(plan.message, "added CD-ROM sda (sata) from https://i.example:443/a.iso?sig=*** as boot device 1");
- * assertEquals(plan.preflight, true);
+ * const domain = "<domain><uuid>7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21</uuid><devices/></domain>";
+ * const plan = planHook(domain, checkUrl("https://i.example/a.iso?sig=s", host), host);
+ * assertEquals(
+ *   plan.message,
+ *   "added CD-ROM sda (sata) from https://i.example:443/a.iso?sig=*** through its relay on " +
+ *     "/run/httpsisoboot/7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21.sock as boot device 1",
+ * );
+ * assertEquals([plan.preflight, plan.relay?.config.url], [true, "https://i.example:443/a.iso?sig=s"]);
  * ```
  */
 export function planHook(domainXml: string, iso: IsoUrl, host: Host): HookPlan {
@@ -78,20 +97,70 @@ export function planHook(domainXml: string, iso: IsoUrl, host: Host): HookPlan {
     preflight: host.settings.preflight,
     write: result.changed ? result.xml : undefined,
     message: describe(result),
+    relay: result.relay && { uuid: result.relay.uuid, config: relayConfig(iso, host) },
   };
+}
+
+/**
+ * Plans the start of a VM that arrives already hooked, by migration or from
+ * hibernation: the relay its domain's metadata records, checked against
+ * this host's settings; undefined when it has no relay.
+ *
+ * @throws {DomainError} If the domain is not well-formed.
+ * @throws {UrlError} If the recorded URL is not one the hook accepts.
+ * @throws {PolicyError} If this host's `allow` does not name its server.
+ * @example
+ * ```ts
+ * import { planIncoming } from "./run.ts";
+ * import { DEFAULT_SETTINGS } from "./settings.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * const host = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
+ * assertEquals(planIncoming("<domain><uuid>7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21</uuid></domain>", host), undefined);
+ * ```
+ */
+export function planIncoming(domainXml: string, host: Host): (RelayStart & { url: IsoUrl }) | undefined {
+  const document = parseXml(domainXml);
+  const recorded = relayUrlOf(document);
+  if (recorded === undefined) return undefined;
+  const url = checkUrl(recorded, host);
+  return { uuid: domainUuid(document), url, config: relayConfig(url, host) };
+}
+
+/**
+ * The VM a hook point is about: the domain's `<uuid>`, or else VDSM's
+ * `vmId`; undefined when neither is a UUID.
+ *
+ * @example
+ * ```ts
+ * import { vmUuid } from "./run.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(vmUuid("not xml", "7A3C1F52-4D1E-4B7A-9C2E-5F0E8A6B1D21"), "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21");
+ * ```
+ */
+export function vmUuid(domainXml: string | undefined, vmId: string | undefined): string | undefined {
+  for (const xml of [domainXml, vmId && `<domain><uuid>${vmId.replace(/[<&]/g, "")}</uuid></domain>`]) {
+    if (!xml) continue;
+    try {
+      return domainUuid(parseXml(xml));
+    } catch (error) {
+      if (!(error instanceof HookError)) throw error; // not there, or not a UUID: try the next
+    }
+  }
+  return undefined;
 }
 
 /**
  * Plans `--dry-run`: what to print, with the CD-ROM's query values as `***`,
  * new or already there. It never writes and never asks the server.
  *
- * @param options `diff` for a unified diff; `name`, the input's name in its header.
+ * @param options `diff` for a unified diff; `name`, the input's name in its header;
+ * `relay`, in relay mode, the commands that would start it, shown after the line.
  * @example
  * ```ts
  * import { checkUrl, planDryRun } from "./run.ts";
  * import { DEFAULT_SETTINGS } from "./settings.ts";
  * import { assertEquals } from "./_assert.ts";
- * const host = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
+ * const host = { settings: { ...DEFAULT_SETTINGS, relay: "off" as const }, file: "/etc/vdsm/httpsisoboot.conf" };
  * const { stdout } = planDryRun("<domain/>", checkUrl("https://i.example/a.iso?sig=s", host), host, { diff: false, name: "x" });
  * assertEquals(stdout.includes("query='sig=***'"), true);
  * ```
@@ -100,13 +169,41 @@ export function planDryRun(
   domainXml: string,
   iso: IsoUrl,
   host: Host,
-  options: { diff: boolean; name: string },
+  options: { diff: boolean; name: string; relay?: RelayCommands },
 ): { stdout: string; message: string } {
   const result = transform(domainXml, iso, host);
   const stdout = options.diff
     ? unifiedDiffOf(domainXml, result, options.name)
     : applyEdits(domainXml, result.shownEdits);
-  return { stdout, message: describe(result) };
+  const relay = result.relay && options.relay;
+  const notes = relay
+    ? [`the hook would start the relay: ${shellWords(relay.start)}`, `the relay would run: ${shellWords(relay.nbdkit)}`]
+    : [];
+  return { stdout, message: [describe(result), ...notes].join("\nhttpsisoboot: ") };
+}
+
+/** How a relay would be started, for --dry-run to show. */
+export interface RelayCommands {
+  /** What the hook runs: systemctl start, or this program with --relay. */
+  start: string[];
+  /** The nbdkit command the relay runs; it holds nothing of the URL. */
+  nbdkit: string[];
+}
+
+/**
+ * Words as a shell would need them: quoted when they hold anything but safe characters.
+ *
+ * @example
+ * ```ts
+ * import { shellWords } from "./run.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(shellWords(["nbdkit", "--filter=cache", "a b", "it's"]), `nbdkit --filter=cache 'a b' 'it'\\''s'`);
+ * ```
+ */
+export function shellWords(words: string[]): string {
+  return words.map((word) => /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`).join(
+    " ",
+  );
 }
 
 /**
@@ -131,7 +228,9 @@ export function checkReport(report: ServerReport, host: { driver: string; signat
 }
 
 function transform(domainXml: string, iso: IsoUrl, host: Host): CdromResult {
-  return addHttpsCdrom(domainXml, iso, { timeout: host.settings.timeout, readahead: host.settings.readahead });
+  const { settings } = host;
+  if (settings.relay === "nbdkit") return addHttpsCdrom(domainXml, iso, { relayDir: (host.dirs ?? RELAY_DIRS).run });
+  return addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
 }
 
 function unifiedDiffOf(domainXml: string, result: CdromResult, name: string): string {
@@ -140,6 +239,8 @@ function unifiedDiffOf(domainXml: string, result: CdromResult, name: string): st
 
 /** The one line the hook logs on success; the query's values are `***`. */
 function describe(result: CdromResult): string {
-  const where = `CD-ROM ${result.target.dev} (${result.target.bus}) from ${result.url.redacted}`;
-  return result.changed ? `added ${where} as boot device 1` : `the domain already has ${where}; nothing to do`;
+  const through = result.relay ? ` through its relay on ${result.relay.socket}` : "";
+  const where = `CD-ROM ${result.target.dev} (${result.target.bus}) from ${result.url.redacted}${through}`;
+  if (result.added) return `added ${where} as boot device 1`;
+  return result.changed ? `the domain's ${where} now reads this URL` : `the domain already has ${where}; nothing to do`;
 }

@@ -15,6 +15,10 @@
  * preflight_timeout = 5
  * # only these ISO servers: host names, .domain suffixes, each with an optional :port
  * allow = isos.example.org, .lab.example.net, 192.0.2.10:8443
+ * # read the ISO through a per-VM nbdkit relay that caches and retries (nbdkit), or QEMU's curl driver (off)
+ * relay = nbdkit
+ * # the most disk each relay's cache takes, in bytes (K, M and G are 1024-based)
+ * relay_cache_size = 1G
  * ```
  *
  * This module is pure: it parses text and does no I/O.
@@ -45,6 +49,10 @@ export interface Settings {
   preflightTimeout: number;
   /** ISO servers allowed; empty allows any. */
   allow: AllowRule[];
+  /** How QEMU reads the ISO: through a per-VM nbdkit relay, or with its own curl driver. */
+  relay: "nbdkit" | "off";
+  /** The most disk, in bytes, one relay's cache may take. */
+  relayCacheSize: number;
 }
 
 /**
@@ -57,10 +65,19 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   preflight: true,
   preflightTimeout: 5,
   allow: [],
+  relay: "nbdkit",
+  relayCacheSize: 1024 * 1024 * 1024,
 });
 
 /** QEMU's curl driver refuses a timeout above this (block/curl.c). */
 const MAX_TIMEOUT = 10000;
+
+/**
+ * A relay's cache: at least 16 MiB (16 of its 1 MiB blocks), at most 1 TiB.
+ * nbdkit's cache filter needs room for a few blocks to work at all.
+ */
+const MIN_CACHE = 16 * 1024 * 1024;
+const MAX_CACHE = 1024 ** 4;
 
 /**
  * Parses a settings file.
@@ -132,6 +149,20 @@ const READERS: Record<string, (settings: Settings, value: string, where: string)
   allow(settings, value, where) {
     settings.allow = value.split(",").map((entry) => allowRule(entry.trim(), `${where}: 'allow'`));
   },
+  relay(settings, value, where) {
+    if (value !== "nbdkit" && value !== "off") {
+      throw new SettingsError(`${where}: 'relay' must be nbdkit or off, not '${value}'`);
+    }
+    settings.relay = value;
+  },
+  relay_cache_size(settings, value, where) {
+    settings.relayCacheSize = byteSize(
+      value,
+      MIN_CACHE,
+      MAX_CACHE,
+      `${where}: 'relay_cache_size' must be bytes from 16M to 1024G (K, M and G are 1024-based)`,
+    );
+  },
 };
 
 function wholeNumber(value: string, min: number, max: number, message: string): number {
@@ -139,6 +170,14 @@ function wholeNumber(value: string, min: number, max: number, message: string): 
     throw new SettingsError(`${message}, not '${value}'`);
   }
   return Number(value);
+}
+
+/** A whole number of bytes, with an optional K, M or G (powers of 1024). */
+function byteSize(value: string, min: number, max: number, message: string): number {
+  const match = /^([0-9]{1,13})([KMG]?)$/i.exec(value);
+  const bytes = match ? Number(match[1]) * 1024 ** " KMG".indexOf(match[2].toUpperCase() || " ") : NaN;
+  if (!(bytes >= min && bytes <= max)) throw new SettingsError(`${message}, not '${value}'`);
+  return bytes;
 }
 
 function yesNo(value: string, message: string): boolean {

@@ -6,7 +6,15 @@ import { DEFAULT_SETTINGS, parseSettings } from "../lib/settings.ts";
 import { PolicyError, UrlError } from "../lib/errors.ts";
 import { readFixture } from "./support/mod.ts";
 
-const HOST = { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" };
+/** A host that lets QEMU's curl read the ISO (relay = off): the direct mode of before the relay. */
+const HOST = { settings: { ...DEFAULT_SETTINGS, relay: "off" as const }, file: "/etc/vdsm/httpsisoboot.conf" };
+/** A host with every default: relay mode. */
+const RELAY_HOST = {
+  settings: DEFAULT_SETTINGS,
+  file: "/etc/vdsm/httpsisoboot.conf",
+  dirs: { run: "/run/h", cache: "/c" },
+};
+const UUID = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET&exp=1";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
 
@@ -29,8 +37,42 @@ describe("planHook()", () => {
     );
   });
 
+  test("planHook() in relay mode, the default, plans the relay with the URL, and logs its socket", () => {
+    const plan = planHook(SAMPLE, checkUrl(URL, RELAY_HOST), RELAY_HOST);
+    assert.deepEqual(plan.relay, {
+      uuid: UUID,
+      config: {
+        url: "https://isos.example.org:443/el9/boot.iso?sig=TOPSECRET&exp=1",
+        timeout: 30,
+        allow: [],
+        settingsFile: "/etc/vdsm/httpsisoboot.conf",
+        cacheSize: 1024 ** 3,
+      },
+    });
+    assert.match(
+      plan.write!,
+      /<source protocol="nbd">\s*<host transport="unix" socket="\/run\/h\/7a3c1f52-[-0-9a-f]+\.sock" \/>/,
+    );
+    assert.equal(
+      plan.message,
+      `added CD-ROM sdb (sata) from https://isos.example.org:443/el9/boot.iso?sig=***&exp=*** through its relay on /run/h/${UUID}.sock as boot device 1`,
+    );
+  });
+
+  test("planHook() in relay mode writes nothing the second time, and only the metadata for another URL", () => {
+    const once = planHook(SAMPLE, checkUrl(URL, RELAY_HOST), RELAY_HOST);
+    assert.equal(planHook(once.write!, checkUrl(URL, RELAY_HOST), RELAY_HOST).write, undefined);
+    const other = planHook(once.write!, checkUrl("https://isos.example.org/other.iso", RELAY_HOST), RELAY_HOST);
+    assert.match(
+      other.message,
+      /^the domain's CD-ROM sdb \(sata\) from .*other\.iso through its relay .* now reads this URL$/,
+    );
+    assert.equal(other.write!.match(/<disk/g)!.length, once.write!.match(/<disk/g)!.length, "no second CD-ROM");
+    assert.match(other.write!, /url="https:\/\/isos\.example\.org:443\/other\.iso"/);
+  });
+
   test("planHook() writes nothing when the CD-ROM is there, and takes preflight = no", () => {
-    const host = { settings: parseSettings("preflight = no", "f.conf"), file: "f.conf" };
+    const host = { settings: parseSettings("preflight = no\nrelay = off", "f.conf"), file: "f.conf" };
     const once = planHook(SAMPLE, checkUrl(URL, host), host);
     const twice = planHook(once.write!, checkUrl(URL, host), host);
     assert.equal(twice.write, undefined);
@@ -48,6 +90,29 @@ describe("planDryRun()", () => {
     const diff = planDryRun(SAMPLE, iso, HOST, { diff: true, name: "vm.xml" });
     assert.match(diff.stdout, /^--- vm.xml\n\+\+\+ vm.xml \(with httpsisoboot\)\n@@ /);
     assert.ok(!diff.stdout.includes("TOPSECRET"));
+  });
+
+  test("planDryRun() in relay mode hides the metadata's query and says what the relay would run", () => {
+    const iso = checkUrl(URL, RELAY_HOST);
+    const relay = {
+      start: ["/usr/libexec/vdsm/httpsisoboot", "--relay", UUID],
+      nbdkit: ["nbdkit", "--readonly", "url=http://x/iso"],
+    };
+    const plan = planDryRun(SAMPLE, iso, RELAY_HOST, { diff: false, name: "vm.xml", relay });
+    assert.ok(!plan.stdout.includes("TOPSECRET"));
+    assert.match(
+      plan.stdout,
+      /<httpsisoboot:relay xmlns:httpsisoboot="http:\/\/ovirt.org\/vm\/httpsisoboot\/1.0" url="https:\/\/isos.example.org:443\/el9\/boot.iso\?sig=\*\*\*&amp;exp=\*\*\*" \/>/,
+    );
+    assert.deepEqual(plan.message.split("\nhttpsisoboot: ").slice(1), [
+      `the hook would start the relay: /usr/libexec/vdsm/httpsisoboot --relay ${UUID}`,
+      "the relay would run: nbdkit --readonly url=http://x/iso",
+    ]);
+    const again = planDryRun(planHook(SAMPLE, iso, RELAY_HOST).write!, iso, RELAY_HOST, {
+      diff: false,
+      name: "vm.xml",
+    });
+    assert.ok(!again.stdout.includes("TOPSECRET"), "a recorded URL is hidden too");
   });
 
   test("planDryRun() hides the query of a CD-ROM already there", () => {

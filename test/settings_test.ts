@@ -13,7 +13,8 @@ describe("parseSettings()", () => {
 
   test("parseSettings() reads every key, with comments and spaces", () => {
     const settings = parseSettings(
-      "timeout = 60  # a minute\nreadahead=4194304\npreflight = no\npreflight_timeout = 10\nallow = isos.example.org, .lab.example.net:8443, [2001:db8::1], 192.0.2.10:4443\n",
+      "timeout = 60  # a minute\nreadahead=4194304\npreflight = no\npreflight_timeout = 10\nallow = isos.example.org, .lab.example.net:8443, [2001:db8::1], 192.0.2.10:4443\n" +
+        "relay = off\nrelay_cache_size = 2G\n",
       FILE,
     );
     assert.deepEqual(settings, {
@@ -25,7 +26,21 @@ describe("parseSettings()", () => {
         host: "192.0.2.10",
         port: 4443,
       }],
+      relay: "off",
+      relayCacheSize: 2 * 1024 ** 3,
     });
+  });
+
+  test("parseSettings() relays through nbdkit with a 1 GiB cache unless told otherwise, and reads sizes in K, M and G", () => {
+    assert.deepEqual([DEFAULT_SETTINGS.relay, DEFAULT_SETTINGS.relayCacheSize], ["nbdkit", 1024 ** 3]);
+    for (
+      const [text, bytes] of [["16M", 16 * 1024 ** 2], ["20000k", 20000 * 1024], [
+        "17179869184",
+        16 * 1024 ** 3,
+      ]] as const
+    ) {
+      assert.equal(parseSettings(`relay_cache_size = ${text}`, FILE).relayCacheSize, bytes, text);
+    }
   });
 
   /** [file text, words of the message] */
@@ -47,8 +62,15 @@ describe("parseSettings()", () => {
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",
-      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout and allow",
+      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay and relay_cache_size",
     ],
+    ["relay = qemu", "'relay' must be nbdkit or off, not 'qemu'"],
+    [
+      "relay_cache_size = 1M",
+      "'relay_cache_size' must be bytes from 16M to 1024G (K, M and G are 1024-based), not '1M'",
+    ],
+    ["relay_cache_size = 2T", "'relay_cache_size' must be bytes from 16M"],
+    ["relay_cache_size = 1.5G", "'relay_cache_size' must be bytes from 16M"],
     ["timeout 30", "'timeout 30' is not 'key = value'"],
     ["timeout = 30\ntimeout = 40", "line 2: 'timeout' is set twice"],
   ];

@@ -13,10 +13,26 @@ import { parseXml } from "../xml/parse.ts";
 import { applyEdits, type Edit, insertElement, type NewElement, setAttribute } from "../xml/edit.ts";
 import { child, children, getAttribute, type XmlDocument, type XmlElement } from "../xml/tree.ts";
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
-import { cdromElement, type CdromOptions, isCdromFor } from "./cdrom.ts";
-
-export type { CdromOptions } from "./cdrom.ts";
+import { cdromElement, type CdromOptions, isCdromFor, isRelayCdrom } from "./cdrom.ts";
 import { bootOrderEdits } from "./boot_order.ts";
+import { domainUuid, relayMetadataEdit, relayUrlOf } from "./relay_metadata.ts";
+import { relaySocket } from "../paths.ts";
+
+/** How the CD-ROM reads the ISO. */
+export interface TransformOptions extends Omit<CdromOptions, "relay"> {
+  /**
+   * Read it through the VM's relay, whose socket is in this directory and
+   * named after the domain's UUID; the URL goes into the domain's metadata.
+   * Without it, QEMU's curl reads the URL with `timeout` and `readahead`.
+   */
+  relayDir?: string;
+}
+
+/** The VM's relay, as the CD-ROM names it. */
+export interface RelayDisk {
+  uuid: string;
+  socket: string;
+}
 
 /** What {@link addHttpsCdrom} did. */
 export interface CdromResult {
@@ -24,6 +40,10 @@ export interface CdromResult {
   xml: string;
   /** False when the domain already had this CD-ROM, so nothing was added. */
   changed: boolean;
+  /** Whether the CD-ROM is new; a relay CD-ROM already there may only get a new URL. */
+  added: boolean;
+  /** The relay the CD-ROM reads through, in relay mode. */
+  relay?: RelayDisk;
   /** The bus and target name of the CD-ROM. */
   target: Target;
   /** The parsed URL. */
@@ -49,10 +69,10 @@ export interface CdromResult {
  *
  * @param domainXml The libvirt domain XML.
  * @param url The ISO's https URL, as text or already parsed.
- * @param options `timeout` and `readahead` for QEMU's curl driver; QEMU's defaults when absent.
+ * @param options `relayDir` for relay mode; else `timeout` and `readahead` for QEMU's curl driver, QEMU's defaults when absent.
  * @returns The new XML and what was done.
  * @throws {UrlError} If the URL is not acceptable.
- * @throws {DomainError} If the XML is malformed or is not a domain.
+ * @throws {DomainError} If the XML is malformed or is not a domain, or in relay mode has no UUID.
  * @throws {LimitError} If the XML is beyond a limit of limits.ts.
  * @example
  * ```ts
@@ -63,39 +83,74 @@ export interface CdromResult {
  * assertEquals(result.target, { dev: "sda", bus: "sata" });
  * ```
  */
-export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: CdromOptions = {}): CdromResult {
+export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: TransformOptions = {}): CdromResult {
   const iso = typeof url === "string" ? parseIsoUrl(url) : url;
   const document = parseXml(domainXml);
   const domain = document.root;
   if (domain.name !== "domain" || domain.namespace !== null) {
     throw new DomainError(`the root element is <${domain.name}>, not <domain>; pass a libvirt domain XML`);
   }
+  const relay = options.relayDir === undefined ? undefined : relayDisk(document, options.relayDir);
   const devicesList = children(domain, "devices");
   const disks = devicesList.flatMap((devices) => children(devices, "disk"));
-  const existing = disks.find((disk) => isCdromFor(disk, iso));
-  if (existing) return unchanged(document, existing, iso);
+  const existing = disks.find((disk) => relay ? isRelayCdrom(disk, relay.socket) : isCdromFor(disk, iso));
+  if (existing) return unchanged(document, existing, iso, relay);
 
   const target = chooseTarget(machineOf(domain), disks.map(describeDisk));
   const boots = bootOrderEdits(document);
-  const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement({ url: shown, target, ...options }));
-  const edits = [...boots, place(iso)];
-  const shownEdits = [...boots, place(redacted(iso))];
-  return { xml: applyEdits(domainXml, edits), changed: true, target, url: iso, edits, shownEdits };
+  const source = relay
+    ? { relay: { socket: relay.socket } }
+    : { timeout: options.timeout, readahead: options.readahead };
+  const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement({ url: shown, target, ...source }));
+  const record = (href: string) => relay ? [relayMetadataEdit(document, href)] : [];
+  const edits = [...boots, place(iso), ...record(iso.href)];
+  const shownEdits = [...boots, place(redacted(iso)), ...(relay ? record(iso.redacted) : hiddenRecord(document))];
+  return { xml: applyEdits(domainXml, edits), changed: true, added: true, target, url: iso, relay, edits, shownEdits };
 }
 
-/** The result for a domain that already has the CD-ROM: no edits, and its query hidden when shown. */
-function unchanged(document: XmlDocument, existing: XmlElement, iso: IsoUrl): CdromResult {
+/** The relay of the domain's VM: its UUID and socket. */
+function relayDisk(document: XmlDocument, dir: string): RelayDisk {
+  const uuid = domainUuid(document);
+  return { uuid, socket: relaySocket(dir, uuid) };
+}
+
+/**
+ * The result for a domain that already has the CD-ROM: no edits, and its
+ * query hidden when shown. A relay CD-ROM whose metadata names another URL
+ * gets this one.
+ */
+function unchanged(document: XmlDocument, existing: XmlElement, iso: IsoUrl, relay?: RelayDisk): CdromResult {
   const target = child(existing, "target");
   const source = child(existing, "source")!;
   const query = getAttribute(source, "query");
-  return {
+  const result: CdromResult = {
     xml: document.text,
     changed: false,
+    added: false,
     target: { dev: getAttribute(target, "dev") ?? "", bus: (getAttribute(target, "bus") ?? "") as Target["bus"] },
     url: iso,
+    relay,
     edits: [],
     shownEdits: query === undefined ? [] : [setAttribute(source, "query", redactQuery(query))],
   };
+  if (!relay || relayUrlOf(document) === iso.href) {
+    return { ...result, shownEdits: [...result.shownEdits, ...hiddenRecord(document)] };
+  }
+  const edits = [relayMetadataEdit(document, iso.href)];
+  const xml = applyEdits(document.text, edits);
+  return { ...result, xml, changed: true, edits, shownEdits: [relayMetadataEdit(document, iso.redacted)] };
+}
+
+/** For showing: the relay URL the domain's metadata records, its query values hidden. */
+function hiddenRecord(document: XmlDocument): Edit[] {
+  const recorded = relayUrlOf(document);
+  return recorded === undefined ? [] : [relayMetadataEdit(document, redactedHref(recorded))];
+}
+
+/** A recorded URL with its query values hidden, whatever it is. */
+function redactedHref(href: string): string {
+  const question = href.indexOf("?");
+  return question < 0 ? href : `${href.slice(0, question)}?${redactQuery(href.slice(question + 1))}`;
 }
 
 function redacted(iso: IsoUrl): IsoUrl {

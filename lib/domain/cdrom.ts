@@ -13,10 +13,12 @@ import type { Target } from "./target.ts";
 
 /** How QEMU should read the ISO: written into the disk's `<source>`. */
 export interface CdromOptions {
-  /** `<timeout seconds>`: how long QEMU waits for each request. */
+  /** `<timeout seconds>`: how long QEMU's curl waits for each request (direct mode). */
   timeout?: number;
-  /** `<readahead size>`: bytes QEMU reads beyond each request; a multiple of 512. */
+  /** `<readahead size>`: bytes QEMU's curl reads beyond each request; a multiple of 512 (direct mode). */
   readahead?: number;
+  /** Read the ISO through the VM's relay, on this NBD socket, instead of with QEMU's curl. */
+  relay?: { socket: string };
 }
 
 /** A read-only CD-ROM that QEMU reads from an https URL, booted first. */
@@ -26,7 +28,8 @@ export interface HttpsCdrom extends CdromOptions {
 }
 
 /**
- * The `<disk type='network' device='cdrom'>` element for a CD-ROM.
+ * The `<disk type='network' device='cdrom'>` element for a CD-ROM: an https
+ * source QEMU's curl reads, or the relay's NBD socket.
  *
  * @example
  * ```ts
@@ -39,7 +42,22 @@ export interface HttpsCdrom extends CdromOptions {
  * ```
  */
 export function cdromElement(cdrom: HttpsCdrom): NewElement {
-  const { url, target } = cdrom;
+  return {
+    name: "disk",
+    attributes: [["type", "network"], ["device", "cdrom"]],
+    children: [
+      { name: "driver", attributes: [["name", "qemu"], ["type", "raw"]] },
+      cdrom.relay ? relaySource(cdrom.relay.socket) : httpsSource(cdrom),
+      { name: "target", attributes: [["dev", cdrom.target.dev], ["bus", cdrom.target.bus], ["tray", "closed"]] },
+      { name: "readonly", attributes: [] },
+      { name: "boot", attributes: [["order", "1"]] },
+    ],
+  };
+}
+
+/** `<source protocol='https'>`, with QEMU's curl tuning. */
+function httpsSource(cdrom: HttpsCdrom): NewElement {
+  const { url } = cdrom;
   const source: Array<[string, string]> = [["protocol", "https"], ["name", url.name]];
   if (url.query !== undefined) source.push(["query", url.query]);
   const tuning: NewElement[] = [];
@@ -48,20 +66,41 @@ export function cdromElement(cdrom: HttpsCdrom): NewElement {
   }
   if (cdrom.timeout !== undefined) tuning.push({ name: "timeout", attributes: [["seconds", String(cdrom.timeout)]] });
   return {
-    name: "disk",
-    attributes: [["type", "network"], ["device", "cdrom"]],
-    children: [
-      { name: "driver", attributes: [["name", "qemu"], ["type", "raw"]] },
-      {
-        name: "source",
-        attributes: source,
-        children: [{ name: "host", attributes: [["name", url.host], ["port", String(url.port)]] }, ...tuning],
-      },
-      { name: "target", attributes: [["dev", target.dev], ["bus", target.bus], ["tray", "closed"]] },
-      { name: "readonly", attributes: [] },
-      { name: "boot", attributes: [["order", "1"]] },
-    ],
+    name: "source",
+    attributes: source,
+    children: [{ name: "host", attributes: [["name", url.host], ["port", String(url.port)]] }, ...tuning],
   };
+}
+
+/** `<source protocol='nbd'>` on the relay's Unix socket: the URL is not in the disk, only in the metadata. */
+function relaySource(socket: string): NewElement {
+  return {
+    name: "source",
+    attributes: [["protocol", "nbd"]],
+    children: [{ name: "host", attributes: [["transport", "unix"], ["socket", socket]] }],
+  };
+}
+
+/**
+ * Whether a `<disk>` is already the relay's CD-ROM on this socket. Which URL
+ * the relay serves is in the domain's metadata (relay_metadata.ts).
+ *
+ * @example
+ * ```ts
+ * import { isRelayCdrom } from "./cdrom.ts";
+ * import { parseXml } from "../xml/parse.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const { root } = parseXml("<disk type='network' device='cdrom'><source protocol='nbd'><host transport='unix' socket='/run/h/u.sock'/></source></disk>");
+ * assertEquals(isRelayCdrom(root, "/run/h/u.sock"), true);
+ * assertEquals(isRelayCdrom(root, "/run/h/v.sock"), false);
+ * ```
+ */
+export function isRelayCdrom(disk: XmlElement, socket: string): boolean {
+  if (getAttribute(disk, "type") !== "network" || getAttribute(disk, "device") !== "cdrom") return false;
+  const source = child(disk, "source");
+  const host = child(source, "host");
+  return getAttribute(source, "protocol") === "nbd" && getAttribute(host, "transport") === "unix" &&
+    getAttribute(host, "socket") === socket;
 }
 
 /**

@@ -81,9 +81,8 @@ export function exchange(
     );
     socket.once("secureConnect", () => {
       issuer = issuerName(socket);
-      if (!socket.authorized) {
-        return finish(tlsError(String(socket.authorizationError ?? ""), where, certificateFacts(socket, issuer)));
-      }
+      const refused = certificateProblem(socket, where);
+      if (refused) return finish(refused);
       socket.write(requests.map((request, i) => requestText(url, request, i === requests.length - 1)).join(""));
     });
     socket.on("data", (chunk: Uint8Array) => {
@@ -100,10 +99,22 @@ export function exchange(
 }
 
 /**
- * A TLS connection to the URL's server, verified against `ca` with the host
- * name checked; the caller looks at `authorized` before sending anything.
+ * Why a connection's certificate is refused, as one line with its fix; or
+ * undefined when this host trusts it.
+ *
+ * @param socket A connection from openTls(), once it is secure.
+ * @param where The server, as `host:port`, for the message.
  */
-function openTls(url: IsoUrl, ca: Uint8Array): TLSSocket {
+export function certificateProblem(socket: TLSSocket, where: string): ServerError | undefined {
+  if (socket.authorized) return undefined;
+  return tlsError(String(socket.authorizationError ?? ""), where, certificateFacts(socket, issuerName(socket)));
+}
+
+/**
+ * A TLS connection to the URL's server, verified against `ca` with the host
+ * name checked; the caller asks certificateProblem() before sending anything.
+ */
+export function openTls(url: IsoUrl, ca: Uint8Array): TLSSocket {
   const isIp = /^[0-9.]+$/.test(url.host) || url.host.includes(":");
   return connect({
     host: url.host,
@@ -115,10 +126,33 @@ function openTls(url: IsoUrl, ca: Uint8Array): TLSSocket {
   });
 }
 
-function requestText(url: IsoUrl, { method, range }: Request, last: boolean): string {
+function requestText(url: IsoUrl, request: Request, last: boolean): string {
+  return requestHead(url, request, { agent: "httpsisoboot-preflight", keepAlive: !last });
+}
+
+/**
+ * The head of a request for the URL, as QEMU's curl would send it: the path
+ * as libvirt encodes it and the raw query (IsoUrl.requestTarget).
+ *
+ * @example
+ * ```ts
+ * import { requestHead } from "./http1.ts";
+ * import { parseIsoUrl } from "../url.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const head = requestHead(parseIsoUrl("https://i.example/a.iso?s=1"), { method: "HEAD" }, { agent: "a", keepAlive: false });
+ * assertEquals(head.split("\r\n").slice(0, 2), ["HEAD /a.iso?s=1 HTTP/1.1", "Host: i.example:443"]);
+ * ```
+ */
+export function requestHead(
+  url: IsoUrl,
+  { method, range }: Pick<Request, "method" | "range">,
+  options: { agent: string; keepAlive: boolean },
+): string {
   const host = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
-  return `${method} ${url.requestTarget} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: httpsisoboot-preflight\r\n` +
-    `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: ${last ? "close" : "keep-alive"}\r\n\r\n`;
+  return `${method} ${url.requestTarget} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: ${options.agent}\r\n` +
+    `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: ${
+      options.keepAlive ? "keep-alive" : "close"
+    }\r\n\r\n`;
 }
 
 /**
@@ -162,7 +196,7 @@ export class ResponseReader {
     const head = new TextDecoder("latin1").decode(this.pending.subarray(0, end));
     this.pending = this.pending.subarray(end + 4);
     this.scanned = 0;
-    const response = parseHead(head);
+    const response = parseResponseHead(head);
     if (response.status < 200) {
       // An interim answer (100 Continue): read on, a few times at most.
       if (++this.interim > MAX_INTERIM_ANSWERS) {
@@ -219,7 +253,19 @@ export class ResponseReader {
   }
 }
 
-function parseHead(head: string): Response {
+/**
+ * An answer's status line and headers (names in lower case).
+ *
+ * @throws {ServerError} If it is not HTTP/1.x.
+ * @example
+ * ```ts
+ * import { parseResponseHead } from "./http1.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const head = parseResponseHead("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/9");
+ * assertEquals([head.status, head.headers.get("content-range")], [206, "bytes 0-1/9"]);
+ * ```
+ */
+export function parseResponseHead(head: string): Response {
   const [statusLine, ...lines] = head.split("\r\n");
   const status = Number(/^HTTP\/1\.[01] ([1-5][0-9]{2})(?: |$)/.exec(statusLine)?.[1]);
   if (!status) {

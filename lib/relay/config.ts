@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * What the hook hands a VM's relay: the ISO's URL and the host settings it
+ * serves it with. The hook writes it to the relay's config file (mode 0600,
+ * since the URL's query is a credential); the relay reads it back and trusts
+ * nothing in it that it has not checked again.
+ *
+ * This module is pure: it does no I/O.
+ *
+ * @module
+ */
+import { RelayError } from "../errors.ts";
+import type { AllowRule, Settings } from "../settings.ts";
+import { type IsoUrl, parseIsoUrl } from "../url.ts";
+
+/** A relay's configuration. */
+export interface RelayConfig {
+  /** The URL as the hook accepted it (IsoUrl.href), query included. */
+  url: string;
+  /** Seconds the relay waits for the server to send anything, on each request. */
+  timeout: number;
+  /** The host's `allow` setting, applied to every redirect the server sends. */
+  allow: AllowRule[];
+  /** The settings file, named in the relay's messages. */
+  settingsFile: string;
+  /** The most disk, in bytes, the relay's cache may take. */
+  cacheSize: number;
+}
+
+/**
+ * The configuration for serving `url` with the host's settings.
+ *
+ * @example
+ * ```ts
+ * import { relayConfig } from "./config.ts";
+ * import { DEFAULT_SETTINGS } from "../settings.ts";
+ * import { parseIsoUrl } from "../url.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const config = relayConfig(parseIsoUrl("https://i.example/a.iso?s=1"), { settings: DEFAULT_SETTINGS, file: "/etc/vdsm/httpsisoboot.conf" });
+ * assertEquals([config.url, config.timeout], ["https://i.example:443/a.iso?s=1", 30]);
+ * ```
+ */
+export function relayConfig(url: IsoUrl, host: { settings: Settings; file: string }): RelayConfig {
+  const { settings, file } = host;
+  return {
+    url: url.href,
+    timeout: settings.timeout,
+    allow: settings.allow,
+    settingsFile: file,
+    cacheSize: settings.relayCacheSize,
+  };
+}
+
+/**
+ * The config file's text.
+ *
+ * @example
+ * ```ts
+ * import { parseRelayConfig, relayConfigText } from "./config.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216 };
+ * assertEquals(parseRelayConfig(relayConfigText(config), "x.relay"), config);
+ * ```
+ */
+export function relayConfigText(config: RelayConfig): string {
+  return `${JSON.stringify(config)}\n`;
+}
+
+/**
+ * Reads a config file's text back, checking every field as the hook did.
+ *
+ * @param text The file's text.
+ * @param file The file's path, for messages.
+ * @throws {RelayError} If it is not a config the hook would have written.
+ */
+export function parseRelayConfig(text: string, file: string): RelayConfig {
+  const refuse = (what: string) =>
+    new RelayError(`the relay's config ${file} ${what}; start the VM again, which writes it anew`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw refuse("is not JSON");
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw refuse("is not an object");
+  const { url, timeout, allow, settingsFile, cacheSize } = raw;
+  if (typeof url !== "string") throw refuse("has no URL");
+  try {
+    parseIsoUrl(url);
+  } catch {
+    throw refuse("has a URL the hook would refuse");
+  }
+  if (!isWhole(timeout, 1, 10_000)) throw refuse("has no valid timeout");
+  if (!isWhole(cacheSize, 1, 2 ** 50)) throw refuse("has no valid cacheSize");
+  if (typeof settingsFile !== "string") throw refuse("has no settingsFile");
+  if (!Array.isArray(allow) || !allow.every(isAllowRule)) throw refuse("has no valid allow list");
+  return { url, timeout, allow, settingsFile, cacheSize };
+}
+
+function isWhole(value: unknown, min: number, max: number): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
+function isAllowRule(rule: unknown): rule is AllowRule {
+  if (typeof rule !== "object" || rule === null) return false;
+  const { host, port } = rule as Record<string, unknown>;
+  return typeof host === "string" && host !== "" && (port === undefined || isWhole(port, 1, 65535));
+}

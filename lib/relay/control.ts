@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * How the hook starts, finds and stops a VM's relay.
+ *
+ * - Where systemd is PID 1 and the relay's unit is installed, the relay is
+ *   httpsisoboot-relay@UUID.service, started and stopped with systemctl
+ *   (a polkit rule lets vdsm do that for these units only). It lives in its
+ *   own cgroup, so a restart of vdsmd, which kills vdsmd's whole cgroup,
+ *   leaves it running.
+ * - Elsewhere the hook starts it itself, detached: a session of its own,
+ *   its output in its log, reparented to init when the hook exits.
+ *
+ * Either way the hook then waits, RELAY_READY_MS at most, until the relay
+ * answers an NBD handshake with the ISO's size. A relay that does not is
+ * stopped again, and the hook fails with the relay's own last word.
+ *
+ * This module does I/O: files, processes and a Unix socket.
+ *
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import { connect } from "node:net";
+import process from "node:process";
+import { printable, RelayError } from "../errors.ts";
+import { accessHint, errorCode, isRunning, readRegularFile, takeLock } from "../io/files.ts";
+import { RELAY_STOP_MS } from "../limits.ts";
+import { type RelayDirs, type RelayPaths, relayUnit } from "../paths.ts";
+import { NbdInfo } from "./nbd.ts";
+
+/** The unit's file, where the RPM puts it (or an admin). */
+const UNIT_FILES = [
+  "/usr/lib/systemd/system/httpsisoboot-relay@.service",
+  "/etc/systemd/system/httpsisoboot-relay@.service",
+];
+
+/** How a relay is started on this host. */
+export type Launcher =
+  | { kind: "systemd"; command: string[] }
+  | { kind: "detached"; command: string[] };
+
+/**
+ * How relays start here: through systemd when it is PID 1 and the unit is
+ * installed, else detached.
+ *
+ * @param self The command that runs this program (the hook binary).
+ * @param uuid The VM's UUID.
+ */
+export function launcher(self: string[], uuid: string): Launcher {
+  const booted = existsSync("/run/systemd/system") && UNIT_FILES.some((file) => existsSync(file));
+  return booted
+    ? { kind: "systemd", command: ["systemctl", "start", relayUnit(uuid)] }
+    : { kind: "detached", command: [...self, "--relay", uuid] };
+}
+
+/**
+ * Refuses, with what to do, a host where relays cannot keep their files:
+ * each directory must exist and be writable by the user the hook runs as.
+ *
+ * @throws {RelayError} Naming the directory, and the package or setting that fixes it.
+ */
+export function checkRelayDirs(dirs: RelayDirs): void {
+  for (const dir of [dirs.run, dirs.cache]) {
+    let code = "";
+    try {
+      accessSync(dir, constants.W_OK | constants.X_OK);
+      if (statSync(dir).isDirectory()) continue;
+      code = "ENOTDIR";
+    } catch (error) {
+      code = errorCode(error);
+    }
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      throw new RelayError(
+        `the relay directory ${dir} is missing; the RPM's tmpfiles.d makes it at boot (systemd-tmpfiles --create), ` +
+          `or make it owned by the user VDSM runs as, mode 0750, or set relay = off`,
+      );
+    }
+    throw new RelayError(`cannot use the relay directory ${dir}: ${code}${accessHint(dir, "write")}`);
+  }
+}
+
+/** The relay's state as the hook finds it. */
+export interface RelayState {
+  /** The pid in its pid file, when that process is a relay of this VM. */
+  pid?: number;
+  /** Its config's text, when there is one. */
+  config?: string;
+}
+
+/**
+ * Starts the VM's relay with `configText`, or finds one already serving it,
+ * and waits until it answers. Under the relay's lock: two hooks for one VM
+ * never start two relays.
+ *
+ * @returns The ISO's size, as the relay reports it.
+ * @throws {RelayError} If it cannot start or does not answer in time; no relay is left then.
+ */
+export async function startRelay(
+  paths: RelayPaths,
+  uuid: string,
+  configText: string,
+  options: { launcher: Launcher; env: Record<string, string | undefined>; deadline: number },
+): Promise<number> {
+  const unlock = takeLock(paths.lock, `the relay of VM ${uuid}`);
+  try {
+    const state = relayState(paths, uuid);
+    if (state.pid !== undefined && state.config === configText) {
+      return await exportSize(paths, uuid, { deadline: options.deadline, pid: state.pid });
+    }
+    await stopLocked(paths, uuid, options.launcher, state);
+    writePrivate(paths.config, configText);
+    const pid = launch(paths, options.launcher, options.env);
+    try {
+      return await exportSize(paths, uuid, { deadline: options.deadline, pid });
+    } catch (error) {
+      await stopLocked(paths, uuid, options.launcher, relayState(paths, uuid));
+      throw error;
+    }
+  } finally {
+    unlock();
+  }
+}
+
+/**
+ * Stops the VM's relay, if it has one, and removes every file it had.
+ *
+ * @returns Whether there was anything to stop or remove.
+ */
+export async function stopRelay(paths: RelayPaths, uuid: string, launcher: Launcher): Promise<boolean> {
+  const unlock = takeLock(paths.lock, `the relay of VM ${uuid}`);
+  try {
+    return await stopLocked(paths, uuid, launcher, relayState(paths, uuid));
+  } finally {
+    unlock();
+  }
+}
+
+/** The pid of a running relay of this VM, and its config. */
+export function relayState(paths: RelayPaths, uuid: string): RelayState {
+  const pid = readSmall(paths.pid);
+  const config = readSmall(paths.config);
+  const number = pid && /^[1-9][0-9]{0,9}\n$/.test(pid) ? Number(pid) : undefined;
+  return { pid: number !== undefined && isRelayOf(number, uuid) ? number : undefined, config };
+}
+
+async function stopLocked(paths: RelayPaths, uuid: string, launcher: Launcher, state: RelayState): Promise<boolean> {
+  const leftovers = [paths.socket, paths.config, paths.pid, paths.log, paths.private, paths.cache].filter((path) =>
+    existsSync(path)
+  );
+  if (launcher.kind === "systemd") {
+    spawnSync("systemctl", ["stop", relayUnit(uuid)], { stdio: "ignore", timeout: RELAY_STOP_MS * 2 });
+  }
+  if (state.pid !== undefined) await terminate(state.pid);
+  for (const path of leftovers) rmSync(path, { recursive: true, force: true });
+  return state.pid !== undefined || leftovers.length > 0;
+}
+
+/** SIGTERM, then SIGKILL once RELAY_STOP_MS have passed; returns when the process is gone. */
+async function terminate(pid: number): Promise<void> {
+  signal(pid, "SIGTERM");
+  const until = Date.now() + RELAY_STOP_MS;
+  while (isRunning(pid) && Date.now() < until) await pause(10);
+  if (isRunning(pid)) {
+    signal(pid, "SIGKILL");
+    while (isRunning(pid)) await pause(10);
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch { /* gone already */ }
+}
+
+/** Starts the relay; returns its pid when the hook started it, else undefined (systemd's). */
+function launch(paths: RelayPaths, launcher: Launcher, env: Record<string, string | undefined>): number | undefined {
+  const [command, ...args] = launcher.command;
+  if (launcher.kind === "systemd") {
+    const started = spawnSync(command, args, { encoding: "utf8", timeout: 10_000 });
+    if (started.status !== 0) {
+      throw new RelayError(
+        `systemctl could not start ${args.at(-1)}: ${printable(started.stderr || String(started.error ?? ""), 200)}`,
+      );
+    }
+    return undefined;
+  }
+  const log = openSync(
+    paths.log,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    const child = spawn(command, args, { detached: true, stdio: ["ignore", log, log], env: relayEnv(env), cwd: "/" });
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** The relay's environment: only what it needs, so no proxy setting or key-log file reaches its TLS. */
+function relayEnv(env: Record<string, string | undefined>): Record<string, string> {
+  const kept: Record<string, string> = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" };
+  for (const name of ["HTTPSISOBOOT_RUN_DIR", "HTTPSISOBOOT_CACHE_DIR"]) {
+    if (env[name]) kept[name] = env[name]!;
+  }
+  return kept;
+}
+
+/**
+ * Waits until the relay's socket answers an NBD handshake with the export's
+ * size; fails at once when the relay process ends, with its last word.
+ */
+async function exportSize(
+  paths: RelayPaths,
+  uuid: string,
+  options: { deadline: number; pid?: number },
+): Promise<number> {
+  let last = "";
+  for (;;) {
+    if (options.pid !== undefined && !isRunning(options.pid)) {
+      throw new RelayError(`the relay of VM ${uuid} ended before it answered${lastWord(paths)}`);
+    }
+    if (openToGroup(paths.socket)) {
+      try {
+        return await askSize(paths.socket, options.deadline);
+      } catch (error) {
+        if (error instanceof RelayError) throw new RelayError(`${error.message}${lastWord(paths)}`);
+        last = errorCode(error);
+      }
+    }
+    if (Date.now() >= options.deadline) {
+      throw new RelayError(
+        `the relay of VM ${uuid} did not answer on ${paths.socket} in time${last ? ` (${last})` : ""}${
+          lastWord(paths)
+        }`,
+      );
+    }
+    await pause(20);
+  }
+}
+
+/** Whether the socket is there and QEMU's group may connect to it: the relay makes it so once nbdkit made it. */
+function openToGroup(socket: string): boolean {
+  try {
+    return (statSync(socket).mode & 0o060) === 0o060;
+  } catch {
+    return false;
+  }
+}
+
+/** One NBD handshake: NBD_OPT_INFO, for the export's size. */
+function askSize(socketPath: string, deadline: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const client = new NbdInfo();
+    const socket = connect({ path: socketPath });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" }));
+    }, Math.max(0, deadline - Date.now()));
+    const done = (error?: Error, size?: number) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (error) reject(error);
+      else resolve(size!);
+    };
+    socket.on("data", (chunk: Uint8Array) => {
+      try {
+        const step = client.push(chunk);
+        if (step.send) socket.write(step.send);
+        if (step.size !== undefined) {
+          socket.end();
+          done(undefined, step.size);
+        }
+      } catch (error) {
+        done(error as Error);
+      }
+    });
+    socket.on("error", (error) => done(error));
+    socket.on("close", () => done(Object.assign(new Error("closed"), { code: "ECONNRESET" })));
+  });
+}
+
+/** The relay's last line in its log, as ": …", when there is one. */
+function lastWord(paths: RelayPaths): string {
+  const log = readSmall(paths.log, 256 * 1024) ?? "";
+  const lines = log.split("\n").filter((line) => line.startsWith("httpsisoboot-relay ") || /nbdkit:.*error/.test(line));
+  const line = lines.at(-1);
+  return line ? `: ${printable(line.replace(/^httpsisoboot-relay \S+: /, ""), 300)}` : "";
+}
+
+/** Whether `pid` is a relay of this VM: its command line says `--relay UUID`. */
+function isRelayOf(pid: number, uuid: string): boolean {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0");
+    return args.includes("--relay") && args.includes(uuid);
+  } catch {
+    return false;
+  }
+}
+
+/** A small file's text, or undefined. */
+function readSmall(path: string, maxBytes = 64 * 1024): string | undefined {
+  try {
+    return new TextDecoder().decode(
+      readRegularFile(path, { maxBytes, followSymlinks: false, what: "a relay file" }).bytes,
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a file only this user can read, atomically. */
+function writePrivate(path: string, text: string): void {
+  const temp = `${path}.new`;
+  rmSync(temp, { force: true });
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * What the relay's front reads and writes: the requests nbdkit's curl plugin
+ * makes of it, and the judgement of each answer from the ISO server. The
+ * front passes on only an answer that is exactly what was asked for: a 206
+ * for the very range asked, of the file's size and version as first seen.
+ * Anything else (a 503, a 200 to a ranged GET, a short or changed file)
+ * becomes a cut connection, which curl reports as an error and nbdkit's
+ * retry-request filter tries again: wrong bytes never reach the guest.
+ *
+ * This module is pure: it does no I/O.
+ *
+ * @module
+ */
+import { RelayError } from "../errors.ts";
+import type { Response } from "../preflight/http1.ts";
+
+/** A request nbdkit's curl plugin makes: HEAD for the size, GET of a byte range for data. */
+export interface FrontRequest {
+  method: "HEAD" | "GET";
+  /** The inclusive byte range of a GET. */
+  range?: { start: number; end: number };
+}
+
+/** What the front knows of the file from earlier answers. */
+export interface FileFacts {
+  size?: number;
+  /** The ETag, or else the Last-Modified date, of the first answer. */
+  version?: string;
+}
+
+/** What an answer from the ISO server means for the request it answers. */
+export type Verdict =
+  | { kind: "redirect"; status: number; location: string }
+  | { kind: "whole"; size: number; version?: string }
+  | { kind: "part"; start: number; end: number; size: number; version?: string }
+  | { kind: "refused"; why: string };
+
+/**
+ * Reads a request head from nbdkit's curl plugin.
+ *
+ * @throws {RelayError} For anything but HEAD, or GET with one `bytes=a-b` range.
+ * @example
+ * ```ts
+ * import { parseFrontRequest } from "./http.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const request = parseFrontRequest("GET /iso HTTP/1.1\r\nHost: httpsisoboot-relay\r\nRange: bytes=0-1048576");
+ * assertEquals(request, { method: "GET", range: { start: 0, end: 1048576 } });
+ * ```
+ */
+export function parseFrontRequest(head: string): FrontRequest {
+  const [line, ...headers] = head.split("\r\n");
+  const method = /^(GET|HEAD) \S+ HTTP\/1\.[01]$/.exec(line)?.[1] as FrontRequest["method"] | undefined;
+  if (!method) throw new RelayError("the relay's front takes only HEAD and GET");
+  if (method === "HEAD") return { method };
+  const range = headers.find((header) => /^range:/i.test(header));
+  const match = /^range:\s*bytes=([0-9]{1,16})-([0-9]{1,16})\s*$/i.exec(range ?? "");
+  if (!match || Number(match[1]) > Number(match[2])) {
+    throw new RelayError("the relay's front serves a GET of one byte range only");
+  }
+  return { method, range: { start: Number(match[1]), end: Number(match[2]) } };
+}
+
+/**
+ * The Range header the server is asked: the range asked for, its end cut to
+ * the file's last byte once the size is known (curl asks one byte more).
+ *
+ * @example
+ * ```ts
+ * import { upstreamRange } from "./http.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(upstreamRange({ start: 0, end: 100 }, { size: 50 }), "bytes=0-49");
+ * ```
+ */
+export function upstreamRange(range: { start: number; end: number }, facts: FileFacts): string {
+  const end = facts.size === undefined ? range.end : Math.min(range.end, facts.size - 1);
+  return `bytes=${range.start}-${end}`;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * Judges the server's answer to a request.
+ *
+ * @param request What nbdkit asked.
+ * @param answer The server's status and headers.
+ * @param facts What earlier answers said of the file.
+ * @example
+ * ```ts
+ * import { judgeAnswer } from "./http.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const answer = (status: number, headers: Record<string, string>) => ({ status, headers: new Map(Object.entries(headers)), body: new Uint8Array() });
+ * const get = { method: "GET" as const, range: { start: 0, end: 9 } };
+ * assertEquals(judgeAnswer(get, answer(503, {}), {}).kind, "refused");
+ * assertEquals(judgeAnswer(get, answer(200, { "content-length": "100" }), {}).kind, "refused");
+ * assertEquals(judgeAnswer(get, answer(206, { "content-range": "bytes 0-9/100", "content-length": "10" }), {}).kind, "part");
+ * ```
+ */
+export function judgeAnswer(request: FrontRequest, answer: Response, facts: FileFacts): Verdict {
+  const { status, headers } = answer;
+  const location = headers.get("location");
+  if (REDIRECTS.has(status) && location) return { kind: "redirect", status, location };
+  const version = headers.get("etag") ?? headers.get("last-modified");
+  if (facts.version !== undefined && version !== undefined && version !== facts.version) {
+    return { kind: "refused", why: "the ISO changed on the server since the relay started (its ETag differs)" };
+  }
+  return request.method === "HEAD" ? judgeWhole(answer, facts, version) : judgePart(request, answer, facts, version);
+}
+
+function judgeWhole(answer: Response, facts: FileFacts, version: string | undefined): Verdict {
+  if (answer.status !== 200) return { kind: "refused", why: `HTTP ${answer.status} to HEAD` };
+  const size = wholeNumber(answer.headers.get("content-length"));
+  if (size === undefined || size === 0) {
+    return { kind: "refused", why: "no file size (Content-Length) in the HEAD answer" };
+  }
+  if (!/\bbytes\b/.test(answer.headers.get("accept-ranges") ?? "")) {
+    return { kind: "refused", why: "no byte ranges (Accept-Ranges: bytes)" };
+  }
+  if (facts.size !== undefined && size !== facts.size) {
+    return { kind: "refused", why: `the ISO changed on the server: ${size} bytes, not ${facts.size}` };
+  }
+  return { kind: "whole", size, version };
+}
+
+function judgePart(
+  request: FrontRequest,
+  answer: Response,
+  facts: FileFacts,
+  version: string | undefined,
+): Verdict {
+  const { status, headers } = answer;
+  if (status === 200) return { kind: "refused", why: "the server ignored the byte range (200, not 206)" };
+  if (status !== 206) return { kind: "refused", why: `HTTP ${status} to a ranged GET` };
+  const match = /^bytes ([0-9]{1,16})-([0-9]{1,16})\/([0-9]{1,16})$/.exec(headers.get("content-range") ?? "");
+  if (!match) return { kind: "refused", why: "a 206 without a single Content-Range" };
+  const [start, end, size] = match.slice(1).map(Number);
+  const asked = request.range!;
+  if (facts.size !== undefined && size !== facts.size) {
+    return { kind: "refused", why: `the ISO changed on the server: ${size} bytes, not ${facts.size}` };
+  }
+  if (start !== asked.start || end !== Math.min(asked.end, size - 1)) {
+    return { kind: "refused", why: `the server sent bytes ${start}-${end} for ${asked.start}-${asked.end}` };
+  }
+  if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
+    return { kind: "refused", why: "a chunked 206; the relay needs its length" };
+  }
+  if (wholeNumber(headers.get("content-length")) !== end - start + 1) {
+    return { kind: "refused", why: "a 206 whose Content-Length is not its range's" };
+  }
+  return { kind: "part", start, end, size, version };
+}
+
+/** Whether the server will keep the connection open after this answer. */
+export function keepsAlive(answer: Response): boolean {
+  return !/\bclose\b/i.test(answer.headers.get("connection") ?? "");
+}
+
+/**
+ * The answer the front gives nbdkit for a verdict the server passed.
+ *
+ * @example
+ * ```ts
+ * import { frontAnswer } from "./http.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(frontAnswer({ kind: "part", start: 0, end: 9, size: 100 }).split("\r\n")[0], "HTTP/1.1 206 Partial Content");
+ * ```
+ */
+export function frontAnswer(verdict: Extract<Verdict, { kind: "whole" | "part" }>): string {
+  if (verdict.kind === "whole") {
+    return `HTTP/1.1 200 OK\r\nContent-Length: ${verdict.size}\r\nAccept-Ranges: bytes\r\n\r\n`;
+  }
+  return `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${verdict.start}-${verdict.end}/${verdict.size}\r\n` +
+    `Content-Length: ${verdict.end - verdict.start + 1}\r\nAccept-Ranges: bytes\r\n\r\n`;
+}
+
+function wholeNumber(text: string | undefined): number | undefined {
+  return text !== undefined && /^[0-9]{1,16}$/.test(text) ? Number(text) : undefined;
+}

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * A VM's relay, as a process: `httpsisoboot --relay UUID`, started by the
+ * hook (detached, where systemd is not PID 1) or by systemd as
+ * httpsisoboot-relay@UUID.service. It reads the config the hook wrote,
+ * starts the front (front.ts) and nbdkit (plan.ts) as its child, and runs
+ * until it is told to stop:
+ *
+ * - SIGTERM or SIGINT: stops nbdkit, and removes the socket, the config,
+ *   the pid file, the private directory and the cache; exit 0.
+ * - nbdkit exits by itself: removes what nbdkit used, keeps the config so
+ *   that systemd's Restart=on-failure can start it again; exit 1.
+ *
+ * Every line it prints starts with `httpsisoboot-relay UUID:` and hides the
+ * URL's query values; nbdkit, which never has the URL, prints its own.
+ *
+ * This module does I/O; `hook.ts` loads it only for --relay.
+ *
+ * @module
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import process from "node:process";
+import { errorLine, RelayError } from "../errors.ts";
+import { MAX_RELAY_CONFIG_BYTES, RELAY_STOP_MS } from "../limits.ts";
+import { type RelayDirs, type RelayPaths, relayPaths } from "../paths.ts";
+import { systemTrustBundle } from "../preflight/trust.ts";
+import { parseIsoUrl } from "../url.ts";
+import { parseRelayConfig, type RelayConfig } from "./config.ts";
+import { type Front, startFront } from "./front.ts";
+import { frontSocket, NBDKIT_BINARIES, nbdkitArgs } from "./plan.ts";
+
+/**
+ * Runs the relay of the VM `uuid` until it is stopped.
+ *
+ * @returns The exit code: 0 when stopped, 1 when nbdkit failed, 2 when it could not start.
+ */
+export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number> {
+  const paths = relayPaths(dirs, uuid);
+  const say = (line: string) => process.stderr.write(`httpsisoboot-relay ${uuid}: ${line}\n`);
+  let front: Front | undefined;
+  try {
+    const config = readConfig(paths.config);
+    writeFileSync(paths.pid, `${process.pid}\n`, { mode: 0o600 });
+    prepareDirectories(paths);
+    const url = parseIsoUrl(config.url);
+    front = await startFront(frontSocket(paths), {
+      url,
+      allow: config.allow,
+      settingsFile: config.settingsFile,
+      timeoutMs: config.timeout * 1000,
+      ca: readFileSync(systemTrustBundle()),
+      log: say,
+    });
+    const nbdkit = startNbdkit(paths, config);
+    await openToGroup(paths.socket, nbdkit);
+    say(`serving ${url.redacted} on ${paths.socket} (nbdkit pid ${nbdkit.pid})`);
+    return await untilStopped(nbdkit, paths, front, say);
+  } catch (error) {
+    say(errorLine(error));
+    await front?.close();
+    removeRuntime(paths);
+    return 2;
+  }
+}
+
+/** The config the hook wrote: a regular file of this user's, readable by nobody else. */
+function readConfig(path: string): RelayConfig {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new RelayError(`cannot read the relay's config ${path} (${(error as { code?: string }).code ?? "EIO"})`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile() || stats.uid !== process.getuid?.() || (stats.mode & 0o077) !== 0) {
+      throw new RelayError(`the relay's config ${path} is not a file of this user's with mode 0600; refused`);
+    }
+    const bytes = new Uint8Array(MAX_RELAY_CONFIG_BYTES + 1);
+    const length = readSync(fd, bytes, 0, bytes.length, 0);
+    if (length > MAX_RELAY_CONFIG_BYTES) throw new RelayError(`the relay's config ${path} is too large`);
+    return parseRelayConfig(new TextDecoder().decode(bytes.subarray(0, length)), path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A fresh private directory (the front's socket) and cache directory, both 0700; no stale socket. */
+function prepareDirectories(paths: RelayPaths): void {
+  for (const dir of [paths.private, paths.cache]) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: 0o700 });
+  }
+  rmSync(paths.socket, { force: true });
+}
+
+/** nbdkit as a child, in a clean environment: TMPDIR for its cache, no proxy or key-log variables. */
+function startNbdkit(paths: RelayPaths, config: RelayConfig): ChildProcess {
+  const binary = NBDKIT_BINARIES.find((path) => existsSync(path));
+  if (!binary) throw new RelayError(`nbdkit is not installed (${NBDKIT_BINARIES.join(" or ")})`);
+  return spawn(binary, nbdkitArgs(paths, config, { selinux: existsSync("/sys/fs/selinux/enforce") }), {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TMPDIR: paths.cache, LC_ALL: "C" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+}
+
+/**
+ * Lets the group (kvm on oVirt hosts, which QEMU's user is in) connect to
+ * the NBD socket once nbdkit has made it: nbdkit sets its umask to 0022, so
+ * it makes its socket 0755, which only its owner can connect to. The hook
+ * waits for mode 0660 before it calls the relay ready.
+ */
+async function openToGroup(socket: string, nbdkit: ChildProcess): Promise<void> {
+  while (!existsSync(socket)) {
+    if (nbdkit.exitCode !== null || nbdkit.signalCode !== null) throw new RelayError("nbdkit ended at its start");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  chmodSync(socket, 0o660);
+}
+
+/** Waits for a stop signal or for nbdkit's end, and cleans up after either. */
+function untilStopped(
+  nbdkit: ChildProcess,
+  paths: RelayPaths,
+  front: Front,
+  say: (line: string) => void,
+): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      await endChild(nbdkit);
+      await front.close();
+      removeRuntime(paths);
+      rmSync(paths.config, { force: true });
+      rmSync(paths.pid, { force: true });
+      say("stopped");
+      resolve(0);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    nbdkit.on("exit", async (code, signal) => {
+      if (stopping) return;
+      stopping = true;
+      say(`nbdkit ended (${signal ?? `exit ${code}`}); the VM's CD-ROM cannot be read until the relay starts again`);
+      await front.close();
+      removeRuntime(paths);
+      resolve(1);
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after RELAY_STOP_MS / 2. */
+function endChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), RELAY_STOP_MS / 2);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}
+
+/** What a running relay uses, but not its config and pid file. */
+export function removeRuntime(paths: RelayPaths): void {
+  for (const path of [paths.socket, paths.private, paths.cache]) {
+    try {
+      rmSync(path, { recursive: true, force: true });
+    } catch { /* already gone, or not ours to remove */ }
+  }
+}
