@@ -12,6 +12,7 @@
  */
 import process from "node:process";
 import {
+  accessSync,
   closeSync,
   constants,
   existsSync,
@@ -229,7 +230,7 @@ async function startVmRelay(relay: RelayStart, host: Host, env: Environment, exp
 async function relayCommands(relay: RelayStart, dirs: RelayDirs): Promise<RelayCommands> {
   const { launcher } = await import("./lib/relay/control.ts");
   const paths = relayPaths(dirs, relay.uuid);
-  const nbdkit = NBDKIT_BINARIES.find((path) => existsSync(path)) ?? "nbdkit";
+  const nbdkit = NBDKIT_BINARIES.find(isExecutable) ?? "nbdkit";
   const selinux = existsSync("/sys/fs/selinux/enforce");
   return {
     start: launcher(selfCommand(), relay.uuid).command,
@@ -245,12 +246,21 @@ async function stopVmRelay(uuid: string, dirs: RelayDirs): Promise<boolean> {
 
 /** What is there of nbdkit: the binary, and the plugin and filters the relay loads. */
 function findNbdkit(): NbdkitFound {
-  const binary = NBDKIT_BINARIES.find((path) => existsSync(path));
+  const binary = NBDKIT_BINARIES.find(isExecutable);
   const moduleDir = NBDKIT_MODULE_DIRS.find((dir) => existsSync(dir));
   const missing = moduleDir
     ? NBDKIT_MODULES.map(([name]) => name).filter((name) => !existsSync(join(moduleDir, name)))
     : [];
   return { binary, moduleDir, missing };
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Where relays keep their files: RELAY_DIRS, or what the tests name. */

@@ -236,7 +236,9 @@ async function exportSize(
       try {
         return await askSize(paths.socket, options.deadline);
       } catch (error) {
-        if (error instanceof RelayError) throw new RelayError(`${error.message}${lastWord(paths)}`);
+        if (error instanceof RelayError) {
+          throw new RelayError(`the relay of VM ${uuid} could not read the ISO (${error.message})${lastWord(paths)}`);
+        }
         last = errorCode(error);
       }
     }
@@ -292,12 +294,16 @@ function askSize(socketPath: string, deadline: number): Promise<number> {
   });
 }
 
-/** The relay's last line in its log, as ": …", when there is one. */
+/**
+ * The relay's last word in its log, as ": …": its own last complaint (which
+ * names the server and what it did), else nbdkit's last error.
+ */
 function lastWord(paths: RelayPaths): string {
-  const log = readSmall(paths.log, 256 * 1024) ?? "";
-  const lines = log.split("\n").filter((line) => line.startsWith("httpsisoboot-relay ") || /nbdkit:.*error/.test(line));
-  const line = lines.at(-1);
-  return line ? `: ${printable(line.replace(/^httpsisoboot-relay \S+: /, ""), 300)}` : "";
+  const lines = (readSmall(paths.log, 256 * 1024) ?? "").split("\n");
+  const own = lines.filter((line) => /^httpsisoboot-relay \S+: (?!serving )/.test(line)).at(-1);
+  const line = own?.replace(/^httpsisoboot-relay \S+: /, "") ??
+    lines.filter((line) => /nbdkit.*error/.test(line)).at(-1);
+  return line ? `: ${printable(line, 300)}` : "";
 }
 
 /** Whether `pid` is a relay of this VM: its command line says `--relay UUID`. */

@@ -99,7 +99,7 @@ function serveClient(client: Socket, options: FrontOptions, pool: Pool): void {
       try {
         await answer(parseFrontRequest(head), client, options, pool);
       } catch (error) {
-        options.log(describe(error));
+        options.log(`${describe(error)}; nbdkit will retry`);
         client.destroy();
         return;
       } finally {
@@ -134,7 +134,7 @@ async function answer(request: FrontRequest, client: Socket, options: FrontOptio
     }
     if (verdict.kind === "refused") {
       upstream.discard();
-      throw new HookError(`${options.url.redacted}: ${verdict.why}; nbdkit will retry`);
+      throw new HookError(`${options.url.redacted}: ${verdict.why}`);
     }
     pool.learn(verdict);
     client.write(frontAnswer(verdict));
@@ -324,11 +324,18 @@ class Upstream {
   private async drained(client: Socket): Promise<void> {
     if (client.destroyed) throw new HookError("nbdkit closed its connection");
     this.socket.pause();
-    await new Promise<void>((resolve, reject) => {
-      client.once("drain", resolve);
-      client.once("close", () => reject(new HookError("nbdkit closed its connection")));
-    });
-    this.socket.resume();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const closed = () => reject(new HookError("nbdkit closed its connection"));
+        client.once("close", closed);
+        client.once("drain", () => {
+          client.off("close", closed);
+          resolve();
+        });
+      });
+    } finally {
+      this.socket.resume();
+    }
   }
 
   private wait(): Promise<void> {

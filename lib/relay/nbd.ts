@@ -102,7 +102,7 @@ export class NbdInfo {
       const data = this.buffer.slice(20, 20 + length);
       this.buffer = this.buffer.slice(20 + length);
       if (type & REP_FLAG_ERROR) {
-        throw new RelayError(`the relay refused the export (NBD error ${type & 0x7fffffff})`);
+        throw new RelayError(`its NBD server refused the export, error ${type & 0x7fffffff}`);
       }
       if (type === REP_INFO && length >= 12 && viewOf(data).getUint16(0) === INFO_EXPORT) {
         this.size = Number(viewOf(data).getBigUint64(2));
@@ -113,7 +113,7 @@ export class NbdInfo {
 
   private finish(): NbdStep {
     this.state = "done";
-    if (this.size === undefined) throw new RelayError("the relay's NBD server gave no export size");
+    if (this.size === undefined) throw new RelayError("its NBD server gave no export size");
     const send = new Uint8Array(16);
     const out = viewOf(send);
     out.setBigUint64(0, IHAVEOPT);

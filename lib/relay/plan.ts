@@ -15,8 +15,12 @@
  * - The cache filter, outermost, with `cache-on-read`: whole RELAY_BLOCK_BYTES
  *   blocks are fetched once and kept, up to the cache size on disk, least
  *   recently used blocks dropped first.
- * - The retry-request filter under it: a block whose read fails (a reset, a
- *   503, a short or wrong answer, all of which the front turns into a cut
+ * - The blocksize filter under it cuts every read the cache passes down to
+ *   RELAY_BLOCK_BYTES: one block is one ranged GET, so a fault costs one
+ *   block's retry, never a whole large read's (a guest's 32 MiB read could
+ *   otherwise never get past a server that resets every 3 MB).
+ * - The retry-request filter under that: a block whose read fails (a reset,
+ *   a 503, a short or wrong answer, all of which the front turns into a cut
  *   connection) is read again, RELAY_RETRIES times, RELAY_RETRY_DELAY_S apart.
  * - The curl plugin, http only, no redirects (the front follows them, each
  *   one checked against `allow`).
@@ -46,6 +50,7 @@ export const NBDKIT_MODULE_DIRS = [
 export const NBDKIT_MODULES: ReadonlyArray<[string, string]> = [
   ["plugins/nbdkit-curl-plugin.so", "nbdkit-curl-plugin"],
   ["filters/nbdkit-cache-filter.so", "nbdkit-basic-filters"],
+  ["filters/nbdkit-blocksize-filter.so", "nbdkit-basic-filters"],
   ["filters/nbdkit-retry-request-filter.so", "nbdkit-basic-filters"],
 ];
 
@@ -120,6 +125,7 @@ export function nbdkitArgs(paths: RelayPaths, config: RelayConfig, options: { se
     paths.socket,
     ...(options.selinux ? [`--selinux-label=${SOCKET_LABEL}`] : []),
     "--filter=cache",
+    "--filter=blocksize",
     "--filter=retry-request",
     "curl",
     `url=${RELAY_URL}`,
@@ -132,6 +138,7 @@ export function nbdkitArgs(paths: RelayPaths, config: RelayConfig, options: { se
     "cache-on-read=true",
     `cache-min-block-size=${RELAY_BLOCK_BYTES}`,
     `cache-max-size=${config.cacheSize}`,
+    `maxdata=${RELAY_BLOCK_BYTES}`,
     `retry-request-retries=${RELAY_RETRIES}`,
     `retry-request-delay=${RELAY_RETRY_DELAY_S}`,
   ];

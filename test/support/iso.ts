@@ -77,3 +77,19 @@ export function buildGrubIso(dir: string, name: string, marker: string, payload?
   chmodSync(iso, 0o644);
   return iso;
 }
+
+/**
+ * An ISO 9660 image holding one file, `payload.bin`: not bootable, for
+ * reading through a relay where no guest is needed.
+ */
+export function buildDataIso(dir: string, name: string, payload: Uint8Array): string {
+  const tree = join(dir, `${name}-tree`);
+  mkdirSync(tree, { recursive: true });
+  writeFileSync(join(tree, "payload.bin"), payload);
+  const iso = join(dir, `${name}.iso`);
+  execFileSync("xorriso", ["-as", "mkisofs", "-quiet", "-V", name.slice(0, 32), "-o", iso, tree], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  chmodSync(iso, 0o644);
+  return iso;
+}

@@ -52,14 +52,24 @@ def terminating(proc):
 const DRIVER = `import json, sys
 from vdsm.common import hooks, exception
 request = json.load(sys.stdin)
+vmconf = {"vmId": request["vmId"], "custom": request["custom"]}
 try:
-    xml = hooks.before_vm_start(request["xml"], {"vmId": "3f8c2a56-httpsisoboot-test", "custom": request["custom"]})
+    xml = getattr(hooks, request["point"])(request["xml"], vmconf)
     print(json.dumps({"xml": xml}))
 except exception.HookError as error:
     print(json.dumps({"error": error.args[0].decode("utf-8", "replace") if isinstance(error.args[0], bytes) else str(error.args[0])}))
 `;
 
-/** A runner whose hook directory is `hooksDir` (holding before_vm_start/). */
+/** The hook points the runner can run: VDSM's functions of the same names. */
+export type RunnerPoint =
+  | "before_vm_start"
+  | "before_vm_migrate_destination"
+  | "before_vm_dehibernate"
+  | "after_vm_destroy"
+  | "after_vm_migrate_source"
+  | "after_vm_hibernate";
+
+/** A runner whose hook directory is `hooksDir` (holding before_vm_start/ and the other points). */
 export interface VdsmRunner {
   /** Runs before_vm_start as uid 36: the XML VDSM would hand libvirt, or the HookError's text. */
   beforeVmStart(
@@ -67,13 +77,29 @@ export interface VdsmRunner {
     custom: Record<string, string>,
     env?: Record<string, string>,
   ): { xml?: string; error?: string };
+  /**
+   * Runs any hook point as uid 36, as VDSM does, with `vmId` from the
+   * domain; `prefix` runs the runner inside another command (a mount
+   * namespace standing for another host). The after_* points never raise.
+   */
+  run(
+    point: RunnerPoint,
+    xml: string,
+    options?: { custom?: Record<string, string>; env?: Record<string, string>; prefix?: string[] },
+  ): { xml?: string; error?: string };
 }
 
 /**
  * Makes the throwaway vdsm package in `dir` for hooks under `hooksDir`. Both
- * must be readable by uid 36.
+ * must be readable by uid 36. `gid` is vdsmd's group: 36 (kvm on EL) unless
+ * given; a test that needs QEMU to reach the relay's socket gives this
+ * host's kvm group, as vdsm's group is kvm on an oVirt host.
  */
-export function vdsmRunner(dir: string, hooksDir: string, options: { command?: string[] } = {}): VdsmRunner {
+export function vdsmRunner(
+  dir: string,
+  hooksDir: string,
+  options: { command?: string[]; gid?: number } = {},
+): VdsmRunner {
   const packageDir = mkdtempSync(join(dir, "vdsm-runner-"));
   chmodSync(packageDir, 0o755);
   const files: Record<string, string> = { ...STAND_INS, "vdsm/common/hooks.py": readFileSync(HOOKS_PY, "utf8") };
@@ -84,26 +110,29 @@ export function vdsmRunner(dir: string, hooksDir: string, options: { command?: s
     writeFileSync(join(packageDir, name), text, { mode: 0o644 });
   }
   writeFileSync(join(packageDir, "driver.py"), DRIVER, { mode: 0o644 });
+  const run: VdsmRunner["run"] = (point, xml, runOptions = {}) => {
+    const command = [
+      ...(runOptions.prefix ?? options.command ?? []),
+      "setpriv",
+      "--reuid=36",
+      `--regid=${options.gid ?? 36}`,
+      "--clear-groups",
+      "/usr/bin/python3",
+      join(packageDir, "driver.py"),
+    ];
+    const vmId = /<uuid>\s*([^<\s]+)\s*<\/uuid>/.exec(xml)?.[1] ?? "3f8c2a56-httpsisoboot-test";
+    const result = spawnSync(command[0], command.slice(1), {
+      input: JSON.stringify({ point, xml, custom: runOptions.custom ?? {}, vmId }),
+      encoding: "utf8",
+      cwd: "/",
+      env: { PATH: process.env.PATH, PYTHONPATH: packageDir, ...runOptions.env },
+      timeout: 120_000,
+    });
+    if (result.status !== 0) throw new Error(`the runner failed (${result.status}): ${result.stderr}`);
+    return JSON.parse(result.stdout);
+  };
   return {
-    beforeVmStart(xml, custom, env = {}) {
-      const command = [
-        ...(options.command ?? []),
-        "setpriv",
-        "--reuid=36",
-        "--regid=36",
-        "--clear-groups",
-        "/usr/bin/python3",
-        join(packageDir, "driver.py"),
-      ];
-      const result = spawnSync(command[0], command.slice(1), {
-        input: JSON.stringify({ xml, custom }),
-        encoding: "utf8",
-        cwd: "/",
-        env: { PATH: process.env.PATH, PYTHONPATH: packageDir, ...env },
-        timeout: 120_000,
-      });
-      if (result.status !== 0) throw new Error(`the runner failed (${result.status}): ${result.stderr}`);
-      return JSON.parse(result.stdout);
-    },
+    beforeVmStart: (xml, custom, env = {}) => run("before_vm_start", xml, { custom, env }),
+    run,
   };
 }

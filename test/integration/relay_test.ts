@@ -1,0 +1,571 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * The relay, for real: the hook binary at each of its hook points, nbdkit,
+ * the front, nginx with a run-made CA, and a fault-injecting proxy on
+ * loopback. QEMU's own NBD client (`qemu-img convert`) reads the ISO through
+ * the relay as a guest would, and its bytes are hashed.
+ *
+ * The hook runs as root in a private mount namespace that trusts the test
+ * CA (trustingPrefix), so the relay it starts, which inherits the
+ * namespace, trusts it too; the hook points that VDSM runs as vdsm run
+ * through VDSM's hooks.py as uid 36 (vdsm_runner.ts). Every relay a test
+ * starts is stopped by the test, and after() kills anything left.
+ */
+import { after, afterEach, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
+import { join } from "node:path";
+import process from "node:process";
+import { HOOK_POINTS } from "../../lib/hook_point.ts";
+import { BINARY, readFixture, tempDir } from "../support/mod.ts";
+import { buildDataIso } from "../support/iso.ts";
+import { makeAuthority, makeServerCert, type ServerCert, trustingPrefix } from "../support/tls.ts";
+import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { type Fault, type FaultProxy, spawnFaultProxy } from "../support/fault_proxy.ts";
+import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
+
+const SECRET = "sig=TOPSECRET-3f9a";
+
+function whyNot(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root: a private mount namespace that trusts the test CA, and uid 36";
+  if (!existsSync(BINARY)) return `${BINARY} is not built; run \`npm run binary\``;
+  for (const tool of ["nbdkit", "nginx", "qemu-img", "xorriso", "openssl", "unshare", "setpriv"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+      return `${tool} is not installed; npm test installs it`;
+    }
+  }
+  return undefined;
+}
+
+interface Outcome {
+  status: number | null;
+  stderr: string;
+  ms: number;
+}
+
+let work = "";
+let hooks = "";
+let prefix: string[] = [];
+let nginx: Nginx | undefined;
+let proxy: FaultProxy | undefined;
+let cert: ServerCert;
+let isoHash = "";
+let isoPath = "";
+let nginxPort = 0;
+const started = new Set<string>();
+
+/** The run's dirs, as the RPM's tmpfiles.d would make them, owned by the user the hook runs as. */
+const dirs = () => ({ run: join(work, "run"), cache: join(work, "cache") });
+
+/** The URL of the ISO through the fault proxy, with a signed URL's query. */
+const proxied = () => `https://localhost:${proxy!.port}/data.iso?${SECRET}`;
+
+function settings(name: string, text: string): string {
+  const path = join(work, `${name}.conf`);
+  writeFileSync(path, text, { mode: 0o644 });
+  return path;
+}
+
+/** A VDSM domain of a VM of its own, in a file of its own. */
+function domainFile(uuid = randomUUID()): { path: string; uuid: string } {
+  const dir = join(work, `vm-${uuid}`);
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o755);
+  const path = join(dir, "domxml");
+  writeFileSync(path, readFixture("q35-vdsm.in.xml").replace(/<uuid>[^<]*<\/uuid>/, `<uuid>${uuid}</uuid>`));
+  return { path, uuid };
+}
+
+/** Runs the binary at a hook point, as root, trusting the test CA; never spawnSync, the proxy must go on. */
+function hookAt(point: string, env: Record<string, string>, limitMs = 60_000): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const begin = Date.now();
+    const [command, ...args] = [...prefix, join(hooks, point, "50_httpsisoboot")];
+    const child = spawn(command, args, {
+      env: {
+        PATH: process.env.PATH,
+        HTTPSISOBOOT_RUN_DIR: dirs().run,
+        HTTPSISOBOOT_CACHE_DIR: dirs().cache,
+        ...env,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), limitMs);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr, ms: Date.now() - begin });
+    });
+  });
+}
+
+/** Starts a VM's relay as before_vm_start does; asserts it did. */
+async function startVm(options: { url?: string; conf?: string } = {}): Promise<{ path: string; uuid: string }> {
+  const vm = domainFile();
+  const outcome = await hookAt("before_vm_start", {
+    _hook_domxml: vm.path,
+    httpsisoboot: options.url ?? proxied(),
+    HTTPSISOBOOT_CONFIG: options.conf ?? settings("defaults", ""),
+  });
+  started.add(vm.uuid);
+  assert.equal(outcome.status, 0, outcome.stderr);
+  return vm;
+}
+
+async function destroyVm(vm: { path: string; uuid: string }): Promise<Outcome> {
+  const outcome = await hookAt("after_vm_destroy", { _hook_domxml: vm.path });
+  started.delete(vm.uuid);
+  return outcome;
+}
+
+/** Reads the whole export through QEMU's NBD client; the sha256 of what it read, or its error. */
+function readThrough(socket: string, nsPid?: number): Promise<{ hash?: string; error?: string }> {
+  const out = join(work, `read-${randomUUID()}.raw`);
+  const enter = nsPid ? ["nsenter", "--target", String(nsPid), "--mount", "--"] : [];
+  const [command, ...args] = [
+    ...enter,
+    "qemu-img",
+    "convert",
+    "-f",
+    "raw",
+    "-O",
+    "raw",
+    `nbd+unix:///?socket=${socket}`,
+    out,
+  ];
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr!.on("data", (chunk) => (stderr += chunk));
+    child.on("close", (status) => {
+      if (status !== 0) return resolve({ error: stderr.trim() || `exit ${status}` });
+      const hash = createHash("sha256").update(readFileSync(out)).digest("hex");
+      rmSync(out, { force: true });
+      resolve({ hash });
+    });
+  });
+}
+
+const socketOf = (uuid: string) => join(dirs().run, `${uuid}.sock`);
+const logOf = (uuid: string) => readFileSync(join(dirs().run, `${uuid}.log`), "utf8");
+
+/** Processes whose command line names this VM's relay: the front (--relay UUID) and nbdkit (its socket). */
+function processesOf(uuid: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
+      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(uuid)) found.push(Number(entry));
+    } catch { /* gone meanwhile */ }
+  }
+  return found;
+}
+
+/** Files of this VM's relay in the run and cache dirs. */
+function filesOf(uuid: string): string[] {
+  return [dirs().run, dirs().cache].flatMap((dir) => readdirSync(dir).filter((name) => name.includes(uuid)));
+}
+
+describe("the relay", { skip: whyNot() }, () => {
+  before(async () => {
+    work = tempDir("relay");
+    for (const dir of [dirs().run, dirs().cache]) mkdirSync(dir, { mode: 0o750 });
+    hooks = join(work, "hooks");
+    for (const point of HOOK_POINTS) {
+      mkdirSync(join(hooks, point), { recursive: true });
+      symlinkSync(BINARY, join(hooks, point, "50_httpsisoboot"));
+    }
+    const www = join(work, "www");
+    mkdirSync(www, { mode: 0o755 });
+    const payload = randomBytes(16 << 20);
+    isoPath = buildDataIso(www, "data", payload);
+    isoHash = createHash("sha256").update(readFileSync(isoPath)).digest("hex");
+    const ca = makeAuthority(work, "relay test CA");
+    cert = makeServerCert(work, "nginx", ca);
+    nginxPort = await freePort();
+    nginx = startNginx(work, www, [{ port: nginxPort, ...cert }]);
+    proxy = await spawnFaultProxy({ cert: cert.cert, key: cert.key, targetPort: nginxPort, targetCa: ca.cert });
+    prefix = trustingPrefix(work, ca.cert);
+  });
+
+  afterEach(async () => {
+    await proxy?.set({ mode: "none" });
+    for (const uuid of [...started]) await destroyVm({ path: join(work, `vm-${uuid}`, "domxml"), uuid });
+  });
+
+  after(async () => {
+    for (const entry of readdirSync("/proc")) {
+      try {
+        if (/^\d+$/.test(entry) && readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(work)) {
+          process.kill(Number(entry), "SIGKILL");
+        }
+      } catch { /* gone */ }
+    }
+    await proxy?.close();
+    nginx?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test("before_vm_start starts the relay; QEMU's NBD client reads every byte right; the domain reads through it", async () => {
+    const vm = await startVm();
+    await proxy!.set({ mode: "none" }); // counts from here: preflight's and the handshake's requests are not the guest's
+    const domain = readFileSync(vm.path, "utf8");
+    assert.match(domain, new RegExp(`<host transport="unix" socket="${socketOf(vm.uuid)}" />`));
+    assert.match(
+      domain,
+      new RegExp(`<httpsisoboot:relay [^>]*url="https://localhost:${proxy!.port}/data.iso\\?${SECRET}"`),
+    );
+    assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+    const gets = (await proxy!.stats()).requests["GET range"] ?? 0;
+    const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
+    assert.equal(gets, blocks, `one ranged GET per 1 MiB block: ${gets} for ${blocks}`);
+  });
+
+  test("after_vm_destroy leaves no process, socket or cache file of the relay, within 2 s", async () => {
+    const vm = await startVm();
+    assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+    assert.equal(processesOf(vm.uuid).length, 2, "the front and nbdkit run");
+    const began = Date.now();
+    const outcome = await destroyVm(vm);
+    assert.equal(outcome.status, 0, outcome.stderr);
+    assert.equal(outcome.stderr, `httpsisoboot: stopped the relay of VM ${vm.uuid} (after_vm_destroy)\n`);
+    assert.deepEqual(processesOf(vm.uuid), []);
+    assert.deepEqual(filesOf(vm.uuid), []);
+    assert.ok(Date.now() - began < 2000, `gone in ${Date.now() - began} ms`);
+  });
+
+  /** [the fault, what it is] */
+  const FAULTS: Array<[Fault, string]> = [
+    [{ mode: "reset", afterBytes: 4 << 20 }, "one reset at 4 MB"],
+    [{ mode: "reset", afterBytes: 12 << 20 }, "one reset at 12 MB"],
+    [{ mode: "reset", afterBytes: 3 << 20, every: 3 << 20 }, "a reset every 3 MB"],
+    [{ mode: "status", afterBytes: 4 << 20, code: 503 }, "one 503"],
+    [{ mode: "stall", afterBytes: 4 << 20, seconds: 10 }, "a 10 s stall"],
+    [{ mode: "ignore-range", afterBytes: 4 << 20 }, "a 200 with the whole file for a ranged GET"],
+  ];
+  for (const [fault, what] of FAULTS) {
+    test(`through ${what}, QEMU's NBD client reads every byte right, and the relay says what it retried`, async () => {
+      const vm = await startVm();
+      await proxy!.set(fault);
+      const read = await readThrough(socketOf(vm.uuid));
+      const stats = await proxy!.stats();
+      assert.ok(stats.fired > 0, "the fault happened");
+      assert.equal(read.hash, isoHash, read.error);
+      if (fault.mode !== "stall") assert.match(logOf(vm.uuid), /; nbdkit will retry/);
+      assert.ok(!logOf(vm.uuid).includes("TOPSECRET"), "the log hides the query");
+    });
+  }
+
+  test("an ISO replaced on the server while the relay serves it is never mixed: the read fails", async () => {
+    const vm = await startVm({ conf: settings("changed", "timeout = 2\n") });
+    const copy = `${isoPath}.copy`;
+    writeFileSync(copy, readFileSync(isoPath));
+    try {
+      // Same size, other bytes, another ETag: what a rebuilt ISO at the same URL looks like.
+      writeFileSync(`${isoPath}.new`, randomBytes(readFileSync(isoPath).length));
+      renameSync(`${isoPath}.new`, isoPath);
+      const read = await readThrough(socketOf(vm.uuid));
+      assert.equal(read.hash, undefined, "no bytes of two files pass as one");
+      assert.match(logOf(vm.uuid), /the ISO changed on the server since the relay started/);
+    } finally {
+      renameSync(copy, isoPath);
+    }
+  });
+
+  test("the query is nowhere another user can read it: ps, the relay's files, nbdkit's command line", async () => {
+    const vm = await startVm();
+    const ps = spawnSync("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", "ps", "-eo", "args"], {
+      encoding: "utf8",
+    });
+    assert.equal(ps.status, 0, ps.stderr);
+    assert.ok(ps.stdout.includes(`--relay ${vm.uuid}`), "ps does show the relay");
+    assert.ok(!ps.stdout.includes("TOPSECRET"), "and not the query");
+    const nbdkit = ps.stdout.split("\n").find((line) => line.includes("nbdkit") && line.includes(vm.uuid)) ?? "";
+    assert.match(nbdkit, /url=http:\/\/httpsisoboot-relay\/iso/, "nbdkit asks the front, not the server");
+    assert.ok(!nbdkit.includes("localhost"), "nbdkit's command line names no server");
+    for (const name of filesOf(vm.uuid)) {
+      const path = join(dirs().run, name);
+      if (!existsSync(path) || name.endsWith(".d") || name.endsWith(".sock")) continue;
+      const read = spawnSync("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", "cat", path], {
+        encoding: "utf8",
+      });
+      assert.ok(!read.stdout.includes("TOPSECRET"), `${name} is not readable by another user`);
+    }
+    assert.equal(readFileSync(join(dirs().run, `${vm.uuid}.relay`)).length > 0, true);
+  });
+
+  test("the relay outlives the killing of the hook's whole process tree right after it exits (a vdsmd restart)", async () => {
+    const vm = domainFile();
+    // The hook in a session of its own, as vdsmd's children are; then everything in that session is killed.
+    const conf = settings("defaults", "");
+    const script = `"$@"; echo $? > ${join(work, "tree-status")}; pkill -KILL -s 0; sleep 30`;
+    const tree = spawnSync("setsid", [
+      "--wait",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      ...prefix,
+      join(hooks, "before_vm_start", "50_httpsisoboot"),
+    ], {
+      env: {
+        PATH: process.env.PATH,
+        HTTPSISOBOOT_RUN_DIR: dirs().run,
+        HTTPSISOBOOT_CACHE_DIR: dirs().cache,
+        HTTPSISOBOOT_CONFIG: conf,
+        _hook_domxml: vm.path,
+        httpsisoboot: proxied(),
+      },
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    started.add(vm.uuid);
+    assert.equal(readFileSync(join(work, "tree-status"), "utf8").trim(), "0", tree.stderr);
+    assert.notEqual(tree.status, 0, "the tree was killed before its end");
+    assert.equal(processesOf(vm.uuid).length, 2, "the relay runs on");
+    assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+  });
+
+  test("running before_vm_start twice reuses the running relay and writes nothing the second time", async () => {
+    const vm = await startVm();
+    const pid = readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8");
+    const written = readFileSync(vm.path, "utf8");
+    const again = await hookAt("before_vm_start", {
+      _hook_domxml: vm.path,
+      httpsisoboot: proxied(),
+      HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+    });
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /already has CD-ROM/);
+    assert.equal(readFileSync(vm.path, "utf8"), written);
+    assert.equal(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"), pid, "the same relay");
+  });
+
+  test("two VMs on the same URL get a relay each; stopping one leaves the other serving", async () => {
+    const [a, b] = [await startVm(), await startVm()];
+    await destroyVm(a);
+    assert.deepEqual(processesOf(a.uuid), []);
+    assert.equal((await readThrough(socketOf(b.uuid))).hash, isoHash);
+  });
+
+  test("20 VMs starting at once: each gets its relay, or is refused with one line and its domain untouched", async () => {
+    const conf = settings("twenty", "preflight = no\n");
+    const vms = Array.from({ length: 20 }, () => domainFile());
+    const before = vms.map((vm) => readFileSync(vm.path, "utf8"));
+    const began = Date.now();
+    const outcomes = await Promise.all(
+      vms.map((vm) =>
+        hookAt("before_vm_start", { _hook_domxml: vm.path, httpsisoboot: proxied(), HTTPSISOBOOT_CONFIG: conf })
+      ),
+    );
+    const took = Date.now() - began;
+    vms.forEach((vm) => started.add(vm.uuid));
+    for (const [i, outcome] of outcomes.entries()) {
+      if (outcome.status === 0) {
+        assert.equal(processesOf(vms[i].uuid).length, 2);
+      } else {
+        assert.equal(outcome.status, 2);
+        assert.match(outcome.stderr, /^httpsisoboot: [^\n]+\n$/);
+        assert.equal(readFileSync(vms[i].path, "utf8"), before[i]);
+        assert.deepEqual(processesOf(vms[i].uuid), []);
+      }
+    }
+    const served = outcomes.filter((outcome) => outcome.status === 0).length;
+    assert.equal(served, 20, `all 20 started here, in ${took} ms: ${outcomes.map((o) => o.stderr).join("")}`);
+    const reads = await Promise.all(vms.slice(0, 4).map((vm) => readThrough(socketOf(vm.uuid))));
+    for (const read of reads) assert.equal(read.hash, isoHash, read.error);
+  });
+
+  describe("refusals: exit 2, one line, the domain byte-identical, no relay left", () => {
+    /**
+     * Runs before_vm_start with `env`, inside `outer` (a namespace that
+     * hides part of nbdkit) and as `user` (setpriv), and checks all of that.
+     */
+    async function refused(
+      words: RegExp,
+      env: Record<string, string>,
+      wrap: { outer?: string[]; user?: string[] } = {},
+    ) {
+      const vm = domainFile();
+      const before = readFileSync(vm.path, "utf8");
+      const [command, ...args] = [
+        ...(wrap.outer ?? []),
+        ...prefix,
+        ...(wrap.user ?? []),
+        join(hooks, "before_vm_start", "50_httpsisoboot"),
+      ];
+      const outcome = await new Promise<Outcome>((resolve) => {
+        const begin = Date.now();
+        const child = spawn(command, args, {
+          env: {
+            PATH: process.env.PATH,
+            HTTPSISOBOOT_RUN_DIR: dirs().run,
+            HTTPSISOBOOT_CACHE_DIR: dirs().cache,
+            HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+            _hook_domxml: vm.path,
+            httpsisoboot: proxied(),
+            ...env,
+          },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        let stderr = "";
+        child.stderr!.on("data", (chunk) => (stderr += chunk));
+        child.on("close", (status) => resolve({ status, stderr, ms: Date.now() - begin }));
+      });
+      assert.equal(outcome.status, 2, outcome.stderr);
+      assert.match(outcome.stderr, /^httpsisoboot: [^\n]+\n$/);
+      assert.match(outcome.stderr, words);
+      assert.ok(!outcome.stderr.includes("TOPSECRET"));
+      assert.equal(readFileSync(vm.path, "utf8"), before);
+      assert.deepEqual(processesOf(vm.uuid), []);
+      assert.deepEqual(filesOf(vm.uuid), []);
+      return outcome;
+    }
+
+    /** Runs the hook in a mount namespace where `mounts` hide parts of nbdkit. */
+    const hiding = (
+      script: string,
+    ) => ["unshare", "--mount", "--propagation", "private", "sh", "-c", `${script} && exec "$@"`, "sh"];
+
+    test("nbdkit is not installed: the line names the packages, and relay = off", async () => {
+      const nbdkit = spawnSync("sh", ["-c", "command -v nbdkit"], { encoding: "utf8" }).stdout.trim();
+      const empty = join(work, "not-nbdkit");
+      writeFileSync(empty, "", { mode: 0o644 });
+      await refused(
+        /nbdkit, which relays the ISO to the VM, is not installed; install nbdkit-server, nbdkit-curl-plugin and nbdkit-basic-filters \(EL\) or nbdkit \(Debian\), or set relay = off in /,
+        {},
+        { outer: hiding(`mount --bind ${empty} ${nbdkit}`) },
+      );
+    });
+
+    test("nbdkit without its curl plugin: the line names nbdkit-curl-plugin", async () => {
+      const config = spawnSync("nbdkit", ["--dump-config"], { encoding: "utf8" }).stdout;
+      const plugins = /^plugindir=(.*)$/m.exec(config)![1];
+      await refused(
+        /nbdkit lacks nbdkit-curl-plugin\.so in .*; install nbdkit-curl-plugin, or set relay = off/,
+        {},
+        { outer: hiding(`mount -t tmpfs none ${plugins}`) },
+      );
+    });
+
+    test("a relay directory the hook cannot write, or that is missing", async () => {
+      await refused(/the relay directory .*\/missing is missing; the RPM's tmpfiles\.d makes it at boot/, {
+        HTTPSISOBOOT_RUN_DIR: join(work, "missing"),
+      });
+      const locked = join(work, "locked");
+      mkdirSync(locked, { mode: 0o755 });
+      await refused(/cannot use the relay directory .*\/locked: EACCES \(the hook runs as/, {
+        HTTPSISOBOOT_RUN_DIR: locked,
+      }, { user: ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"] });
+    });
+
+    test("a server that answers preflight but not the relay: the relay is not ready, and is stopped", async () => {
+      const silent = await silentServer();
+      try {
+        const outcome = await refused(
+          /the relay of VM \S+ could not read the ISO \(its NBD server refused the export, error \d+\): localhost:\d+ sent nothing for 1 s \(timeout\); nbdkit will retry$/m,
+          {
+            HTTPSISOBOOT_CONFIG: settings("silent", "preflight = no\ntimeout = 1\n"),
+            httpsisoboot: `https://localhost:${(silent.address() as { port: number }).port}/data.iso?${SECRET}`,
+          },
+        );
+        assert.ok(outcome.ms < 40_000, `bounded: ${outcome.ms} ms`);
+      } finally {
+        silent.close();
+      }
+    });
+  });
+
+  describe("the VM's life through VDSM's hooks.py as uid 36", { skip: runnerMissing() }, () => {
+    const kvm = Number(spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout.split(":")[2] ?? "36");
+
+    test("migration to another host (a mount namespace of its own) and back from the source, and hibernation", async () => {
+      for (const dir of [dirs().run, dirs().cache]) chownSync(dir, 36, kvm);
+      const runner = vdsmRunner(work, hooks, { command: prefix, gid: kvm });
+      const env = {
+        HTTPSISOBOOT_RUN_DIR: dirs().run,
+        HTTPSISOBOOT_CACHE_DIR: dirs().cache,
+        HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+      };
+      const vm = domainFile();
+      const startedXml = runner.run("before_vm_start", readFileSync(vm.path, "utf8"), {
+        custom: { httpsisoboot: proxied() },
+        env,
+      });
+      assert.ok(startedXml.xml, startedXml.error);
+      started.add(vm.uuid);
+      const source = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+      assert.equal(
+        readFileSync(`/proc/${source}/status`, "utf8").match(/^Uid:\s+(\d+)/m)?.[1],
+        "36",
+        "the relay runs as vdsm",
+      );
+
+      // The destination host: its own /run/httpsisoboot and cache, empty, in a mount namespace that stays as long as its relay.
+      const destination = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        `for d in "$1" "$2"; do mount -t tmpfs -o mode=0750,uid=36,gid=${kvm} tmpfs "$d"; done; shift 2; exec "$@"`,
+        "sh",
+        dirs().run,
+        dirs().cache,
+        ...prefix,
+      ];
+      const arrived = runner.run("before_vm_migrate_destination", startedXml.xml!, { env, prefix: destination });
+      assert.equal(arrived.xml, startedXml.xml, `${arrived.error ?? ""}: the destination does not change the domain`);
+      const there = processesOf(vm.uuid).find((pid) =>
+        pid !== source && readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay")
+      );
+      assert.ok(there, "a relay runs on the destination");
+      assert.equal((await readThrough(socketOf(vm.uuid), there)).hash, isoHash, "and serves the ISO there");
+
+      runner.run("after_vm_migrate_source", startedXml.xml!, { env });
+      assert.ok(!processesOf(vm.uuid).includes(source), "the source's relay stopped");
+      assert.ok(processesOf(vm.uuid).includes(there!), "the destination's runs on");
+      assert.ok(!existsSync(socketOf(vm.uuid)), "the source's socket is gone");
+
+      runner.run("after_vm_destroy", startedXml.xml!, {
+        env,
+        prefix: ["nsenter", "--target", String(there), "--mount", "--"],
+      });
+      assert.deepEqual(processesOf(vm.uuid), [], "and the destination's stops when the VM is destroyed there");
+
+      // Hibernation on this host: the relay stops with the VM, and starts again for the resume.
+      const resumed = runner.run("before_vm_dehibernate", startedXml.xml!, { env });
+      assert.equal(resumed.xml, startedXml.xml, resumed.error);
+      assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+      runner.run("after_vm_hibernate", startedXml.xml!, { env });
+      assert.deepEqual(processesOf(vm.uuid), []);
+      assert.deepEqual(filesOf(vm.uuid), []);
+      started.delete(vm.uuid);
+    });
+  });
+});
+
+/** A TLS server that takes connections and never answers: what a hung ISO server looks like. */
+function silentServer(): Promise<TlsServer> {
+  const server = createTlsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, () => {});
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * A fault-injecting HTTPS proxy for loopback, in front of nginx: it ends
+ * TLS with a certificate the run's CA signed, reads each HTTP/1.1 request
+ * and answer (keep-alive kept), and breaks the flow of answer bodies as it
+ * is told. The kernel here has no netem, so faults are made in user space.
+ * Byte counts are of body bytes served, all connections together, since the
+ * fault was set:
+ *
+ * - latency: each request waits `ms` before it is passed on;
+ * - stall: once past `afterBytes`, the answer is held for `seconds`;
+ * - reset: once past `afterBytes` (and again every `every` bytes when
+ *   given), the client's connection is reset mid-body;
+ * - status: the first request once past `afterBytes` gets `code` (a 503)
+ *   from the proxy itself, once;
+ * - ignore-range: the first ranged GET once past `afterBytes` goes to the
+ *   server without its Range, so the client gets a 200 with the whole file;
+ * - trickle: answers flow at `bytesPerSecond`.
+ *
+ * It runs in a process of its own ({@link spawnFaultProxy}): the suites
+ * call virsh and the hook synchronously, which would stall a proxy that
+ * shared their event loop.
+ */
+import { createServer, type Server, type TLSSocket } from "node:tls";
+import { connect } from "node:tls";
+import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import { Buffer } from "node:buffer";
+
+export type Fault =
+  | { mode: "none" }
+  | { mode: "latency"; ms: number }
+  | { mode: "stall"; afterBytes: number; seconds: number }
+  | { mode: "reset"; afterBytes: number; every?: number }
+  | { mode: "status"; afterBytes: number; code: number }
+  | { mode: "ignore-range"; afterBytes: number }
+  | { mode: "trickle"; bytesPerSecond: number };
+
+export interface ProxyStats {
+  /** Body bytes sent to clients since the last set(). */
+  bodyBytes: number;
+  connections: number;
+  /** Requests passed on to the server, by method and whether ranged: "GET range", "HEAD". */
+  requests: Record<string, number>;
+  /** How many times the fault happened (resets, stalls, statuses, dropped ranges). */
+  fired: number;
+}
+
+export interface FaultProxy {
+  port: number;
+  /** Changes the fault for what flows from now on, and zeroes the counters. */
+  set(fault: Fault): Promise<void>;
+  stats(): Promise<ProxyStats>;
+  close(): Promise<void>;
+}
+
+/** What the proxy needs: its certificate, and the server it passes requests on to. */
+export interface ProxyOptions {
+  cert: string;
+  key: string;
+  /** The server's port on 127.0.0.1, and the CA it is signed by. */
+  targetPort: number;
+  targetCa: string;
+}
+
+/** Starts the proxy in a child process. */
+export function spawnFaultProxy(options: ProxyOptions): Promise<FaultProxy> {
+  const child: ChildProcess = fork(new URL(import.meta.url).pathname, [JSON.stringify(options)], {
+    execArgv: process.execArgv,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let waiting: ((message: unknown) => void) | undefined;
+  child.on("message", (message) => waiting?.(message));
+  const ask = <T>(message: unknown): Promise<T> =>
+    new Promise((resolve) => {
+      waiting = resolve as (message: unknown) => void;
+      child.send(message as never);
+    });
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    waiting = (message) =>
+      resolve({
+        port: (message as { port: number }).port,
+        set: (fault) => ask<void>({ set: fault }),
+        stats: () => ask<ProxyStats>({ stats: true }),
+        close: () =>
+          new Promise((done) => {
+            if (child.exitCode !== null) return done();
+            child.once("exit", () => done());
+            child.kill();
+          }),
+      });
+  });
+}
+
+/** The fault in force, and what it did since it was set. */
+class Faults {
+  fault: Fault = { mode: "none" };
+  bodyBytes = 0;
+  connections = 0;
+  requests: Record<string, number> = {};
+  fired = 0;
+  private nextReset = 0;
+  private pending = false;
+
+  set(next: Fault): void {
+    Object.assign(this, { fault: next, bodyBytes: 0, connections: 0, requests: {}, fired: 0, pending: true });
+    this.nextReset = "afterBytes" in next ? next.afterBytes : Infinity;
+  }
+
+  stats(): ProxyStats {
+    return { bodyBytes: this.bodyBytes, connections: this.connections, requests: this.requests, fired: this.fired };
+  }
+
+  /** A once-only fault whose moment has come, used up by asking. */
+  due(mode: Fault["mode"]): boolean {
+    const fault = this.fault;
+    if (fault.mode !== mode || !this.pending || !("afterBytes" in fault) || this.bodyBytes < fault.afterBytes) {
+      return false;
+    }
+    this.pending = false;
+    this.fired++;
+    return true;
+  }
+
+  /** How much of a body chunk may go before a reset; undefined when none is due in it. */
+  resetWithin(length: number): number | undefined {
+    const fault = this.fault;
+    if (fault.mode !== "reset" || this.bodyBytes + length <= this.nextReset) return undefined;
+    if (!fault.every && !this.pending) return undefined;
+    const cut = Math.max(0, this.nextReset - this.bodyBytes);
+    this.pending = false;
+    this.fired++;
+    this.nextReset = fault.every ? this.nextReset + fault.every : Infinity;
+    return cut;
+  }
+}
+
+/** The proxy itself, in this process. */
+function startFaultProxy(options: ProxyOptions): Promise<{ port: number; faults: Faults }> {
+  const faults = new Faults();
+  const server: Server = createServer(
+    { cert: readFileSync(options.cert), key: readFileSync(options.key) },
+    (client) => {
+      faults.connections++;
+      serve(client, options, faults).catch(() => client.destroy());
+    },
+  );
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as { port: number }).port, faults }));
+  });
+}
+
+/** One client connection: its requests in turn, each on the same server connection. */
+async function serve(client: TLSSocket, options: ProxyOptions, faults: Faults): Promise<void> {
+  const from = new Reader(client);
+  const upstream = connect({
+    host: "127.0.0.1",
+    port: options.targetPort,
+    ca: readFileSync(options.targetCa),
+    servername: "localhost",
+  });
+  const to = new Reader(upstream);
+  client.on("close", () => upstream.destroy());
+  upstream.on("close", () => client.end());
+  for (;;) {
+    const request = await from.head();
+    if (request === undefined) return;
+    const method = request.split(" ")[0];
+    const ranged = /\r\nrange:/i.test(request);
+    if (faults.fault.mode === "latency") await sleep(faults.fault.ms);
+    if (faults.fault.mode === "status" && faults.due("status")) {
+      const body = "injected by the fault proxy\n";
+      client.write(`HTTP/1.1 ${faults.fault.code} Injected\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      continue;
+    }
+    const dropRange = ranged && faults.due("ignore-range");
+    const sent = dropRange ? request.replace(/\r\nrange:[^\r]*/i, "") : request;
+    const key = `${method}${ranged && !dropRange ? " range" : ""}`;
+    faults.requests[key] = (faults.requests[key] ?? 0) + 1;
+    upstream.write(`${sent}\r\n\r\n`);
+    const answer = await to.head();
+    if (answer === undefined) {
+      client.destroy();
+      return;
+    }
+    client.write(`${answer}\r\n\r\n`);
+    const length = method === "HEAD" ? 0 : Number(/\r\ncontent-length:\s*(\d+)/i.exec(answer)?.[1] ?? "0");
+    if (!(await passBody(to, client, length, faults))) return;
+  }
+}
+
+/** Passes `length` body bytes with the fault applied; false when the connection was cut. */
+async function passBody(from: Reader, client: TLSSocket, length: number, faults: Faults): Promise<boolean> {
+  let left = length;
+  while (left > 0) {
+    const chunk = await from.take(left);
+    if (chunk === undefined) {
+      client.destroy();
+      return false;
+    }
+    if (faults.due("stall")) await sleep((faults.fault as { seconds: number }).seconds * 1000);
+    const cut = faults.resetWithin(chunk.length);
+    if (cut !== undefined) {
+      if (cut > 0) client.write(chunk.subarray(0, cut));
+      faults.bodyBytes += cut;
+      await sleep(50);
+      client.resetAndDestroy();
+      return false;
+    }
+    if (faults.fault.mode === "trickle") await sleep((chunk.length / faults.fault.bytesPerSecond) * 1000);
+    faults.bodyBytes += chunk.length;
+    left -= chunk.length;
+    if (!client.write(chunk)) await new Promise((resolve) => client.once("drain", resolve));
+  }
+  return true;
+}
+
+/** Reads a stream as heads (up to a blank line) and body bytes. */
+class Reader {
+  private pending = Buffer.alloc(0);
+  private waiting?: () => void;
+  private ended = false;
+
+  constructor(socket: TLSSocket) {
+    socket.on("data", (chunk: Buffer) => {
+      this.pending = Buffer.concat([this.pending, chunk]);
+      this.wake();
+    });
+    for (const event of ["end", "close", "error"]) {
+      socket.on(event, () => {
+        this.ended = true;
+        this.wake();
+      });
+    }
+  }
+
+  /** The next head without its blank line, or undefined at the end. */
+  async head(): Promise<string | undefined> {
+    for (;;) {
+      const end = this.pending.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        const head = this.pending.subarray(0, end).toString("latin1");
+        this.pending = this.pending.subarray(end + 4);
+        return head;
+      }
+      if (this.ended) return undefined;
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
+  }
+
+  /** Up to `most` bytes, as soon as there are any; undefined at the end. */
+  async take(most: number): Promise<Buffer | undefined> {
+    while (this.pending.length === 0) {
+      if (this.ended) return undefined;
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
+    const chunk = this.pending.subarray(0, Math.min(most, 64 * 1024));
+    this.pending = this.pending.subarray(chunk.length);
+    return chunk;
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+}
+
+// Run by spawnFaultProxy(): serve, and answer the suite over IPC.
+if (process.send && process.argv[2] && import.meta.url.endsWith(process.argv[1]?.split("/").pop() ?? "-")) {
+  const { port, faults } = await startFaultProxy(JSON.parse(process.argv[2]));
+  process.on("message", (message: { set?: Fault; stats?: boolean }) => {
+    if (message.set) {
+      faults.set(message.set);
+      process.send!({ ok: true });
+    } else if (message.stats) {
+      process.send!(faults.stats());
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
+  process.send({ port });
+}
