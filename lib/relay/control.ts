@@ -74,9 +74,9 @@ export function checkRelayDirs(dirs: RelayDirs): void {
   for (const dir of [dirs.run, dirs.cache]) {
     let code = "";
     try {
+      if (!statSync(dir).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" });
       accessSync(dir, constants.W_OK | constants.X_OK);
-      if (statSync(dir).isDirectory()) continue;
-      code = "ENOTDIR";
+      continue;
     } catch (error) {
       code = errorCode(error);
     }
@@ -158,7 +158,7 @@ async function stopLocked(paths: RelayPaths, uuid: string, launcher: Launcher, s
   const leftovers = [paths.socket, paths.config, paths.pid, paths.log, paths.private, paths.cache].filter((path) =>
     existsSync(path)
   );
-  if (launcher.kind === "systemd") {
+  if (launcher.kind === "systemd" && (state.pid !== undefined || leftovers.length > 0)) {
     spawnSync("systemctl", ["stop", relayUnit(uuid)], { stdio: "ignore", timeout: RELAY_STOP_MS * 2 });
   }
   if (state.pid !== undefined) await terminate(state.pid);

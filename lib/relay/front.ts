@@ -215,6 +215,7 @@ class Upstream {
   private waiting?: () => void;
   private ended = false;
   private failure?: Error;
+  private timedOut = false;
   private answered = false;
 
   private constructor(private readonly socket: TLSSocket, private readonly where: string, timeoutMs: number) {
@@ -235,6 +236,7 @@ class Upstream {
       this.wake();
     });
     socket.setTimeout(timeoutMs, () => {
+      this.timedOut = true;
       this.failure = new HookError(`${where} sent nothing for ${timeoutMs / 1000} s (timeout)`);
       this.wake();
     });
@@ -290,7 +292,8 @@ class Upstream {
         throw new HookError(`${this.where} sent more than ${MAX_HEADER_BYTES} bytes of headers`);
       }
       if (this.failure || this.ended) {
-        if (wasUsed && this.pending.length === 0) throw new StaleConnection();
+        // Closed (or reset) between answers, as a server may close an idle kept connection.
+        if (wasUsed && this.pending.length === 0 && !this.timedOut) throw new StaleConnection();
         throw this.failure ?? new HookError(`${this.where} closed the connection before answering`);
       }
       await this.wait();

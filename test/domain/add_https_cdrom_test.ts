@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
 import { DEFAULT_SETTINGS } from "../../lib/settings.ts";
 import { unifiedDiff } from "../../lib/diff.ts";
-import { fixtureCases, FIXTURES, GOLDEN_URL, GOLDEN_URLS, readFixture } from "../support/mod.ts";
+import { fixtureCases, FIXTURES, GOLDEN_URL, GOLDEN_URLS, readFixture, relayCases } from "../support/mod.ts";
 
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
@@ -59,6 +59,49 @@ describe("golden fixtures", () => {
       assert.equal(lines.filter((line) => /device=['"]cdrom['"]>/.test(line)).length, 1);
     });
   }
+
+  for (const name of relayCases()) {
+    const url = GOLDEN_URLS[name] ?? GOLDEN_URL;
+    const input = readFixture(`${name}.in.xml`);
+    const options = { relayDir: "/run/httpsisoboot" };
+
+    test(`addHttpsCdrom() in relay mode turns ${name}.in.xml into ${name}.relay.out.xml`, () => {
+      const { xml } = addHttpsCdrom(input, url, options);
+      const outPath = join(FIXTURES, `${name}.relay.out.xml`);
+      if (UPDATE || !existsSync(outPath)) writeFileSync(outPath, xml);
+      assert.equal(xml, readFixture(`${name}.relay.out.xml`));
+    });
+
+    test(`addHttpsCdrom() in relay mode adds nothing the second time on ${name}, and the same edits otherwise`, () => {
+      const first = addHttpsCdrom(input, url, options);
+      const second = addHttpsCdrom(first.xml, url, options);
+      assert.deepEqual([second.changed, second.added, second.xml], [false, false, first.xml]);
+      const direct = addHttpsCdrom(input, url, {});
+      assert.deepEqual(first.target, direct.target, "the same target as in direct mode");
+    });
+  }
+
+  test("addHttpsCdrom() in relay mode refuses a domain without a UUID, which names the relay", () => {
+    assert.throws(
+      () => addHttpsCdrom(readFixture("no-devices.in.xml"), GOLDEN_URL, { relayDir: "/run/httpsisoboot" }),
+      /the domain has no <uuid>, which names its relay/,
+    );
+  });
+
+  test("every relay golden output has one NBD CD-ROM on the VM's socket at boot order 1, and the URL in its metadata", () => {
+    for (const name of relayCases()) {
+      const out = readFixture(`${name}.relay.out.xml`);
+      const uuid = /<uuid>([^<]+)<\/uuid>/.exec(out)![1];
+      assert.equal(out.match(/<source protocol=['"]nbd['"]>/g)?.length, 1, name);
+      assert.match(out, new RegExp(`<host transport=['"]unix['"] socket=['"]/run/httpsisoboot/${uuid}\\.sock['"]`));
+      assert.equal(out.match(/<boot order=['"]1['"]/g)?.length, 1, name);
+      assert.doesNotMatch(out, /<source protocol=['"]https['"]/, name);
+      assert.match(
+        out,
+        /<httpsisoboot:relay xmlns:httpsisoboot=['"]http:\/\/ovirt\.org\/vm\/httpsisoboot\/1\.0['"] url=/,
+      );
+    }
+  });
 
   test("every golden output has exactly one https CD-ROM, with boot order 1 and nothing else at 1", () => {
     for (const name of fixtureCases()) {

@@ -7,7 +7,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
@@ -17,6 +17,7 @@ import {
   FIXTURES,
   localizeForThisHost,
   readFixture,
+  relayCases,
   run,
   systemLibvirtMissing,
   virshMissing,
@@ -27,24 +28,62 @@ const work = workDir("libvirt");
 
 const X86 = (xml: string) => /<type[^>]*arch=['"](x86_64|i686)['"]/.test(xml);
 
+/** Every golden output: direct mode's, and relay mode's. */
+const OUTPUTS = [
+  ...fixtureCases().map((name) => `${name}.out.xml`),
+  ...relayCases().map((name) => `${name}.relay.out.xml`),
+];
+
 describe("libvirt test driver", { skip: virshMissing() }, () => {
-  for (const name of fixtureCases()) {
-    test(`virsh -c test:///default defines ${name}.out.xml`, () => {
-      const defined = run("virsh", ["-c", "test:///default", "define", join(FIXTURES, `${name}.out.xml`)]);
+  for (const output of OUTPUTS) {
+    test(`virsh -c test:///default defines ${output}`, () => {
+      const defined = run("virsh", ["-c", "test:///default", "define", join(FIXTURES, output)]);
       assert.equal(defined.status, 0, defined.stderr);
     });
   }
 });
 
 describe("qemu:///system", { skip: systemLibvirtMissing() }, () => {
-  for (const name of fixtureCases().filter((name) => X86(readFixture(`${name}.out.xml`)))) {
-    test(`qemu:///system defines ${name}.out.xml on this host's machine types`, () => {
-      const domain = `httpsisoboot-test-${name}`;
-      const path = join(work, `${name}.xml`);
-      writeFileSync(path, localizeForThisHost(readFixture(`${name}.out.xml`), domain));
+  for (const output of OUTPUTS.filter((output) => X86(readFixture(output)))) {
+    test(`qemu:///system defines ${output} on this host's machine types`, () => {
+      const domain = `httpsisoboot-test-${output.replace(/\.xml$/, "").replaceAll(".", "-")}`;
+      const path = join(work, output);
+      writeFileSync(path, localizeForThisHost(readFixture(output), domain));
       assert.equal(defineOnSystem(path, domain), undefined);
     });
   }
+
+  test("in relay mode QEMU reads the CD-ROM from the relay's socket, read-only, and libvirt keeps the URL in the metadata", () => {
+    const uuid = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
+    const domain =
+      `<domain type='qemu'><name>httpsisoboot-native</name><uuid>${uuid}</uuid><memory unit='MiB'>64</memory>` +
+      "<os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>";
+    const path = join(work, "native-relay.xml");
+    writeFileSync(
+      path,
+      addHttpsCdrom(domain, "https://isos.example.org/a.iso?sig=s", { relayDir: "/run/httpsisoboot" }).xml,
+    );
+    const native = run("virsh", ["-c", "qemu:///system", "domxml-to-native", "qemu-argv", path]);
+    assert.equal(native.status, 0, native.stderr);
+    const blockdevs = native.stdout.split(/\s-blockdev\s/).slice(1).map((arg) =>
+      JSON.parse(arg.trim().replace(/^'|'$/g, "").replaceAll(`'\\''`, "'").split(/'?\s+-/)[0])
+    );
+    const storage = blockdevs.filter((json) => json.driver === "nbd");
+    assert.deepEqual(storage.map((json) => json.server), [{ type: "unix", path: `/run/httpsisoboot/${uuid}.sock` }]);
+    const format = blockdevs.find((json) => json.file === storage[0]["node-name"]);
+    assert.equal(format?.["read-only"], true, "read-only");
+    assert.ok(!native.stdout.includes("sig=s"), "QEMU's command line holds no URL");
+    const name = "httpsisoboot-test-relay-metadata";
+    writeFileSync(path, localizeForThisHost(readFileSync(path, "utf8"), name));
+    const defined = run("virsh", ["-c", "qemu:///system", "define", path]);
+    assert.equal(defined.status, 0, defined.stderr);
+    try {
+      const kept = run("virsh", ["-c", "qemu:///system", "metadata", name, "http://ovirt.org/vm/httpsisoboot/1.0"]);
+      assert.match(kept.stdout, /<relay url="https:\/\/isos\.example\.org:443\/a\.iso\?sig=s"\/>/);
+    } finally {
+      run("virsh", ["-c", "qemu:///system", "undefine", name]);
+    }
+  });
 
   test("qemu:///system refuses an IDE CD-ROM on q35, so the defines above can fail", () => {
     const domain = "httpsisoboot-test-ide-on-q35";

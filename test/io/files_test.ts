@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { isRunning, readRegularFile, takeLock } from "../../lib/io/files.ts";
+import { FileError, LimitError } from "../../lib/errors.ts";
+import { workDir } from "../support/mod.ts";
+
+const work = workDir("files");
+
+describe("isRunning()", () => {
+  test("isRunning() is true for a live process and false for one that ended", () => {
+    assert.equal(isRunning(process.pid), true);
+    const ended = spawnSync("true");
+    assert.equal(isRunning(ended.pid!), false);
+  });
+
+  test("isRunning() is false for a zombie, which has ended and waits only to be reaped", async () => {
+    // sh runs `true` in the background and execs sleep, which never reaps it: `true` stays a zombie.
+    const parent = spawn("sh", ["-c", "true & exec sleep 5"]);
+    try {
+      let zombie: number | undefined;
+      for (let i = 0; i < 100 && zombie === undefined; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const children = existsSync(`/proc/${parent.pid}/task/${parent.pid}/children`)
+          ? readFileSync(`/proc/${parent.pid}/task/${parent.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)
+          : [];
+        zombie = children.map(Number).find((pid) => /\) Z /.test(readFileSync(`/proc/${pid}/stat`, "latin1")));
+      }
+      assert.ok(zombie, "the zombie was made");
+      assert.equal(isRunning(zombie!), false);
+    } finally {
+      parent.kill();
+    }
+  });
+});
+
+describe("takeLock()", () => {
+  test("takeLock() waits for another holder to let go, then takes the lock with its own pid", () => {
+    const lock = join(work, "wait.lock");
+    // Another process holds it for 300 ms.
+    const holder = spawn("sh", ["-c", `echo $$ > ${lock}; sleep 0.3; rm ${lock}`]);
+    for (let i = 0; i < 100 && !existsSync(lock); i++) spawnSync("sleep", ["0.01"]);
+    const began = Date.now();
+    const release = takeLock(lock, "the test");
+    assert.ok(Date.now() - began >= 100, "it waited");
+    assert.equal(readFileSync(lock, "utf8"), `${process.pid}\n`);
+    release();
+    assert.equal(existsSync(lock), false);
+    holder.kill();
+  });
+
+  test("takeLock() names the pid of a holder that is gone, and breaks nothing", () => {
+    const lock = join(work, "stale.lock");
+    const gone = spawnSync("true").pid!;
+    writeFileSync(lock, `${gone}\n`);
+    assert.throws(
+      () => takeLock(lock, "the domain XML '/x'"),
+      (error: Error) =>
+        error instanceof FileError &&
+        error.message ===
+          `the lock ${lock} on the domain XML '/x' was left by pid ${gone}, which is not running (a killed httpsisoboot); remove it`,
+    );
+    assert.equal(readFileSync(lock, "utf8"), `${gone}\n`);
+  });
+});
+
+describe("readRegularFile()", () => {
+  test("readRegularFile() reads up to its limit, and refuses a directory and a larger file", () => {
+    const path = join(work, "small");
+    writeFileSync(path, "0123456789");
+    assert.equal(
+      new TextDecoder().decode(readRegularFile(path, { maxBytes: 10, followSymlinks: false, what: "x" }).bytes),
+      "0123456789",
+    );
+    assert.throws(() => readRegularFile(path, { maxBytes: 9, followSymlinks: false, what: "x" }), LimitError);
+    assert.throws(
+      () => readRegularFile(work, { maxBytes: 9, followSymlinks: false, what: "x" }),
+      /is not a regular file/,
+    );
+    assert.ok(readdirSync(work).length > 0);
+  });
+});

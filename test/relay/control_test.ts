@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/** How the hook finds and starts relays; starting and stopping real ones is in integration/relay_test.ts. */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { checkRelayDirs, launcher, relayState, stopRelay } from "../../lib/relay/control.ts";
+import { relayPaths } from "../../lib/paths.ts";
+import { RelayError } from "../../lib/errors.ts";
+import { workDir } from "../support/mod.ts";
+
+const UUID = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
+
+describe("the relay's control", () => {
+  const work = workDir("control");
+  const dirs = { run: join(work, "run"), cache: join(work, "cache") };
+  mkdirSync(dirs.run);
+  mkdirSync(dirs.cache);
+  const paths = relayPaths(dirs, UUID);
+
+  test("launcher() starts relays detached where systemd is not PID 1, as this program with --relay", () => {
+    const systemd = existsSync("/run/systemd/system");
+    const start = launcher(["/usr/libexec/vdsm/httpsisoboot"], UUID);
+    if (systemd) {
+      assert.equal(
+        start.kind,
+        existsSync("/usr/lib/systemd/system/httpsisoboot-relay@.service") ? "systemd" : "detached",
+      );
+    } else assert.deepEqual(start, { kind: "detached", command: ["/usr/libexec/vdsm/httpsisoboot", "--relay", UUID] });
+  });
+
+  test("relayState() trusts a pid file only when that process is this VM's relay: pids are reused", async () => {
+    const other = spawn("sleep", ["5"]);
+    try {
+      writeFileSync(paths.pid, `${other.pid}\n`);
+      writeFileSync(paths.config, "{}");
+      assert.deepEqual(relayState(paths, UUID), { pid: undefined, config: "{}" });
+      // stopRelay() then signals nothing, and only removes the files.
+      assert.equal(await stopRelay(paths, UUID, launcher(["/x"], UUID)), true);
+      assert.equal(other.exitCode, null, "the other process was not signalled");
+      assert.equal(existsSync(paths.pid) || existsSync(paths.config), false);
+      assert.equal(await stopRelay(paths, UUID, launcher(["/x"], UUID)), false, "nothing left to stop");
+    } finally {
+      other.kill();
+    }
+  });
+
+  test("checkRelayDirs() refuses a missing directory, or a file in its place, naming tmpfiles.d and relay = off", () => {
+    const file = join(work, "a-file");
+    writeFileSync(file, "");
+    for (const run of [join(work, "missing"), file]) {
+      assert.throws(
+        () => checkRelayDirs({ run, cache: dirs.cache }),
+        (error: Error) =>
+          error instanceof RelayError &&
+          error.message ===
+            `the relay directory ${run} is missing; the RPM's tmpfiles.d makes it at boot (systemd-tmpfiles --create), ` +
+              "or make it owned by the user VDSM runs as, mode 0750, or set relay = off",
+      );
+    }
+    checkRelayDirs(dirs);
+  });
+});

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * The relay's front against real TLS servers on loopback, in this process,
+ * asked over its Unix socket as nbdkit's curl plugin asks it.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { createServer, type Server, type TLSSocket } from "node:tls";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import { type Front, startFront } from "../../lib/relay/front.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import type { AllowRule } from "../../lib/settings.ts";
+import { eachRequest } from "../support/endless.ts";
+import { makeAuthority, makeServerCert, type ServerCert } from "../support/tls.ts";
+import { workDir } from "../support/mod.ts";
+
+const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
+const FILE = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 251));
+
+/** A TLS server on loopback that answers each request with `answer`; counts connections and requests. */
+async function server(cert: ServerCert, answer: (socket: TLSSocket, request: string) => void) {
+  const seen = { connections: 0, requests: [] as string[] };
+  const tls: Server = createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
+    seen.connections++;
+    eachRequest(socket, (socket, request) => {
+      seen.requests.push(request.split("\r\n")[0]);
+      answer(socket, request);
+    });
+  });
+  await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", resolve));
+  return { port: (tls.address() as { port: number }).port, seen, close: () => tls.close() };
+}
+
+/** What a good ISO server says: HEAD, and 206 for any range of FILE. */
+function goodAnswer(socket: TLSSocket, request: string): void {
+  if (request.startsWith("HEAD")) {
+    return void socket.write(
+      `HTTP/1.1 200 OK\r\nContent-Length: ${FILE.length}\r\nAccept-Ranges: bytes\r\nETag: "v1"\r\n\r\n`,
+    );
+  }
+  const [start, end] = /range: bytes=(\d+)-(\d+)/i.exec(request)!.slice(1).map(Number);
+  const last = Math.min(end, FILE.length - 1);
+  socket.write(
+    `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${start}-${last}/${FILE.length}\r\n` +
+      `Content-Length: ${last - start + 1}\r\nETag: "v1"\r\n\r\n`,
+  );
+  socket.write(FILE.subarray(start, last + 1));
+}
+
+/** Asks the front as curl does, over one connection; the answers' heads and bodies, or where it was cut. */
+function ask(path: string, requests: string[]): Promise<{ raw: Buffer; cut: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect({ path });
+    const chunks: Buffer[] = [];
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("close", () => resolve({ raw: Buffer.concat(chunks), cut: true }));
+    socket.on("error", () => {});
+    socket.write(requests.map((request) => `${request}\r\nHost: httpsisoboot-relay\r\n\r\n`).join(""));
+    setTimeout(() => {
+      socket.destroy();
+      resolve({ raw: Buffer.concat(chunks), cut: false });
+    }, 1500);
+  });
+}
+
+describe("the relay's front", { skip: noOpenssl }, () => {
+  const work = workDir("front");
+  let ca: Uint8Array;
+  let cert: ServerCert;
+  let other: ServerCert;
+  const fronts: Front[] = [];
+  const logs: string[] = [];
+
+  before(() => {
+    const authority = makeAuthority(work, "front test CA");
+    ca = readFileSync(authority.cert);
+    cert = makeServerCert(work, "good", authority);
+    other = makeServerCert(work, "rogue", makeAuthority(work, "rogue CA"));
+  });
+  after(async () => {
+    for (const front of fronts) await front.close();
+  });
+
+  async function frontFor(port: number, name: string, allow: AllowRule[] = [{ host: "localhost" }]): Promise<string> {
+    const path = join(work, `${name}.sock`);
+    fronts.push(
+      await startFront(path, {
+        url: parseIsoUrl(`https://localhost:${port}/data.iso?sig=TOPSECRET`),
+        allow,
+        settingsFile: "/etc/vdsm/httpsisoboot.conf",
+        timeoutMs: 1000,
+        ca,
+        log: (line) => logs.push(line),
+      }),
+    );
+    return path;
+  }
+
+  test("the front passes on the size and the parts asked for, byte for byte, over one kept TLS connection", async () => {
+    const iso = await server(cert, goodAnswer);
+    const path = await frontFor(iso.port, "good");
+    const { raw, cut } = await ask(path, [
+      "HEAD /iso HTTP/1.1",
+      "GET /iso HTTP/1.1\r\nRange: bytes=100-299",
+      "GET /iso HTTP/1.1\r\nRange: bytes=4000-4096",
+    ]);
+    iso.close();
+    assert.equal(cut, false, "curl's connection stays open");
+    const text = raw.toString("latin1");
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\nContent-Length: 4096\r\nAccept-Ranges: bytes\r\n\r\n/);
+    assert.ok(
+      raw.includes(
+        Buffer.concat([
+          Buffer.from("Content-Range: bytes 100-299/4096\r\nContent-Length: 200\r\nAccept-Ranges: bytes\r\n\r\n"),
+          FILE.subarray(100, 300),
+        ]),
+      ),
+    );
+    assert.ok(
+      raw.includes(
+        Buffer.concat([
+          Buffer.from("bytes 4000-4095/4096\r\nContent-Length: 96\r\nAccept-Ranges: bytes\r\n\r\n"),
+          FILE.subarray(4000),
+        ]),
+      ),
+      "the last part cut at the file's end",
+    );
+    assert.equal(iso.seen.connections, 1);
+    assert.deepEqual(iso.seen.requests, [
+      "HEAD /data.iso?sig=TOPSECRET HTTP/1.1",
+      "GET /data.iso?sig=TOPSECRET HTTP/1.1",
+      "GET /data.iso?sig=TOPSECRET HTTP/1.1",
+    ]);
+  });
+
+  /** [what, the server's answer to the GET, the words of the front's line] */
+  const CUTS: Array<[string, (socket: TLSSocket, request: string) => void, RegExp]> = [
+    ["a 503", (socket) => socket.write("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"), /HTTP 503 to a ranged GET/],
+    [
+      "a 200 with the whole file",
+      (socket) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${FILE.length}\r\n\r\n`),
+      /ignored the byte range/,
+    ],
+    [
+      "a part of another file",
+      (socket) => socket.write("HTTP/1.1 206 P\r\nContent-Range: bytes 0-9/99\r\nContent-Length: 10\r\n\r\n0123456789"),
+      /the ISO changed on the server: 99 bytes, not 4096/,
+    ],
+    ["a body cut short", (socket) => {
+      socket.write(`HTTP/1.1 206 P\r\nContent-Range: bytes 0-9/${FILE.length}\r\nContent-Length: 10\r\n\r\n01234`);
+      socket.end();
+    }, /cut the answer short: 5 of 10 bytes/],
+    ["silence", () => {}, /sent nothing for 1 s \(timeout\)/],
+    [
+      "endless headers",
+      (socket) => socket.write(`HTTP/1.1 206 P\r\n${"X-Pad: y\r\n".repeat(3000)}`),
+      /more than 16384 bytes of headers/,
+    ],
+  ];
+  for (const [what, misbehave, words] of CUTS) {
+    test(`the front cuts curl's connection on ${what}, and says why without the query`, async () => {
+      const iso = await server(
+        cert,
+        (socket, request) => request.startsWith("HEAD") ? goodAnswer(socket, request) : misbehave(socket, request),
+      );
+      const path = await frontFor(iso.port, `cut-${CUTS.findIndex(([name]) => name === what)}`);
+      logs.length = 0;
+      const { raw, cut } = await ask(path, ["HEAD /iso HTTP/1.1", "GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
+      iso.close();
+      assert.equal(cut, true);
+      const text = raw.toString("latin1");
+      const part = /HTTP\/1\.1 206[^]*?Content-Length: (\d+)\r\n[^]*?\r\n\r\n([^]*)$/.exec(text);
+      assert.ok(!part || part[2].length < Number(part[1]), "no whole 206 reached curl: it sees an error");
+      assert.match(logs.join("\n"), words);
+      assert.match(logs.join("\n"), /; nbdkit will retry$/m);
+      assert.ok(!logs.join("\n").includes("TOPSECRET"));
+    });
+  }
+
+  test("the front follows a redirect to an allowed server, and never asks one that 'allow' does not name", async () => {
+    const target = await server(cert, goodAnswer);
+    const redirecting = await server(
+      cert,
+      (socket) =>
+        socket.write(
+          `HTTP/1.1 302 Found\r\nLocation: https://localhost:${target.port}/real.iso\r\nContent-Length: 0\r\n\r\n`,
+        ),
+    );
+    const allowed = await frontFor(redirecting.port, "redirect-ok");
+    assert.ok((await ask(allowed, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"])).raw.includes(FILE.subarray(0, 10)));
+    assert.deepEqual(target.seen.requests, ["GET /real.iso HTTP/1.1"]);
+    const strict = await frontFor(redirecting.port, "redirect-refused", [{
+      host: "localhost",
+      port: redirecting.port,
+    }]);
+    logs.length = 0;
+    const { cut } = await ask(strict, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
+    target.close();
+    redirecting.close();
+    assert.equal(cut, true);
+    assert.equal(target.seen.requests.length, 1, "the server 'allow' does not name was not asked");
+    assert.match(
+      logs.join("\n"),
+      /redirects \(HTTP 302\) to a server that the 'allow' setting of \/etc\/vdsm\/httpsisoboot\.conf does not name/,
+    );
+  });
+
+  test("the front refuses a server whose certificate this host does not trust", async () => {
+    const rogue = await server(other, goodAnswer);
+    const path = await frontFor(rogue.port, "rogue");
+    logs.length = 0;
+    const { cut } = await ask(path, ["HEAD /iso HTTP/1.1"]);
+    rogue.close();
+    assert.equal(cut, true);
+    assert.deepEqual(rogue.seen.requests, [], "not a byte of the request was sent");
+    assert.match(logs.join("\n"), /is not trusted by this host \(issuer CN=rogue CA\)/);
+  });
+
+  test("the front replaces a kept connection the server has closed, without failing the request", async () => {
+    const iso = await server(cert, (socket, request) => {
+      goodAnswer(socket, request);
+      socket.end(); // no keep-alive, though the answer did not say so
+    });
+    const path = await frontFor(iso.port, "stale");
+    const first = await ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
+    const second = await ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=10-19"]);
+    iso.close();
+    assert.ok(first.raw.includes(FILE.subarray(0, 10)) && second.raw.includes(FILE.subarray(10, 20)));
+    assert.equal(iso.seen.connections, 2);
+  });
+});
