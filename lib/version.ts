@@ -1,3 +1,3 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /** The release, kept equal to package.json's version by a test. */
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";

@@ -46,7 +46,7 @@ let command = "";
 let prefix: string[] = [];
 
 /** Host settings for runs against made-up servers: no preflight (test/preflight_test.ts covers it). */
-const { noPreflight: NO_PREFLIGHT, defaults: DEFAULTS } = settingsFiles(work);
+const { noPreflight: NO_PREFLIGHT, direct: DIRECT } = settingsFiles(work);
 
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
   return run(command, [...prefix, ...args], {
@@ -170,7 +170,7 @@ for (const [name, commandLine, missing] of ARTIFACTS) {
     test("hook mode writes the host's timeout and readahead from HTTPSISOBOOT_CONFIG", () => {
       const path = domainFile();
       const config = join(work, "timeout.conf");
-      writeFileSync(config, "timeout = 45\nreadahead = 2097152\npreflight = no\n");
+      writeFileSync(config, "timeout = 45\nreadahead = 2097152\npreflight = no\nrelay = off\n");
       const result = hook([], { _hook_domxml: path, httpsisoboot: URL, HTTPSISOBOOT_CONFIG: config });
       assert.equal(result.status, 0, result.stderr);
       assert.match(readFileSync(path, "utf8"), /<readahead size="2097152" \/>\n\s+<timeout seconds="45" \/>/);
@@ -230,7 +230,7 @@ for (const [name, commandLine, missing] of ARTIFACTS) {
     test("--dry-run shows query values as *** and never contacts the server, even with preflight on", () => {
       const path = domainFile();
       const result = hook(["--dry-run", "--diff", "--url", URL, path], {
-        HTTPSISOBOOT_CONFIG: DEFAULTS,
+        HTTPSISOBOOT_CONFIG: DIRECT,
       });
       assert.equal(result.status, 0, result.stderr);
       assert.match(result.stdout, /query="sig=\*\*\*&amp;exp=\*\*\*"/);

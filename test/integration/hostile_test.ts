@@ -46,7 +46,7 @@ const noStrace = spawnSync("sh", ["-c", "command -v strace"]).status === 0
   : "strace is not installed (it holds the hook at the racer's window); npm test installs it as root";
 
 const work = workDir("hostile");
-const { noPreflight: NO_PREFLIGHT, defaults: DEFAULTS } = settingsFiles(work);
+const { noPreflight: NO_PREFLIGHT, direct: DIRECT } = settingsFiles(work);
 const URL = "https://isos.example.org/el9/boot.iso?sig=TOPSECRET";
 const SAMPLE = readFixture("q35-vdsm.in.xml");
 
@@ -260,7 +260,7 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
     const big = SAMPLE.replace("<features>", `<!-- ${"padding ".repeat(8000)} --><features>`);
     const dir = mkdtempSync(join(work, "full-"));
     writeFileSync(join(dir, "domain.xml"), big);
-    writeFileSync(join(dir, "settings.conf"), "preflight = no\n");
+    writeFileSync(join(dir, "settings.conf"), "preflight = no\nrelay = off\n");
     // A 1 MiB tmpfs, filled until about half the new domain's size is free: the write is cut short.
     const script = `set -e
       mount -t tmpfs -o size=1m tmpfs "$1/mnt"
@@ -785,7 +785,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
         {
           _hook_domxml: path,
           httpsisoboot: `https://localhost:${port[server]}/boot.iso`,
-          HTTPSISOBOOT_CONFIG: DEFAULTS,
+          HTTPSISOBOOT_CONFIG: DIRECT,
         },
         20_000,
         trustingPrefix(work, ca),
@@ -813,7 +813,7 @@ describe("hostile servers", { skip: noOpenssl }, () => {
     const env = {
       _hook_domxml: path,
       httpsisoboot: `https://localhost:${port.target}/boot.iso`,
-      HTTPSISOBOOT_CONFIG: DEFAULTS,
+      HTTPSISOBOOT_CONFIG: DIRECT,
     };
     const jail = [...trustingPrefix(work, ca), ...WX_JAIL];
     const hooked = await hook([], env, 20_000, jail);

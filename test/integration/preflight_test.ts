@@ -45,7 +45,7 @@ const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 describe("preflight()", { skip: missing() }, () => {
   before(async () => {
     work = tempDir("preflight");
-    DEFAULTS = settingsFiles(work).defaults;
+    DEFAULTS = settingsFiles(work).direct;
     const www = join(work, "www");
     mkdirSync(www, { mode: 0o755 });
     buildBiosIso(www, "boot", "PREFLIGHT");

@@ -16,15 +16,20 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { readFixture, ROOT, tempDir } from "../support/mod.ts";
+import { HOOK_POINTS } from "../../lib/hook_point.ts";
 import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
 
 const HOOK = "/usr/libexec/vdsm/hooks/before_vm_start/50_httpsisoboot";
+const BINARY_PATH = "/usr/libexec/vdsm/httpsisoboot";
+const UNIT = "/usr/lib/systemd/system/httpsisoboot-relay@.service";
 const VERSION = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
 const RPMS = join(ROOT, "dist", "rpm");
 const rpmFile = (arch: string) => join(RPMS, `vdsm-hook-httpsisoboot-${VERSION}-1.${arch}.rpm`);
@@ -59,22 +64,51 @@ describe("RPMs", { skip: missing() }, () => {
   after(() => rmSync(work, { recursive: true, force: true }));
 
   for (const arch of ["x86_64", "aarch64"]) {
-    test(`the ${arch} RPM holds the hook, the settings as %config(noreplace), the man page and the license`, () => {
-      const files =
-        sh("rpm", ["-qp", "--qf", "[%{FILEMODES:perms} %{FILEFLAGS:fflags} %{FILENAMES}\\n]", rpmFile(arch)]).stdout;
-      assert.match(files, new RegExp(`^-rwxr-xr-x\\s+${HOOK}$`, "m"));
-      assert.match(files, /^-rw-r--r-- cn \/etc\/vdsm\/httpsisoboot\.conf$/m);
-      assert.match(files, /^-rw-r--r-- d \/usr\/share\/man\/man8\/httpsisoboot\.8\.gz$/m);
-      assert.match(files, /^-rw-r--r-- l \/usr\/share\/licenses\/vdsm-hook-httpsisoboot-[^/]+\/LICENSE$/m);
+    test(`the ${arch} RPM holds the binary, a link to it at each hook point, the relay's unit, tmpfiles.d, polkit and SELinux files, the settings as %config(noreplace), the man page and the license`, () => {
+      const files = sh("rpm", [
+        "-qp",
+        "--qf",
+        "[%{FILEMODES:perms} %{FILEFLAGS:fflags} %{FILENAMES} %{FILELINKTOS}\\n]",
+        rpmFile(arch),
+      ])
+        .stdout;
+      assert.match(files, new RegExp(`^-rwxr-xr-x\\s+${BINARY_PATH} $`, "m"));
+      for (const point of HOOK_POINTS) {
+        assert.match(
+          files,
+          new RegExp(
+            `^lrwxrwxrwx\\s+/usr/libexec/vdsm/hooks/${point}/50_httpsisoboot \\.\\./\\.\\./httpsisoboot$`,
+            "m",
+          ),
+        );
+      }
+      assert.equal(files.match(/^-rwxr-xr-x/gm)?.length, 1, "one binary, not one a hook point");
+      for (
+        const path of [
+          UNIT,
+          "/usr/lib/tmpfiles.d/httpsisoboot.conf",
+          "/usr/share/polkit-1/rules.d/50-httpsisoboot.rules",
+          "/usr/share/selinux/packages/httpsisoboot.cil",
+        ]
+      ) {
+        assert.match(files, new RegExp(`^-rw-r--r--\\s+${path.replaceAll(".", "\\.")} $`, "m"));
+      }
+      assert.match(files, /^-rw-r--r-- cn \/etc\/vdsm\/httpsisoboot\.conf $/m);
+      assert.match(files, /^-rw-r--r-- d \/usr\/share\/man\/man8\/httpsisoboot\.8\.gz $/m);
+      assert.match(files, /^-rw-r--r-- l \/usr\/share\/licenses\/vdsm-hook-httpsisoboot-[^/]+\/LICENSE $/m);
     });
 
-    test(`the ${arch} RPM has Epoch 1, and requires QEMU's curl driver and vdsm`, () => {
+    test(`the ${arch} RPM has Epoch 1, requires vdsm and nbdkit with its curl plugin and basic filters, and recommends QEMU's curl driver`, () => {
       const info =
         sh("rpm", ["-qp", "--qf", "%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH} %{LICENSE}\\n", rpmFile(arch)])
           .stdout;
       assert.equal(info, `vdsm-hook-httpsisoboot 1:${VERSION}-1 ${arch} GPL-2.0-or-later\n`);
       const requires = sh("rpm", ["-qp", "--requires", rpmFile(arch)]).stdout.split("\n");
-      assert.ok(requires.includes("qemu-kvm-block-curl") && requires.includes("vdsm"), requires.join(", "));
+      for (const name of ["vdsm", "nbdkit-server", "nbdkit-curl-plugin", "nbdkit-basic-filters"]) {
+        assert.ok(requires.includes(name), `${name} in ${requires.join(", ")}`);
+      }
+      assert.ok(!requires.includes("qemu-kvm-block-curl"), "only relay = off needs it");
+      assert.equal(sh("rpm", ["-qp", "--recommends", rpmFile(arch)]).stdout, "qemu-kvm-block-curl\n");
     });
   }
 
@@ -97,6 +131,7 @@ describe("RPMs", { skip: missing() }, () => {
     const rpm = (...args: string[]) => sh("rpm", ["--root", root, "--dbpath", "/var/lib/rpm", ...args]);
     assert.equal(rpm("-qa").stdout.trim(), `vdsm-hook-httpsisoboot-${VERSION}-1.x86_64`, "only ours is left");
     assert.equal(rpm("-qf", HOOK, "--qf", "%{EPOCH}:%{VERSION} %{ARCH}\n").stdout, `1:${VERSION} x86_64\n`);
+    assert.equal(readlinkSync(join(root, HOOK)), "../../httpsisoboot", "the Python hook's file became our link");
     // Files only: a throwaway root has none of the dependencies (glibc, vdsm, the curl driver).
     const verified = rpm("-V", "--nodeps", "vdsm-hook-httpsisoboot");
     assert.equal(verified.status, 0, verified.stdout + verified.stderr);
@@ -112,18 +147,121 @@ describe("RPMs", { skip: missing() }, () => {
     const extracted = sh("sh", ["-c", `cd '${sources}' && rpm2cpio '${rpmFile("x86_64")}' | cpio -idm --quiet`]);
     assert.equal(extracted.status, 0, extracted.stderr);
     const binary = join(sources, "httpsisoboot-x86_64");
-    sh("cp", [join(sources, HOOK), binary]);
+    sh("cp", [join(sources, BINARY_PATH), binary]);
     sh("strip", [binary]);
     const bunHelp = sh(binary, ["--version"]);
     assert.equal(bunHelp.status, 0, "a stripped Bun binary exits 0");
     assert.doesNotMatch(bunHelp.stdout, /httpsisoboot/, "and is no longer the hook");
-    for (const file of ["LICENSE", "README.md", "scripts/rpm/httpsisoboot.conf"]) sh("cp", [join(ROOT, file), sources]);
+    const packaged = [
+      "httpsisoboot.conf",
+      "httpsisoboot-relay@.service",
+      "httpsisoboot.tmpfiles",
+      "50-httpsisoboot.rules",
+      "httpsisoboot.cil",
+    ];
+    for (const file of ["LICENSE", "README.md", ...packaged.map((name) => `scripts/rpm/${name}`)]) {
+      sh("cp", [join(ROOT, file), sources]);
+    }
     writeFileSync(join(sources, "httpsisoboot.8"), ".TH HTTPSISOBOOT 8\n");
     const spec = join(ROOT, "scripts", "rpm", "vdsm-hook-httpsisoboot.spec");
     const defines = ["--define", `_topdir ${top}`, "--define", `hook_version ${VERSION}`];
     const built = sh("rpmbuild", ["-bb", "--target", "x86_64", ...defines, spec]);
     assert.notEqual(built.status, 0, "rpmbuild must fail");
     assert.match(built.stderr, /Bad exit status from .*\(%check\)/);
+  });
+
+  test("the relay's unit passes systemd-analyze verify, in a root with the RPM's files", {
+    skip: spawnSync("sh", ["-c", "command -v systemd-analyze"]).status === 0 ? undefined : "systemd is not installed",
+  }, () => {
+    const root = installOverStandIn("x86_64");
+    // verify resolves what the unit needs (targets, the binary) in the root, as on a host.
+    sh("cp", ["-a", "--no-clobber", "/usr/lib/systemd/system/.", join(root, "usr/lib/systemd/system/")]);
+    const unit = "httpsisoboot-relay@7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21.service";
+    const verified = sh("systemd-analyze", ["verify", "--man=no", `--root=${root}`, unit]);
+    assert.equal(verified.status, 0, verified.stderr);
+    assert.equal(verified.stdout + verified.stderr, "", "no warning either");
+    const text = readFileSync(join(root, UNIT), "utf8");
+    assert.match(text, /^ExecStart=\/usr\/libexec\/vdsm\/httpsisoboot --relay %i$/m);
+    assert.match(text, /^Restart=on-failure$/m);
+    assert.match(text, /^User=vdsm$/m);
+    assert.match(text, /^MemoryDenyWriteExecute=yes$/m);
+  });
+
+  test("tmpfiles.d makes the relays' directories vdsm:kvm 0750, in a root whose vdsm is uid 36", {
+    skip: spawnSync("sh", ["-c", "command -v systemd-tmpfiles"]).status === 0 ? undefined : "systemd is not installed",
+  }, () => {
+    const root = installOverStandIn("x86_64");
+    mkdirSync(join(root, "etc"), { recursive: true });
+    writeFileSync(join(root, "etc/passwd"), "root:x:0:0::/root:/bin/sh\nvdsm:x:36:36::/var/lib/vdsm:/sbin/nologin\n");
+    writeFileSync(join(root, "etc/group"), "root:x:0:\nkvm:x:36:qemu,vdsm\n");
+    const made = sh("systemd-tmpfiles", ["--create", `--root=${root}`, "httpsisoboot.conf"]);
+    assert.equal(made.status, 0, made.stderr);
+    for (const dir of ["run/httpsisoboot", "var/cache/httpsisoboot"]) {
+      const stat = statSync(join(root, dir));
+      assert.deepEqual([stat.isDirectory(), stat.mode & 0o7777, stat.uid, stat.gid], [true, 0o750, 36, 36], dir);
+    }
+  });
+
+  test("the polkit rule lets vdsm start and stop relay units, and nothing else", () => {
+    const root = installOverStandIn("x86_64");
+    const rule = readFileSync(join(root, "usr/share/polkit-1/rules.d/50-httpsisoboot.rules"), "utf8");
+    const decide = (user: string, id: string, unit: string, verb: string): string => {
+      const rules: Array<(action: unknown, subject: unknown) => string> = [];
+      const polkit = {
+        Result: { YES: "yes", NO: "no", NOT_HANDLED: "not handled" },
+        addRule: (f: typeof rules[0]) => rules.push(f),
+      };
+      new Function("polkit", rule)(polkit);
+      const action = { id, lookup: (key: string) => ({ unit, verb } as Record<string, string>)[key] };
+      return rules[0](action, { user });
+    };
+    const relay = "httpsisoboot-relay@7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21.service";
+    const manage = "org.freedesktop.systemd1.manage-units";
+    assert.equal(decide("vdsm", manage, relay, "start"), "yes");
+    assert.equal(decide("vdsm", manage, relay, "stop"), "yes");
+    for (
+      const [user, id, unit, verb] of [
+        ["vdsm", manage, relay, "restart"],
+        ["vdsm", manage, relay, "reload"],
+        ["vdsm", manage, "sshd.service", "stop"],
+        ["vdsm", manage, "httpsisoboot-relay@../../sshd.service", "start"],
+        ["vdsm", manage, `${relay}.d`, "start"],
+        ["vdsm", "org.freedesktop.systemd1.manage-unit-files", relay, "start"],
+        ["qemu", manage, relay, "start"],
+      ]
+    ) {
+      assert.equal(decide(user, id, unit, verb), "not handled", `${user} ${id} ${unit} ${verb}`);
+    }
+  });
+
+  test("the SELinux module compiles with secilc, against a stand-in base that declares the types it names", {
+    skip: spawnSync("sh", ["-c", "command -v secilc"]).status === 0
+      ? undefined
+      : "secilc is not installed; npm test installs it",
+  }, () => {
+    // Only its syntax and names are proven here: this machine has no SELinux, and no svirt policy to load it into.
+    const base = join(work, "base.cil");
+    writeFileSync(
+      base,
+      `(handleunknown allow) (mls true)
+(sid kernel) (sidorder (kernel)) (sidcontext kernel (system_u object_r svirt_image_t ((s0) (s0))))
+(sensitivity s0) (sensitivityorder (s0)) (category c0) (categoryorder (c0)) (sensitivitycategory s0 (c0))
+(user system_u) (role object_r) (userrole system_u object_r) (userlevel system_u (s0)) (userrange system_u ((s0) (s0)))
+(type svirt_image_t) (roletype object_r svirt_image_t)
+(class file (read)) (classorder (file)) (allow svirt_image_t self (file (read)))
+`,
+    );
+    const contexts = join(work, "file_contexts");
+    const compiled = sh("secilc", [
+      "-o",
+      join(work, "policy.bin"),
+      "-f",
+      contexts,
+      base,
+      join(ROOT, "scripts/rpm/httpsisoboot.cil"),
+    ]);
+    assert.equal(compiled.status, 0, compiled.stderr);
+    assert.equal(readFileSync(contexts, "utf8"), "/run/httpsisoboot(/.*)?\tsystem_u:object_r:svirt_image_t:s0\n");
   });
 
   for (const arch of ["x86_64", "aarch64"]) {
@@ -147,7 +285,7 @@ describe("RPMs", { skip: missing() }, () => {
           { mode: 0o755 },
         );
         const settings = join(work, `no-preflight-${arch}.conf`);
-        writeFileSync(settings, "preflight = no\n", { mode: 0o644 });
+        writeFileSync(settings, "preflight = no\nrelay = off\n", { mode: 0o644 });
         const runner = vdsmRunner(work, hooks);
         const domain = readFixture("q35-vdsm.in.xml");
         const added = runner.beforeVmStart(domain, { httpsisoboot: "https://isos.example.org/el9/boot.iso?sig=1" }, {
@@ -219,6 +357,6 @@ ${HOOK}
 /** A settings file only root may read, as an admin might leave it. */
 function privateSettings(): string {
   const path = join(work, "root-only.conf");
-  if (!existsSync(path)) writeFileSync(path, "preflight = no\n", { mode: 0o600 });
+  if (!existsSync(path)) writeFileSync(path, "preflight = no\nrelay = off\n", { mode: 0o600 });
   return path;
 }

@@ -35,13 +35,22 @@ export function workDir(name: string): string {
   return dir;
 }
 
-/** Host settings files in `dir`: `defaults` (empty: every default, preflight on) and `noPreflight`. */
-export function settingsFiles(dir: string): { defaults: string; noPreflight: string } {
-  const defaults = join(dir, "defaults.conf");
-  const noPreflight = join(dir, "no-preflight.conf");
-  writeFileSync(defaults, "");
-  writeFileSync(noPreflight, "preflight = no\n");
-  return { defaults, noPreflight };
+/**
+ * Host settings files in `dir`:
+ * - `defaults`: empty, every default (relay mode, preflight on);
+ * - `direct`: QEMU's curl reads the ISO (relay = off), preflight on: for
+ *   tests of preflight against real servers;
+ * - `noPreflight`: relay = off and preflight = no: the hook asks no server
+ *   and starts no relay, for tests of everything else with made-up URLs.
+ */
+export function settingsFiles(dir: string): { defaults: string; direct: string; noPreflight: string } {
+  const files = { defaults: "", direct: "relay = off\n", noPreflight: "preflight = no\nrelay = off\n" };
+  const paths = { defaults: "", direct: "", noPreflight: "" };
+  for (const [name, text] of Object.entries(files) as Array<[keyof typeof files, string]>) {
+    paths[name] = join(dir, `${name}.conf`);
+    writeFileSync(paths[name], text);
+  }
+  return paths;
 }
 
 /** The URL every golden fixture is given, unless GOLDEN_URLS names another. */
@@ -57,6 +66,11 @@ export function fixtureCases(): string[] {
     .filter((name) => name.endsWith(".in.xml"))
     .map((name) => name.slice(0, -".in.xml".length))
     .sort();
+}
+
+/** The golden cases that also have a relay output, `<case>.relay.out.xml`: those whose domain has a UUID. */
+export function relayCases(): string[] {
+  return fixtureCases().filter((name) => /<uuid>/.test(readFixture(`${name}.in.xml`)));
 }
 
 export function readFixture(name: string): string {
