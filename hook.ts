@@ -31,6 +31,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { spawnSync } from "node:child_process";
 import type { IsoUrl } from "./lib/url.ts";
 import { DEFAULT_SETTINGS, parseSettings, SETTINGS_FILE } from "./lib/settings.ts";
 import {
@@ -56,6 +57,7 @@ import {
   HookError,
   HostError,
   LimitError,
+  printable,
   RelayError,
   UsageError,
 } from "./lib/errors.ts";
@@ -72,7 +74,7 @@ import {
   type NbdkitFound,
   nbdkitProblem,
 } from "./lib/relay/plan.ts";
-import { accessHint, concat, errorCode, readRegularFile, sleepMs, takeLock } from "./lib/io/files.ts";
+import { accessHint, concat, errorCode, readRegularFile, sleepMs, takeLock, userName } from "./lib/io/files.ts";
 import { VERSION } from "./lib/version.ts";
 
 type Environment = Record<string, string | undefined>;
@@ -334,12 +336,67 @@ async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env: Envir
 async function check(url: string, env: Environment): Promise<number> {
   const host = readSettings(env);
   const iso = checkUrl(url, host);
-  const driver = checkCurlDriver();
+  const relayMode = host.settings.relay === "nbdkit";
+  const driver = relayMode ? curlDriverNote() : checkCurlDriver();
   const report = await runPreflight(iso, host);
+  const relay = relayMode
+    ? await relayReadiness(host)
+    : { lines: ["off: QEMU's curl driver reads the ISO, without retries"], ok: true };
   const { describeExpiry, signedUrlExpiry } = await import("./lib/expiry.ts");
   const expiry = signedUrlExpiry(iso.query);
-  print(checkReport(report, { driver, signature: expiry && describeExpiry(expiry, new Date()) }));
-  return EXIT_OK;
+  print(checkReport(report, { driver, relay: relay.lines, signature: expiry && describeExpiry(expiry, new Date()) }));
+  return relay.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** In relay mode QEMU's curl driver is not needed: say where it is, or that only relay = off would need it. */
+function curlDriverNote(): string {
+  try {
+    return checkCurlDriver();
+  } catch (error) {
+    if (!(error instanceof HostError)) throw error;
+    return "not installed; only relay = off needs it";
+  }
+}
+
+/**
+ * Whether relays can run on this host, as --check reports it: nbdkit loads
+ * its curl plugin and the filters (as libvirt probes it), the relays'
+ * directories are there and writable, and how the hook starts a relay.
+ */
+async function relayReadiness(host: Host): Promise<{ lines: string[]; ok: boolean }> {
+  const refuse = (why: string) => ({ lines: [`cannot run here: ${why}`], ok: false });
+  const found = findNbdkit();
+  const problem = nbdkitProblem(found, host.file);
+  if (problem) return refuse(problem);
+  const filters = ["cache", "blocksize", "retry-request"];
+  const probe = spawnSync(found.binary!, [...filters.map((name) => `--filter=${name}`), "curl", "--version"], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if (probe.status !== 0) {
+    return refuse(
+      `${found.binary} cannot load its curl plugin and filters: ${printable(probe.stderr.split("\n")[0], 200)}`,
+    );
+  }
+  const { checkRelayDirs, launcher } = await import("./lib/relay/control.ts");
+  try {
+    checkRelayDirs(host.dirs!);
+  } catch (error) {
+    if (!(error instanceof HookError)) throw error;
+    return refuse(error.message);
+  }
+  const version = printable(probe.stdout.split("\n")[0], 40);
+  const start = launcher(selfCommand(), "00000000-0000-0000-0000-000000000000").kind === "systemd"
+    ? "by systemd, as httpsisoboot-relay@<uuid>.service"
+    : "detached by the hook (systemd is not PID 1 here, or the unit is not installed)";
+  return {
+    lines: [
+      `${version}, ${found.binary}, with the curl plugin and the cache, blocksize and retry-request filters`,
+      `directories: ${host.dirs!.run} and ${host.dirs!.cache}, writable by ${userName(process.getuid?.() ?? -1)}`,
+      `started ${start}`,
+    ],
+    ok: true,
+  };
 }
 
 /**

@@ -211,9 +211,13 @@ export function shellWords(words: string[]): string {
  *
  * @param report What preflight found.
  * @param host What this host has: `driver`, where QEMU's curl block driver is;
- * `signature`, a signed URL's expiry when the query names one (expiry.ts).
+ * `relay`, whether and how relays run here; `signature`, a signed URL's
+ * expiry when the query names one (expiry.ts).
  */
-export function checkReport(report: ServerReport, host: { driver: string; signature?: string }): string {
+export function checkReport(
+  report: ServerReport,
+  host: { driver: string; relay?: string[]; signature?: string },
+): string {
   const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
   const signed = host.signature
     ? `signed URL: ${host.signature}; migration and resume reopen it, so it must last as long as the VM uses the CD-ROM\n`
@@ -224,6 +228,7 @@ export function checkReport(report: ServerReport, host: { driver: string; signat
     `byte ranges: yes\n` +
     `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n` +
     signed +
+    (host.relay ?? []).map((line) => `relay: ${line}\n`).join("") +
     `qemu curl driver: ${host.driver}\n`;
 }
 

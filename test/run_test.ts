@@ -144,6 +144,17 @@ describe("checkReport()", () => {
     );
   });
 
+  test("checkReport() says, in relay mode, whether and how relays run here, before the curl driver", () => {
+    const report = checkReport(REPORT, {
+      driver: "not installed; only relay = off needs it",
+      relay: ["nbdkit 1.38.3", "started by systemd"],
+    });
+    assert.match(
+      report,
+      /\nrelay: nbdkit 1\.38\.3\nrelay: started by systemd\nqemu curl driver: not installed; only relay = off needs it\n$/,
+    );
+  });
+
   test("checkReport() adds the signed URL's expiry when there is one", () => {
     const signature = "expires 2026-11-27T13:00:00Z (S3), in 45 min";
     assert.match(

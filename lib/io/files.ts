@@ -206,7 +206,7 @@ export function accessHint(path: string, access: "read" | "write" | "search"): s
 }
 
 /** A user's name from /etc/passwd, or the number. */
-function userName(uid: number): string {
+export function userName(uid: number): string {
   try {
     const entry = readFileSync("/etc/passwd", "utf8").split("\n").find((line) => line.split(":")[2] === String(uid));
     return entry?.split(":")[0] || String(uid);

@@ -46,7 +46,7 @@ let command = "";
 let prefix: string[] = [];
 
 /** Host settings for runs against made-up servers: no preflight (test/preflight_test.ts covers it). */
-const { noPreflight: NO_PREFLIGHT, direct: DIRECT } = settingsFiles(work);
+const { noPreflight: NO_PREFLIGHT, direct: DIRECT, defaults: DEFAULTS } = settingsFiles(work);
 
 function hook(args: string[], env: Record<string, string | undefined>, input?: string): Run {
   return run(command, [...prefix, ...args], {
@@ -225,6 +225,40 @@ for (const [name, commandLine, missing] of ARTIFACTS) {
       assert.equal(result.status, 0, result.stderr);
       assert.match(result.stdout, /<source protocol="https" name="\/el9\/boot.iso"/);
       assert.equal(readFileSync(path, "utf8"), SAMPLE);
+    });
+
+    test("--dry-run in relay mode, the default, shows the relay's disk and what it would start, query hidden, starting nothing", () => {
+      const path = domainFile();
+      const result = hook(["--dry-run", "--url", URL, path], {
+        HTTPSISOBOOT_CONFIG: DEFAULTS,
+        HTTPSISOBOOT_RUN_DIR: join(work, "no-such-run-dir"),
+      });
+      assert.equal(result.status, 0, result.stderr);
+      const uuid = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
+      const socket = join(work, "no-such-run-dir", `${uuid}.sock`);
+      assert.match(
+        result.stdout,
+        new RegExp(`<source protocol="nbd">\\s*<host transport="unix" socket="${socket}" />`),
+      );
+      assert.match(
+        result.stdout,
+        /<httpsisoboot:relay [^>]*url="https:\/\/isos\.example\.org:443\/el9\/boot\.iso\?sig=\*\*\*&amp;exp=\*\*\*" \/>/,
+      );
+      const lines = result.stderr.split("\n");
+      assert.match(
+        lines[0],
+        new RegExp(
+          `^httpsisoboot: added CD-ROM sdb \\(sata\\) from .* through its relay on ${socket} as boot device 1$`,
+        ),
+      );
+      assert.match(lines[1], new RegExp(`^httpsisoboot: the hook would start the relay: .* --relay ${uuid}$`));
+      assert.match(
+        lines[2],
+        /^httpsisoboot: the relay would run: \/usr\/s?bin\/nbdkit --foreground --readonly .* curl url=http:\/\/httpsisoboot-relay\/iso /,
+      );
+      assert.ok(!result.stdout.includes("TOPSECRET") && !result.stderr.includes("TOPSECRET"));
+      assert.equal(readFileSync(path, "utf8"), SAMPLE);
+      assert.ok(!existsSync(join(work, "no-such-run-dir")), "nothing was started or made");
     });
 
     test("--dry-run shows query values as *** and never contacts the server, even with preflight on", () => {

@@ -285,6 +285,7 @@ describe("preflight()", { skip: missing() }, () => {
         `size: ${readFileSync(join(work, "www", "boot.iso")).length} bytes`,
         "byte ranges: yes",
         "image: ISO 9660, volume label 'boot'",
+        "relay: off: QEMU's curl driver reads the ISO, without retries",
         "qemu curl driver: /usr/lib/x86_64-linux-gnu/qemu/block-curl.so",
         "",
       ].join("\n"),

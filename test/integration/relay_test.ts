@@ -31,7 +31,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from "node:
 import { join } from "node:path";
 import process from "node:process";
 import { HOOK_POINTS } from "../../lib/hook_point.ts";
-import { BINARY, readFixture, tempDir } from "../support/mod.ts";
+import { BINARY, readFixture, ROOT, tempDir } from "../support/mod.ts";
 import { buildDataIso } from "../support/iso.ts";
 import { makeAuthority, makeServerCert, type ServerCert, trustingPrefix } from "../support/tls.ts";
 import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
@@ -290,6 +290,72 @@ describe("the relay", { skip: whyNot() }, () => {
     }
   });
 
+  test("--check says the relay can run here, and how; and why not, with exit 2, when its directory is missing", () => {
+    const check = (env: Record<string, string>) =>
+      spawnSync(prefix[0], [...prefix.slice(1), BINARY, "--check", proxied()], {
+        encoding: "utf8",
+        env: { PATH: process.env.PATH, HTTPSISOBOOT_CONFIG: settings("defaults", ""), ...env },
+      });
+    const ready = check({ HTTPSISOBOOT_RUN_DIR: dirs().run, HTTPSISOBOOT_CACHE_DIR: dirs().cache });
+    assert.equal(ready.status, 0, ready.stderr);
+    const version = spawnSync("nbdkit", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0];
+    assert.match(
+      ready.stdout,
+      new RegExp(
+        `\nrelay: ${version}, /usr/s?bin/nbdkit, with the curl plugin and the cache, blocksize and retry-request filters\n`,
+      ),
+    );
+    assert.match(
+      ready.stdout,
+      new RegExp(`\nrelay: directories: ${dirs().run} and ${dirs().cache}, writable by root\n`),
+    );
+    assert.match(
+      ready.stdout,
+      /\nrelay: started detached by the hook \(systemd is not PID 1 here, or the unit is not installed\)\n/,
+    );
+    const missing = check({ HTTPSISOBOOT_RUN_DIR: join(work, "nowhere"), HTTPSISOBOOT_CACHE_DIR: dirs().cache });
+    assert.equal(missing.status, 2);
+    assert.match(
+      missing.stdout,
+      /^url: https:\/\/localhost:\d+\/data\.iso\?sig=\*\*\*\n/,
+      "the server's report is still there",
+    );
+    assert.match(missing.stdout, /\nrelay: cannot run here: the relay directory .*\/nowhere is missing/);
+  });
+
+  test(
+    "W^X: the relay, its front and nbdkit, serves under a filter that refuses writable and executable memory (MemoryDenyWriteExecute)",
+    {
+      skip: spawnSync("/usr/bin/python3", ["-c", "import seccomp"]).status === 0
+        ? undefined
+        : "python3-seccomp is not installed; npm test installs it",
+    },
+    async () => {
+      const vm = domainFile();
+      const jail = ["/usr/bin/python3", join(ROOT, "test", "support", "wx_jail.py")];
+      const hooked = spawnSync(prefix[0], [
+        ...prefix.slice(1),
+        ...jail,
+        join(hooks, "before_vm_start", "50_httpsisoboot"),
+      ], {
+        encoding: "utf8",
+        env: {
+          PATH: process.env.PATH,
+          HTTPSISOBOOT_RUN_DIR: dirs().run,
+          HTTPSISOBOOT_CACHE_DIR: dirs().cache,
+          HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+          _hook_domxml: vm.path,
+          httpsisoboot: proxied(),
+        },
+      });
+      started.add(vm.uuid);
+      assert.equal(hooked.status, 0, hooked.stderr);
+      const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+      assert.match(readFileSync(`/proc/${front}/status`, "utf8"), /^Seccomp:\s+2$/m, "the relay runs under the filter");
+      assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+    },
+  );
+
   test("the query is nowhere another user can read it: ps, the relay's files, nbdkit's command line", async () => {
     const vm = await startVm();
     const ps = spawnSync("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", "ps", "-eo", "args"], {
@@ -342,6 +408,25 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.notEqual(tree.status, 0, "the tree was killed before its end");
     assert.equal(processesOf(vm.uuid).length, 2, "the relay runs on");
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+  });
+
+  test("a relay whose nbdkit dies ends at once, takes its socket along, and keeps its config for systemd's restart", async () => {
+    const vm = await startVm();
+    const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+    const nbdkit = processesOf(vm.uuid).find((pid) => pid !== front)!;
+    process.kill(nbdkit, "SIGKILL");
+    for (let i = 0; i < 200 && processesOf(vm.uuid).length > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.deepEqual(processesOf(vm.uuid), []);
+    assert.match(
+      logOf(vm.uuid),
+      /nbdkit ended \(SIGKILL\); the VM's CD-ROM cannot be read until the relay starts again/,
+    );
+    assert.ok(!existsSync(socketOf(vm.uuid)), "no socket QEMU could hang on");
+    assert.ok(existsSync(join(dirs().run, `${vm.uuid}.relay`)), "the config stays for a restart");
+    assert.equal((await destroyVm(vm)).status, 0);
+    assert.deepEqual(filesOf(vm.uuid), [], "after_vm_destroy removes what was left");
   });
 
   test("running before_vm_start twice reuses the running relay and writes nothing the second time", async () => {
