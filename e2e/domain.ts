@@ -15,6 +15,8 @@ const VIRT_TYPE = process.env.HTTPSISOBOOT_E2E_VIRT === "kvm" ? "kvm" : "qemu";
 
 export interface DomainSpec {
   name: string;
+  /** The VM's UUID, which names its relay. */
+  uuid: string;
   machine: "pc" | "q35";
   firmware: "bios" | "efi";
   /** The local bootable ISO, at boot order 1 before the hook runs. */
@@ -31,6 +33,7 @@ export function domainXml(spec: DomainSpec): string {
   const localTarget = spec.machine === "q35" ? "dev='sdc' bus='sata'" : "dev='hdc' bus='ide'";
   return `<domain type='${VIRT_TYPE}'>
   <name>${PREFIX}${spec.name}</name>
+  <uuid>${spec.uuid}</uuid>
   <memory unit='MiB'>${efi ? 256 : 128}</memory>
   <vcpu>1</vcpu>
   <os${efi ? " firmware='efi'" : ""}>
@@ -116,14 +119,15 @@ export async function waitForMarker(path: string, markers: string[], timeoutMs: 
 
 /**
  * What the live domain says, from `virsh dumpxml`: each device's boot order,
- * and the https CD-ROM's target as `dev (bus)`.
+ * and the hook's CD-ROM's target as `dev (bus)`: an https source (relay =
+ * off), or the relay's NBD socket.
  */
 export function liveDevices(name: string): { orders: Record<string, number>; httpsTarget?: string } {
   const xml = virsh("dumpxml", `${PREFIX}${name}`).stdout;
   const orders: Record<string, number> = {};
   let httpsTarget: string | undefined;
   for (const device of xml.match(/<(disk|interface)\b[\s\S]*?<\/\1>/g) ?? []) {
-    const https = /protocol='https'/.test(device);
+    const https = /protocol='(https|nbd)'/.test(device);
     if (https) {
       const target = /<target dev='([^']+)' bus='([^']+)'/.exec(device);
       httpsTarget = target ? `${target[1]} (${target[2]})` : undefined;

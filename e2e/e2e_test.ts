@@ -4,8 +4,8 @@
  * artifact a host would get is installed as 50_httpsisoboot and run the way
  * VDSM runs it; the guest's own serial output proves what it booted.
  *
- * One world (world.ts) is set up for three suites: boot.ts, preflight.ts and
- * faults.ts. HTTPSISOBOOT_ARTIFACT picks the artifact (default:
+ * One world (world.ts) is set up for four suites: boot.ts, preflight.ts,
+ * lifecycle.ts and faults.ts. HTTPSISOBOOT_ARTIFACT picks the artifact (default:
  * dist/httpsisoboot when it exists, else dist/httpsisoboot.mjs).
  */
 import { after, before, describe } from "node:test";
@@ -15,6 +15,7 @@ import { whyNot, World } from "./world.ts";
 import { bootSuite } from "./boot.ts";
 import { preflightSuite } from "./preflight.ts";
 import { faultSuite } from "./faults.ts";
+import { lifecycleSuite } from "./lifecycle.ts";
 
 const world = new World();
 
@@ -34,5 +35,6 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
   });
   bootSuite(world);
   preflightSuite(world);
+  lifecycleSuite(world);
   faultSuite(world);
 });

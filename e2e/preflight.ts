@@ -35,4 +35,20 @@ export function preflightSuite(world: World): void {
       world.timings.push([`preflight: ${what}`, `refused by the hook`]);
     });
   }
+
+  test("relay mode without preflight, a server the host does not trust: the relay cannot read it, the hook exits 2, no relay is left", () => {
+    const settings = world.settings("relay-no-preflight", "preflight = no\n");
+    const domain = world.spec("relay-untrusted", "pc", "bios");
+    const path = world.domainFile(domain);
+    const xml = readFileSync(path, "utf8");
+    const result = world.runHook(path, isoUrl(world.ports.untrusted, world.isos.httpsBios), settings);
+    log(`relay, untrusted server: ${result.stderr.trim()}`);
+    assert.equal(result.status, 2);
+    assert.match(
+      result.stderr,
+      /the relay of VM \S+ could not read the ISO .*is not trusted by this host \(issuer CN=untrusted e2e CA\)/,
+    );
+    assert.equal(readFileSync(path, "utf8"), xml);
+    assert.deepEqual(world.relayLeft(domain), { processes: [], files: [] });
+  });
 }

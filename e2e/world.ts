@@ -6,9 +6,10 @@
  * and the one way to boot a domain.
  */
 import assert from "node:assert/strict";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -40,8 +41,9 @@ import {
 } from "./domain.ts";
 import { log, seconds, step } from "./steps.ts";
 import { clearLeftovers, forgetWorkDir, rememberWorkDir } from "./leftovers.ts";
-import { runnerMissing, type VdsmRunner, vdsmRunner } from "../test/support/vdsm_runner.ts";
-import { type FaultProxy, spawnFaultProxy } from "./fault_proxy.ts";
+import { runnerMissing, type RunnerPoint, type VdsmRunner, vdsmRunner } from "../test/support/vdsm_runner.ts";
+import { type FaultProxy, spawnFaultProxy } from "../test/support/fault_proxy.ts";
+import { HOOK_POINTS } from "../lib/hook_point.ts";
 
 const ROOT = join(import.meta.dirname ?? new URL(".", import.meta.url).pathname, "..");
 /** The artifact a host would get: HTTPSISOBOOT_ARTIFACT, else the binary, else the bundle. */
@@ -59,7 +61,11 @@ export const MARK = {
   localBios: `LOCAL-BIOS-${RUN}`,
   localUefi: `LOCAL-UEFI-${RUN}`,
   payload: `HASHED-${RUN}`,
+  paused: `PAUSED-${RUN}`,
 };
+
+/** The payload's size: at least 12 MB, so that faults at 4 and 12 MB fall inside it (issue 13). */
+export const PAYLOAD_BYTES = 16 << 20;
 
 /** Why the suite cannot run here, or undefined. */
 export function whyNot(): string | undefined {
@@ -91,16 +97,22 @@ export class World {
   ports = { trusted: 0, untrusted: 0, noRanges: 0, down: 0 };
   isos = { httpsBios: "", httpsUefi: "", localBios: "", localUefi: "" };
   payloadHash = "";
-  /** Settings files the hook is given: the defaults (preflight on), and preflight off. */
+  /**
+   * Settings files the hook is given: the defaults (relay mode, preflight
+   * on); `direct`, QEMU's curl reading the URL (relay = off); and
+   * `noPreflight`, direct with no preflight, for QEMU's own refusals.
+   */
   defaults = "";
+  direct = "";
   noPreflight = "";
+  /** The relays' directories, as the RPM's tmpfiles.d makes them: vdsm:kvm 0750. */
+  relayDirs = { run: "", cache: "" };
   /** Lines the fault scenarios print at the end, for the README. */
   readonly faultReport: string[] = [];
   readonly timings: Array<[string, string]> = [];
   #host?: Host;
   #nginx?: Nginx;
   #proxy?: FaultProxy;
-  #hookPath = "";
   #runner?: VdsmRunner;
   #sslBefore = "";
   #cleaned = false;
@@ -120,8 +132,10 @@ export class World {
     this.work = mkdtempSync("/tmp/httpsisoboot-e2e-");
     rememberWorkDir(this.work);
     chmodSync(this.work, 0o755);
-    this.defaults = this.settings("defaults", "# the defaults: preflight on\n");
-    this.noPreflight = this.settings("no-preflight", "preflight = no\n");
+    this.defaults = this.settings("defaults", "# the defaults: relay mode, preflight on\n");
+    this.direct = this.settings("direct", "relay = off\n");
+    this.noPreflight = this.settings("no-preflight", "preflight = no\nrelay = off\n");
+    this.#makeRelayDirs();
     const www = join(this.work, "www");
     mkdirSync(www, { mode: 0o755 });
     await step("built a BIOS and a UEFI ISO for https, and a local one of each", () => this.#buildIsos(www));
@@ -130,15 +144,25 @@ export class World {
       () => this.#makeCertificates(),
     );
     await this.#startNginx(www, tls);
-    this.#proxy = await spawnFaultProxy(this.ports.trusted);
-    log(`fault proxy on 127.0.0.1:${this.#proxy.port} -> nginx :${this.ports.trusted}`);
+    this.#proxy = await spawnFaultProxy({
+      cert: tls.trusted.cert,
+      key: tls.trusted.key,
+      targetPort: this.ports.trusted,
+      targetCa: tls.ca.cert,
+    });
+    log(`fault proxy (https) on 127.0.0.1:${this.#proxy.port} -> nginx :${this.ports.trusted}`);
     this.#host = await step("libvirt host ready", () => startHost(this.work, tls.ca.cert));
     log(`trust: ${this.#host.trust}`);
     removeTestDomains();
     this.#installHook();
     const why = runnerMissing();
     if (why) log(`hooks run directly as root: ${why}`);
-    else this.#runner = vdsmRunner(this.work, join(this.work, "hooks"), { command: this.#host.withQemuTrust([]) });
+    else {
+      this.#runner = vdsmRunner(this.work, join(this.work, "hooks"), {
+        command: this.#host.withQemuTrust([]),
+        gid: kvmGid(),
+      });
+    }
   }
 
   /** Stops and removes everything the run started or made; safe to call twice. */
@@ -147,6 +171,7 @@ export class World {
     this.#cleaned = true;
     this.#proxy?.close();
     attempt("remove the test domains", removeTestDomains);
+    attempt("stop the relays", () => killUnder(this.work));
     attempt("stop nginx", () => this.#nginx?.stop());
     attempt("stop the libvirt host", () => this.#host?.stop());
     attempt("delete the work dir", () => this.work && rmSync(this.work, { recursive: true, force: true }));
@@ -173,24 +198,63 @@ export class World {
    * Runs the installed hook as VDSM does, through VDSM's own hooks.py as
    * vdsm:kvm (uid 36), with the host's trust store as QEMU sees it. The
    * domain file gets the XML VDSM would hand libvirt; a refusal is exit 2
-   * with the HookError's text, the file untouched.
+   * with the HookError's text, the file untouched. `killSession` kills the
+   * runner's whole session right after the hook exits, as a vdsmd restart
+   * would.
    */
-  runHook(domainPath: string, url: string, settings: string): { status: number; stderr: string } {
-    if (!this.#runner) return this.#runDirectly(domainPath, url, settings);
-    const result = this.#runner.beforeVmStart(readFileSync(domainPath, "utf8"), { httpsisoboot: url }, {
-      HTTPSISOBOOT_CONFIG: settings,
+  runHook(
+    domainPath: string,
+    url: string,
+    settings: string,
+    options: { killSession?: boolean } = {},
+  ): { status: number; stderr: string } {
+    if (!this.#runner) return this.#runDirectly("before_vm_start", domainPath, url, settings);
+    const result = this.#runner.run("before_vm_start", readFileSync(domainPath, "utf8"), {
+      custom: { httpsisoboot: url },
+      env: { HTTPSISOBOOT_CONFIG: settings, ...this.#relayEnv() },
+      killSession: options.killSession,
     });
     if (result.error !== undefined) return { status: 2, stderr: result.error };
     writeFileSync(domainPath, result.xml!);
     return { status: 0, stderr: "ran through VDSM's hooks.py as uid 36" };
   }
 
+  /** Runs the hook at another point of the VM's life, as VDSM does, on the domain as libvirt has it now. */
+  runPoint(point: RunnerPoint, domainPath: string): { status: number; stderr: string } {
+    if (!this.#runner) return this.#runDirectly(point, domainPath, "", this.defaults);
+    const result = this.#runner.run(point, readFileSync(domainPath, "utf8"), {
+      env: { HTTPSISOBOOT_CONFIG: this.defaults, ...this.#relayEnv() },
+    });
+    return result.error !== undefined ? { status: 2, stderr: result.error } : { status: 0, stderr: "" };
+  }
+
+  #relayEnv(): Record<string, string> {
+    return { HTTPSISOBOOT_RUN_DIR: this.relayDirs.run, HTTPSISOBOOT_CACHE_DIR: this.relayDirs.cache };
+  }
+
+  /**
+   * The installed hook at `point`, run directly as root with QEMU's trust,
+   * and its environment: for the bench, which starts many at once.
+   */
+  hookCommand(point: string): { command: string[]; env: Record<string, string> } {
+    return {
+      command: this.#host!.withQemuTrust([join(this.work, "hooks", point, "50_httpsisoboot")]),
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...this.#relayEnv() },
+    };
+  }
+
   /** Without ../shared's hooks.py: the hook alone, as root, as before. */
-  #runDirectly(domainPath: string, url: string, settings: string): { status: number; stderr: string } {
-    const [program, ...args] = this.#host!.withQemuTrust([this.#hookPath]);
+  #runDirectly(point: string, domainPath: string, url: string, settings: string): { status: number; stderr: string } {
+    const [program, ...args] = this.#host!.withQemuTrust([join(this.work, "hooks", point, "50_httpsisoboot")]);
     const result = spawnSync(program, args, {
       encoding: "utf8",
-      env: { PATH: process.env.PATH, _hook_domxml: domainPath, httpsisoboot: url, HTTPSISOBOOT_CONFIG: settings },
+      env: {
+        PATH: process.env.PATH,
+        _hook_domxml: domainPath,
+        httpsisoboot: url,
+        HTTPSISOBOOT_CONFIG: settings,
+        ...this.#relayEnv(),
+      },
     });
     return { status: result.status ?? 1, stderr: result.stderr };
   }
@@ -198,7 +262,15 @@ export class World {
   /** A domain spec with this run's local ISO and serial log. */
   spec(name: string, machine: DomainSpec["machine"], firmware: DomainSpec["firmware"]): DomainSpec {
     const localIso = firmware === "efi" ? this.isos.localUefi : this.isos.localBios;
-    return { name, machine, firmware, localIso, serialLog: join(this.work, `${name}.serial.log`) };
+    return { name, uuid: randomUUID(), machine, firmware, localIso, serialLog: join(this.work, `${name}.serial.log`) };
+  }
+
+  /** The processes and files of a VM's relay that are left. */
+  relayLeft(domain: DomainSpec): { processes: number[]; files: string[] } {
+    const files = [this.relayDirs.run, this.relayDirs.cache].flatMap((dir) =>
+      readdirSync(dir).filter((name) => name.includes(domain.uuid))
+    );
+    return { processes: processesNaming(domain.uuid), files };
   }
 
   /** Writes a domain's XML to its own file, as VDSM hands it to the hook. */
@@ -231,6 +303,7 @@ export class World {
     const error = await step(`${domain.name}: virsh create`, () => create(path));
     if (error) {
       this.timings.push([domain.name, `refused in ${seconds(Date.now() - started)}`]);
+      this.runPoint("after_vm_destroy", path);
       return { error, orders: {} };
     }
     const { orders, httpsTarget } = liveDevices(domain.name);
@@ -239,8 +312,15 @@ export class World {
       () => waitForMarker(domain.serialLog, markers, BOOT_TIMEOUT_MS),
     );
     this.timings.push([domain.name, `${marker ?? "no marker"} after ${seconds(Date.now() - started)}`]);
-    virsh("destroy", `${PREFIX}${domain.name}`);
+    this.destroy(domain, path);
     return { marker, orders, httpsTarget };
+  }
+
+  /** Destroys the VM, and runs after_vm_destroy as VDSM does, which stops its relay. */
+  destroy(domain: DomainSpec, path: string): void {
+    virsh("destroy", `${PREFIX}${domain.name}`);
+    const stopped = this.runPoint("after_vm_destroy", path);
+    if (stopped.status !== 0) log(`${domain.name}: after_vm_destroy said ${stopped.stderr}`);
   }
 
   /** Prints what a person needs to see why a scenario failed. */
@@ -265,9 +345,20 @@ export class World {
     this.isos.httpsUefi = buildGrubIso(www, "https-uefi", MARK.httpsUefi);
     this.isos.localBios = buildBiosIso(this.work, "local-bios", MARK.localBios);
     this.isos.localUefi = buildGrubIso(this.work, "local-uefi", MARK.localUefi);
-    const payload = randomBytes(8 << 20);
+    const payload = randomBytes(PAYLOAD_BYTES);
     this.payloadHash = createHash("sha256").update(payload).digest("hex");
     buildGrubIso(www, "payload", MARK.payload, payload);
+    // The same payload, read only after a pause that leaves time to hibernate the VM.
+    buildGrubIso(www, "payload-paused", MARK.payload, payload, { pause: 8, paused: MARK.paused });
+  }
+
+  /** The relays' directories in the work dir, vdsm:kvm 0750, as tmpfiles.d makes them on a host. */
+  #makeRelayDirs(): void {
+    this.relayDirs = { run: join(this.work, "relay-run"), cache: join(this.work, "relay-cache") };
+    for (const dir of [this.relayDirs.run, this.relayDirs.cache]) {
+      mkdirSync(dir, { mode: 0o750 });
+      chownSync(dir, 36, kvmGid());
+    }
   }
 
   #makeCertificates(): Certificates {
@@ -294,15 +385,51 @@ export class World {
     );
   }
 
-  /** Installed the way an admin installs it: the artifact under the hook's name. */
+  /**
+   * Installed the way the RPM installs it: the artifact once, and a link to
+   * it as 50_httpsisoboot at each of the hook's points.
+   */
   #installHook(): void {
-    const hooks = join(this.work, "hooks", "before_vm_start");
+    const hooks = join(this.work, "hooks");
+    const installed = join(hooks, "httpsisoboot");
     mkdirSync(hooks, { recursive: true });
-    this.#hookPath = join(hooks, "50_httpsisoboot");
-    if (ARTIFACT.endsWith(".mjs")) symlinkSync(ARTIFACT, this.#hookPath);
-    else copyFileSync(ARTIFACT, this.#hookPath);
-    chmodSync(this.#hookPath, 0o755);
-    log(`hook: ${this.#hookPath} -> ${ARTIFACT}`);
+    if (ARTIFACT.endsWith(".mjs")) symlinkSync(ARTIFACT, installed);
+    else copyFileSync(ARTIFACT, installed);
+    chmodSync(installed, 0o755);
+    for (const point of HOOK_POINTS) {
+      mkdirSync(join(hooks, point));
+      symlinkSync("../httpsisoboot", join(hooks, point, "50_httpsisoboot"));
+    }
+    log(`hook: ${installed} -> ${ARTIFACT}, linked at ${HOOK_POINTS.join(", ")}`);
+  }
+}
+
+/** The group QEMU's user is in, and vdsm's group on an oVirt host: kvm. */
+function kvmGid(): number {
+  const entry = spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout;
+  return Number(entry.split(":")[2] || 36);
+}
+
+/** Processes (not zombies) whose command line names `text`. */
+export function processesNaming(text: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
+      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(text)) found.push(Number(entry));
+    } catch { /* gone meanwhile */ }
+  }
+  return found;
+}
+
+/** Kills every process whose command line names `dir`: a relay a failed scenario left. */
+function killUnder(dir: string): void {
+  for (const pid of processesNaming(dir)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
   }
 }
 

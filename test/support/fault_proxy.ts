@@ -162,11 +162,14 @@ async function serve(client: TLSSocket, options: ProxyOptions, faults: Faults): 
     servername: "localhost",
   });
   const to = new Reader(upstream);
+  // The client's side ends only once all the server sent has been passed on, faults and all.
   client.on("close", () => upstream.destroy());
-  upstream.on("close", () => client.end());
   for (;;) {
     const request = await from.head();
-    if (request === undefined) return;
+    if (request === undefined) {
+      upstream.end();
+      return;
+    }
     const method = request.split(" ")[0];
     const ranged = /\r\nrange:/i.test(request);
     if (faults.fault.mode === "latency") await sleep(faults.fault.ms);
@@ -182,7 +185,7 @@ async function serve(client: TLSSocket, options: ProxyOptions, faults: Faults): 
     upstream.write(`${sent}\r\n\r\n`);
     const answer = await to.head();
     if (answer === undefined) {
-      client.destroy();
+      client.end();
       return;
     }
     client.write(`${answer}\r\n\r\n`);

@@ -59,18 +59,26 @@ export function buildBiosIso(dir: string, name: string, marker: string): string 
 
 /**
  * A UEFI (and BIOS) bootable ISO made by grub-mkrescue: GRUB echoes the
- * marker on serial, then `halt` powers the VM off.
+ * marker on serial, then `halt` powers the VM off. With a payload, GRUB
+ * hashes it before the marker, the guest's own proof that it read every
+ * byte of the ISO right; `pause` seconds first, after printing `paused`,
+ * gives a test time to hibernate the VM before it reads the payload.
  */
-export function buildGrubIso(dir: string, name: string, marker: string, payload?: Uint8Array): string {
+export function buildGrubIso(
+  dir: string,
+  name: string,
+  marker: string,
+  payload?: Uint8Array,
+  options: { pause?: number; paused?: string } = {},
+): string {
   const tree = join(dir, `${name}-tree`);
   mkdirSync(join(tree, "boot", "grub"), { recursive: true });
-  // With a payload, GRUB hashes it before the marker: the guest's own proof
-  // that it read every byte of the ISO right.
   if (payload) writeFileSync(join(tree, "payload.bin"), payload);
+  const pause = options.pause ? `echo ${options.paused}\nsleep ${options.pause}\n` : "";
   const hash = payload ? "sha256sum /payload.bin\n" : "";
   writeFileSync(
     join(tree, "boot", "grub", "grub.cfg"),
-    `serial\nterminal_input serial\nterminal_output serial\n${hash}echo ${marker}\nhalt\n`,
+    `serial\nterminal_input serial\nterminal_output serial\n${pause}${hash}echo ${marker}\nhalt\n`,
   );
   const iso = join(dir, `${name}.iso`);
   execFileSync(grubMkrescue(), ["-o", iso, tree], { stdio: ["ignore", "ignore", "pipe"] });

@@ -80,12 +80,19 @@ export interface VdsmRunner {
   /**
    * Runs any hook point as uid 36, as VDSM does, with `vmId` from the
    * domain; `prefix` runs the runner inside another command (a mount
-   * namespace standing for another host). The after_* points never raise.
+   * namespace standing for another host); `killSession` kills the runner's
+   * whole session right after it has answered, as a restart of vdsmd kills
+   * its cgroup. The after_* points never raise.
    */
   run(
     point: RunnerPoint,
     xml: string,
-    options?: { custom?: Record<string, string>; env?: Record<string, string>; prefix?: string[] },
+    options?: {
+      custom?: Record<string, string>;
+      env?: Record<string, string>;
+      prefix?: string[];
+      killSession?: boolean;
+    },
   ): { xml?: string; error?: string };
 }
 
@@ -111,7 +118,10 @@ export function vdsmRunner(
   }
   writeFileSync(join(packageDir, "driver.py"), DRIVER, { mode: 0o644 });
   const run: VdsmRunner["run"] = (point, xml, runOptions = {}) => {
+    // In a session of its own, killed whole once the runner has printed its answer.
+    const killer = runOptions.killSession ? ["setsid", "--wait", "sh", "-c", '"$@"; pkill -KILL -s 0', "sh"] : [];
     const command = [
+      ...killer,
       ...(runOptions.prefix ?? options.command ?? []),
       "setpriv",
       "--reuid=36",
@@ -128,7 +138,8 @@ export function vdsmRunner(
       env: { PATH: process.env.PATH, PYTHONPATH: packageDir, ...runOptions.env },
       timeout: 120_000,
     });
-    if (result.status !== 0) throw new Error(`the runner failed (${result.status}): ${result.stderr}`);
+    const killed = runOptions.killSession && result.stdout.trim() !== "";
+    if (result.status !== 0 && !killed) throw new Error(`the runner failed (${result.status}): ${result.stderr}`);
     return JSON.parse(result.stdout);
   };
   return {

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * The relay's bench, part of `npm run bench` as root, on the e2e suite's
+ * world (libvirtd, nginx with a run-made CA, the fault proxy, VDSM's runner):
+ *
+ * - boot to the guest's hash of its 16 MiB file, relay vs direct (QEMU's
+ *   curl), with no added latency and with 20 ms added to every request's
+ *   round trip: seconds, ranged GETs and MiB from the server, medians of 3;
+ * - each relay's peak RSS (the front and nbdkit) and its cache's size on
+ *   disk, once the guest has read the payload;
+ * - twenty relays started at once: how long until all answer, and the memory
+ *   they take together (PSS, so the shared binary is counted once);
+ * - the hook itself in relay mode (starting the relay and waiting for it)
+ *   and in direct mode, through VDSM's runner.
+ *
+ * A benchmark, not a test: it asserts nothing.
+ */
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { World } from "../e2e/world.ts";
+import { bootThroughFault } from "../e2e/faults.ts";
+import type { DomainSpec } from "../e2e/domain.ts";
+
+const REPEATS = 3;
+
+export async function relayBench(): Promise<void> {
+  const world = new World();
+  try {
+    await world.setUp();
+    console.log(
+      `\nthe relay (${REPEATS} boots each, medians; i440fx + SeaBIOS under TCG; a 16 MiB payload hashed by the guest):\n`,
+    );
+    await boots(world);
+    await twenty(world);
+  } finally {
+    world.tearDown();
+  }
+}
+
+async function boots(world: World): Promise<void> {
+  console.log("| added round trip | route | boot to hash | ranged GETs | MiB from the server | outcome |");
+  console.log("|---:|---|---:|---:|---:|---|");
+  let footprint = "";
+  for (const ms of [0, 20]) {
+    for (
+      const [route, settings] of [["relay (nbdkit)", world.defaults], ["direct (QEMU's curl)", world.direct]] as const
+    ) {
+      const runs = [];
+      for (let i = 0; i < REPEATS; i++) {
+        const fault = ms ? { mode: "latency" as const, ms } : { mode: "none" as const };
+        const measure = route.startsWith("relay") && ms === 0 && i === 0
+          ? (domain: DomainSpec) => (footprint = relayFootprint(world, domain))
+          : undefined;
+        runs.push(
+          await bootThroughFault(world, `bench-${ms}-${route.split(" ")[0]}-${i}`, "pc", settings, fault, 180_000, {
+            whileRunning: measure,
+          }),
+        );
+      }
+      const outcomes = [...new Set(runs.map((run) => run.outcome))].join(", ");
+      console.log(
+        `| ${ms} ms | ${route} | ${median(runs.map((run) => run.seconds)).toFixed(1)} s | ${
+          median(runs.map((run) => run.gets))
+        } | ${(median(runs.map((run) => run.bytes)) / 1048576).toFixed(1)} | ${outcomes} |`,
+      );
+    }
+  }
+  console.log(`\none relay, once the guest has read the ISO: ${footprint}`);
+}
+
+/** The relay's processes' peak RSS and its cache's size on disk. */
+function relayFootprint(world: World, domain: DomainSpec): string {
+  const pids = world.relayLeft(domain).processes;
+  const rss = pids.map((pid) => {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const name = readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay") ? "front" : "nbdkit";
+    return `${name} ${(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024).toFixed(1)} MiB`;
+  });
+  let cache = 0;
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(world.relayDirs.cache)) {
+          cache = Math.max(cache, statSync(`/proc/${pid}/fd/${fd}`).blocks * 512);
+        }
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return `peak RSS ${rss.join(", ")}; cache ${(cache / 1048576).toFixed(1)} MiB on disk (relay_cache_size 1 GiB)`;
+}
+
+/** Twenty relays at once: until all answer, and what they take together. */
+async function twenty(world: World): Promise<void> {
+  const { command, env } = world.hookCommand("before_vm_start");
+  const settings = world.settings("bench-twenty", "preflight = no\n");
+  const vms = Array.from({ length: 20 }, () => world.spec(`bench-twenty-${randomUUID().slice(0, 8)}`, "pc", "bios"));
+  const began = Date.now();
+  const finished = await Promise.all(vms.map((vm) =>
+    new Promise<number>((resolve) => {
+      const child = spawn(command[0], command.slice(1), {
+        env: {
+          ...env,
+          HTTPSISOBOOT_CONFIG: settings,
+          _hook_domxml: world.domainFile(vm),
+          httpsisoboot: `https://localhost:${world.ports.trusted}/payload.iso`,
+        },
+        stdio: "ignore",
+      });
+      child.on("close", (status) => resolve(status === 0 ? Date.now() - began : -1));
+    })
+  ));
+  const ok = finished.filter((ms) => ms >= 0);
+  const pss = vms.flatMap((vm) => world.relayLeft(vm).processes).reduce((total, pid) => {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    return total + Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+  }, 0);
+  console.log(
+    `twenty relays started at once: ${ok.length} of 20 ready, the last after ${
+      (Math.max(...ok) / 1000).toFixed(1)
+    } s ` +
+      `(median ${(median(ok) / 1000).toFixed(1)} s); together ${(pss / 1024).toFixed(0)} MiB PSS, ` +
+      `${(pss / 1024 / ok.length).toFixed(1)} MiB a relay`,
+  );
+  for (const vm of vms) world.runPoint("after_vm_destroy", join(world.work, `vm-${vm.name}`, "domxml"));
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
