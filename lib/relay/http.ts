@@ -61,22 +61,6 @@ export function parseFrontRequest(head: string): FrontRequest {
   return { method, range: { start: Number(match[1]), end: Number(match[2]) } };
 }
 
-/**
- * The Range header the server is asked: the range asked for, its end cut to
- * the file's last byte once the size is known (curl asks one byte more).
- *
- * @example
- * ```ts
- * import { upstreamRange } from "./http.ts";
- * import { assertEquals } from "../_assert.ts";
- * assertEquals(upstreamRange({ start: 0, end: 100 }, { size: 50 }), "bytes=0-49");
- * ```
- */
-export function upstreamRange(range: { start: number; end: number }, facts: FileFacts): string {
-  const end = facts.size === undefined ? range.end : Math.min(range.end, facts.size - 1);
-  return `bytes=${range.start}-${end}`;
-}
-
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**

@@ -12,13 +12,13 @@
  * - `--readonly`: a CD-ROM; it also lets nbdkit announce multi-conn.
  * - `--exit-with-parent`: nbdkit dies with the front, even on SIGKILL, so a
  *   relay is never half alive.
- * - The cache filter, outermost, with `cache-on-read`: whole RELAY_BLOCK_BYTES
- *   blocks are fetched once and kept, up to the cache size on disk, least
- *   recently used blocks dropped first.
+ * - The cache filter, outermost, with `cache-on-read`: what is read once is
+ *   kept, up to the cache size on disk, least recently used blocks dropped
+ *   first; its blocks are RELAY_CACHE_BLOCK_BYTES, so that hits stay cheap.
  * - The blocksize filter under it cuts every read the cache passes down to
- *   RELAY_BLOCK_BYTES: one block is one ranged GET, so a fault costs one
- *   block's retry, never a whole large read's (a guest's 32 MiB read could
- *   otherwise never get past a server that resets every 3 MB).
+ *   RELAY_BLOCK_BYTES at most, the front's block (one ranged GET), so a fault
+ *   costs one block's retry, never a whole large read's (a guest's 32 MiB
+ *   read could otherwise never get past a server that resets every 3 MB).
  * - The retry-request filter under that: a block whose read fails (a reset,
  *   a 503, a short or wrong answer, all of which the front turns into a cut
  *   connection) is read again, RELAY_RETRIES times, RELAY_RETRY_DELAY_S apart.
@@ -32,7 +32,7 @@
  *
  * @module
  */
-import { RELAY_BLOCK_BYTES, RELAY_RETRIES, RELAY_RETRY_DELAY_S } from "../limits.ts";
+import { RELAY_BLOCK_BYTES, RELAY_CACHE_BLOCK_BYTES, RELAY_RETRIES, RELAY_RETRY_DELAY_S } from "../limits.ts";
 import type { RelayPaths } from "../paths.ts";
 import type { RelayConfig } from "./config.ts";
 
@@ -136,7 +136,7 @@ export function nbdkitArgs(paths: RelayPaths, config: RelayConfig, options: { se
     // on the whole request, so it gets room for a slow but steady one too.
     `timeout=${2 * config.timeout + 5}`,
     "cache-on-read=true",
-    `cache-min-block-size=${RELAY_BLOCK_BYTES}`,
+    `cache-min-block-size=${RELAY_CACHE_BLOCK_BYTES}`,
     `cache-max-size=${config.cacheSize}`,
     `maxdata=${RELAY_BLOCK_BYTES}`,
     `retry-request-retries=${RELAY_RETRIES}`,

@@ -1,14 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  type FileFacts,
-  frontAnswer,
-  judgeAnswer,
-  keepsAlive,
-  parseFrontRequest,
-  upstreamRange,
-} from "../../lib/relay/http.ts";
+import { type FileFacts, frontAnswer, judgeAnswer, keepsAlive, parseFrontRequest } from "../../lib/relay/http.ts";
 import { RelayError } from "../../lib/errors.ts";
 
 const answer = (status: number, headers: Record<string, string> = {}) => ({
@@ -40,13 +33,6 @@ describe("parseFrontRequest()", () => {
       assert.throws(() => parseFrontRequest(head), RelayError);
     });
   }
-});
-
-describe("upstreamRange()", () => {
-  test("upstreamRange() passes the range on, its end cut to the file's last byte once the size is known", () => {
-    assert.equal(upstreamRange({ start: 0, end: 1048576 }, {}), "bytes=0-1048576");
-    assert.equal(upstreamRange({ start: 36700160, end: 37748736 }, { size: 37042176 }), "bytes=36700160-37042175");
-  });
 });
 
 describe("judgeAnswer()", () => {

@@ -34,7 +34,7 @@ describe("nbdkitArgs()", () => {
       assert.ok(args.includes(arg), arg);
     }
     assert.deepEqual(args.slice(args.indexOf("--unix"), args.indexOf("--unix") + 2), ["--unix", PATHS.socket]);
-    assert.ok(args.includes("cache-min-block-size=1048576") && args.includes("cache-max-size=1073741824"));
+    assert.ok(args.includes("cache-min-block-size=65536") && args.includes("cache-max-size=1073741824"));
     assert.ok(args.includes("retry-request-retries=5") && args.includes("retry-request-delay=2"));
     assert.ok(args.includes("protocols=http") && args.includes("followlocation=false"), "curl may only ask the front");
     assert.ok(args.includes("timeout=65"), "curl's whole-request limit leaves room for the front's silent-server one");
