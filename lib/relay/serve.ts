@@ -178,7 +178,7 @@ function endChild(child: ChildProcess): Promise<void> {
 }
 
 /** What a running relay uses, but not its config and pid file. */
-export function removeRuntime(paths: RelayPaths): void {
+function removeRuntime(paths: RelayPaths): void {
   for (const path of [paths.socket, paths.private, paths.cache]) {
     try {
       rmSync(path, { recursive: true, force: true });

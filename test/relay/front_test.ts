@@ -11,6 +11,7 @@ import { connect } from "node:net";
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Front, startFront } from "../../lib/relay/front.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import type { AllowRule } from "../../lib/settings.ts";
@@ -21,11 +22,17 @@ import { workDir } from "../support/mod.ts";
 const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
 const FILE = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 251));
 
+/** Every test server's close, for the suite's `after()`: it ends their connections too. */
+const closers: Array<() => void> = [];
+
 /** A TLS server on loopback that answers each request with `answer`; counts connections and requests (line and Range). */
 async function server(cert: ServerCert, answer: (socket: TLSSocket, request: string) => void) {
   const seen = { connections: 0, requests: [] as string[] };
+  const sockets = new Set<TLSSocket>();
   const tls: Server = createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
     seen.connections++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
     eachRequest(socket, (socket, request) => {
       const range = /\r\nrange: ([^\r]*)/i.exec(request)?.[1];
       seen.requests.push(`${request.split("\r\n")[0]}${range ? ` ${range}` : ""}`);
@@ -33,7 +40,12 @@ async function server(cert: ServerCert, answer: (socket: TLSSocket, request: str
     });
   });
   await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", resolve));
-  return { port: (tls.address() as { port: number }).port, seen, close: () => tls.close() };
+  const close = () => {
+    tls.close();
+    for (const socket of sockets) socket.destroy();
+  };
+  closers.push(close);
+  return { port: (tls.address() as { port: number }).port, seen };
 }
 
 /** What a good ISO server says: HEAD, and 206 for any range of FILE. */
@@ -52,19 +64,48 @@ function goodAnswer(socket: TLSSocket, request: string): void {
   socket.write(FILE.subarray(start, last + 1));
 }
 
-/** Asks the front as curl does, over one connection; the answers' heads and bodies, or where it was cut. */
+/** How long a test waits for the front's answers before it gives up on them. */
+const ANSWER_WAIT_MS = 10_000;
+
+/** Whether `raw` holds a whole answer to each of `requests` (a HEAD's answer has no body). */
+function answered(raw: Buffer, requests: string[]): boolean {
+  let at = 0;
+  for (const request of requests) {
+    const end = raw.indexOf("\r\n\r\n", at);
+    if (end < 0) return false;
+    const head = raw.subarray(at, end).toString("latin1");
+    const length = request.startsWith("HEAD") ? 0 : Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+    at = end + 4 + length;
+    if (at > raw.length) return false;
+  }
+  return true;
+}
+
+/**
+ * Asks the front as curl does, over one connection: its answers' heads and bodies once each
+ * request has its whole answer (`cut` false), or all it sent before it closed the connection
+ * (`cut` true).
+ */
 function ask(path: string, requests: string[]): Promise<{ raw: Buffer; cut: boolean }> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const socket = connect({ path });
     const chunks: Buffer[] = [];
-    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
-    socket.on("close", () => resolve({ raw: Buffer.concat(chunks), cut: true }));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the front answered neither in full nor by a cut in ${ANSWER_WAIT_MS} ms`));
+    }, ANSWER_WAIT_MS);
+    const done = (cut: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ raw: Buffer.concat(chunks), cut });
+    };
+    socket.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (answered(Buffer.concat(chunks), requests)) done(false);
+    });
+    socket.on("close", () => done(true));
     socket.on("error", () => {});
     socket.write(requests.map((request) => `${request}\r\nHost: httpsisoboot-relay\r\n\r\n`).join(""));
-    setTimeout(() => {
-      socket.destroy();
-      resolve({ raw: Buffer.concat(chunks), cut: false });
-    }, 1500);
   });
 }
 
@@ -84,6 +125,7 @@ describe("the relay's front", { skip: noOpenssl }, () => {
   });
   after(async () => {
     for (const front of fronts) await front.close();
+    for (const close of closers) close();
   });
 
   async function frontFor(port: number, name: string, allow: AllowRule[] = [{ host: "localhost" }]): Promise<string> {
@@ -109,7 +151,6 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       "GET /iso HTTP/1.1\r\nRange: bytes=100-299",
       "GET /iso HTTP/1.1\r\nRange: bytes=4000-4096",
     ]);
-    iso.close();
     assert.equal(cut, false, "curl's connection stays open");
     const text = raw.toString("latin1");
     assert.match(text, /^HTTP\/1\.1 200 OK\r\nContent-Length: 4096\r\nAccept-Ranges: bytes\r\n\r\n/);
@@ -153,9 +194,9 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     });
     const path = await frontFor(iso.port, "blocks");
     logs.length = 0;
-    // Each ask lasts 1.5 s, past the front's 1 s timeout: the kept connection waits that long between requests.
     const reads = ["0-65536", "65536-131072", "2097152-2162688", "1048000-1049000"];
     for (const range of reads) {
+      await sleep(1200); // past the front's 1 s timeout: the kept connection lies idle that long
       const [start, end] = range.split("-").map(Number);
       const { raw } = await ask(path, [`GET /iso HTTP/1.1\r\nRange: bytes=${range}`]);
       assert.ok(
@@ -163,7 +204,6 @@ describe("the relay's front", { skip: noOpenssl }, () => {
         `${range}: ${raw.length} bytes: ${raw.subarray(0, 200).toString("latin1")}`,
       );
     }
-    iso.close();
     assert.deepEqual(iso.seen.requests.slice(1), [
       "GET /data.iso?sig=TOPSECRET HTTP/1.1 bytes=0-1048575",
       "GET /data.iso?sig=TOPSECRET HTTP/1.1 bytes=2097152-2621439",
@@ -214,7 +254,6 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       const path = await frontFor(iso.port, `cut-${CUTS.findIndex(([name]) => name === what)}`);
       logs.length = 0;
       const { raw, cut } = await ask(path, ["HEAD /iso HTTP/1.1", "GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
-      iso.close();
       assert.equal(cut, true);
       assert.doesNotMatch(
         raw.toString("latin1"),
@@ -245,8 +284,6 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     }]);
     logs.length = 0;
     const { cut } = await ask(strict, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
-    target.close();
-    redirecting.close();
     assert.equal(cut, true);
     assert.equal(target.seen.requests.length, 2, "the server 'allow' does not name was not asked");
     assert.match(
@@ -260,7 +297,6 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     const path = await frontFor(rogue.port, "rogue");
     logs.length = 0;
     const { cut } = await ask(path, ["HEAD /iso HTTP/1.1"]);
-    rogue.close();
     assert.equal(cut, true);
     assert.deepEqual(rogue.seen.requests, [], "not a byte of the request was sent");
     assert.match(logs.join("\n"), /is not trusted by this host \(issuer CN=rogue CA\)/);
@@ -275,7 +311,6 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     const first = await ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
     const asked = iso.seen.requests.length;
     const second = await ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=10-19"]);
-    iso.close();
     assert.ok(first.raw.includes(FILE.subarray(0, 10)) && second.raw.includes(FILE.subarray(10, 20)));
     assert.equal(
       iso.seen.connections,
