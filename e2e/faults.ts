@@ -9,11 +9,11 @@
  * did not bite. And two faults that preflight must catch before any VM
  * starts.
  */
-import { after, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { create, type DomainSpec, PREFIX, serialText, waitForMarker } from "./domain.ts";
-import type { Fault } from "../test/support/fault_proxy.ts";
+import type { Fault, ProxyStats } from "../test/support/fault_proxy.ts";
 import { log } from "./steps.ts";
 import { MARK, type World } from "./world.ts";
 
@@ -95,8 +95,6 @@ export function faultSuite(world: World): void {
     world.faultReport.push(`trickle at 2 KB/s, preflight_timeout 1 s: ${result.stderr.trim()}`);
     assert.match(result.stderr, /did not answer within 1 s \(preflight_timeout\)/);
   });
-
-  after(() => world.proxy.set({ mode: "none" }));
 }
 
 /** Runs the hook against the proxy with `fault` on: it must refuse with exit 2 and leave the domain unchanged. */
@@ -132,16 +130,21 @@ export async function bootThroughFault(
   const hooked = world.runHook(path, `https://localhost:${world.proxy.port}/${iso}`, settings);
   assert.equal(hooked.status, 0, hooked.stderr);
   await world.proxy.set(fault);
-  const started = Date.now();
-  const error = create(path);
-  assert.equal(error, undefined, error);
-  await waitForMarker(domain.serialLog, [MARK.payload, "error:"], waitMs);
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  const seconds = (Date.now() - started) / 1000;
-  const stats = await world.proxy.stats();
-  options.whileRunning?.(domain);
-  world.destroy(domain, path);
-  await world.proxy.set({ mode: "none" });
+  let seconds: number;
+  let stats: ProxyStats;
+  try {
+    const started = Date.now();
+    const error = create(path);
+    assert.equal(error, undefined, error);
+    await waitForMarker(domain.serialLog, [MARK.payload, "error:"], waitMs);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    seconds = (Date.now() - started) / 1000;
+    stats = await world.proxy.stats();
+    options.whileRunning?.(domain);
+  } finally {
+    world.destroy(domain, path);
+    await world.proxy.set({ mode: "none" }); // the next test starts without a fault, whatever this one did
+  }
   const serial = serialText(domain.serialLog);
   const outcome = readOutcome(world, serial);
   world.timings.push([name, `${outcome}, ${seconds.toFixed(1)} s`]);

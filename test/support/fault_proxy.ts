@@ -71,10 +71,16 @@ export function spawnFaultProxy(options: ProxyOptions): Promise<FaultProxy> {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   let waiting: ((message: unknown) => void) | undefined;
+  let gone: ((error: Error) => void) | undefined;
   child.on("message", (message) => waiting?.(message));
+  child.on("exit", () => gone?.(new Error("the fault proxy has exited")));
   const ask = <T>(message: unknown): Promise<T> =>
-    new Promise((resolve) => {
+    new Promise((resolve, reject) => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return reject(new Error("the fault proxy has exited"));
+      }
       waiting = resolve as (message: unknown) => void;
+      gone = reject;
       child.send(message as never);
     });
   return new Promise((resolve, reject) => {
