@@ -5,7 +5,7 @@
  *
  * - boot to the guest's hash of its 16 MiB file, relay vs direct (QEMU's
  *   curl), with no added latency and with 20 ms added to every request's
- *   round trip: seconds, ranged GETs and MiB from the server, medians of 3;
+ *   round trip: seconds, ranged GETs and MiB from the server, medians and ranges of 5, relay and direct in turn;
  * - each relay's peak RSS (the front and nbdkit) and its cache's size on
  *   disk, once the guest has read the payload;
  * - twenty relays started at once: how long until all answer, and the memory
@@ -21,17 +21,18 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { World } from "../e2e/world.ts";
-import { bootThroughFault } from "../e2e/faults.ts";
+import { bootThroughFault, type FaultBoot } from "../e2e/faults.ts";
 import type { DomainSpec } from "../e2e/domain.ts";
 
-const REPEATS = 3;
+/** Boots of each kind: TCG boot times here vary by a second or two from run to run. */
+const REPEATS = 5;
 
 export async function relayBench(): Promise<void> {
   const world = new World();
   try {
     await world.setUp();
     console.log(
-      `\nthe relay (${REPEATS} boots each, medians; i440fx + SeaBIOS under TCG; a 16 MiB payload hashed by the guest):\n`,
+      `\nthe relay (${REPEATS} boots each, relay and direct in turn; i440fx + SeaBIOS under TCG; a 16 MiB payload hashed by the guest):\n`,
     );
     await boots(world);
     await twenty(world);
@@ -42,30 +43,37 @@ export async function relayBench(): Promise<void> {
 }
 
 async function boots(world: World): Promise<void> {
-  console.log("| added round trip | route | boot to hash | ranged GETs | MiB from the server | outcome |");
+  console.log(
+    "| added round trip | route | boot to hash, median (range) | ranged GETs | MiB from the server | outcome |",
+  );
   console.log("|---:|---|---:|---:|---:|---|");
   let footprint = "";
+  const routes = [["relay (nbdkit)", world.defaults], ["direct (QEMU's curl)", world.direct]] as const;
   for (const ms of [0, 20]) {
-    for (
-      const [route, settings] of [["relay (nbdkit)", world.defaults], ["direct (QEMU's curl)", world.direct]] as const
-    ) {
-      const runs = [];
-      for (let i = 0; i < REPEATS; i++) {
+    const runs = new Map<string, FaultBoot[]>(routes.map(([route]) => [route, []]));
+    // Relay and direct in turn, so that the machine's drift falls on both.
+    for (let i = 0; i < REPEATS; i++) {
+      for (const [route, settings] of routes) {
         const fault = ms ? { mode: "latency" as const, ms } : { mode: "none" as const };
         const measure = route.startsWith("relay") && ms === 0 && i === 0
           ? (domain: DomainSpec) => (footprint = relayFootprint(world, domain))
           : undefined;
-        runs.push(
+        runs.get(route)!.push(
           await bootThroughFault(world, `bench-${ms}-${route.split(" ")[0]}-${i}`, "pc", settings, fault, 180_000, {
             whileRunning: measure,
           }),
         );
       }
-      const outcomes = [...new Set(runs.map((run) => run.outcome))].join(", ");
+    }
+    for (const [route, boots] of runs) {
+      const seconds = boots.map((boot) => boot.seconds);
+      const outcomes = [...new Set(boots.map((boot) => boot.outcome))].join(", ");
       console.log(
-        `| ${ms} ms | ${route} | ${median(runs.map((run) => run.seconds)).toFixed(1)} s | ${
-          median(runs.map((run) => run.gets))
-        } | ${(median(runs.map((run) => run.bytes)) / 1048576).toFixed(1)} | ${outcomes} |`,
+        `| ${ms} ms | ${route} | ${median(seconds).toFixed(1)} s (${Math.min(...seconds).toFixed(1)}–${
+          Math.max(...seconds).toFixed(1)
+        }) | ${median(boots.map((boot) => boot.gets))} | ${
+          (median(boots.map((boot) => boot.bytes)) / 1048576).toFixed(1)
+        } | ${outcomes} |`,
       );
     }
   }
@@ -155,7 +163,7 @@ async function nbdFloor(world: World): Promise<void> {
       ],
     ],
   ];
-  console.log("\nwhat NBD costs the same boot, without network or libvirt (QEMU under TCG, medians of 3):\n");
+  console.log(`\nwhat NBD costs the same boot, without network or libvirt (QEMU under TCG, medians of ${REPEATS}):\n`);
   console.log("| the ISO, read by | boot to hash |\n|---|---:|");
   for (const [name, args, server] of rows) {
     const socket = args.at(-1)!.split("file.server.path=")[1];
