@@ -12,7 +12,9 @@
  * The file is read from the server in whole RELAY_BLOCK_BYTES blocks, one
  * ranged GET each, and the last RELAY_FRONT_BLOCKS are held in memory:
  * nbdkit's cache asks for 64 KiB at a time, so that its hits stay cheap,
- * and sixteen of its requests make one GET. Connections to the server are
+ * and sixteen of its requests make one GET. A request is answered as soon
+ * as its bytes have come, before the rest of their block: a block cut short
+ * fails only the requests for bytes that never came. Connections to the server are
  * kept alive and reused, one request at a time each, as curl would. Headers
  * are read up to MAX_HEADER_BYTES; a body is read only to the length its
  * range says; a server silent for `timeout` seconds is given up on.
@@ -69,10 +71,10 @@ const MAX_IDLE = 4;
  */
 export function startFront(path: string, options: FrontOptions): Promise<Front> {
   const pool = new Pool(options);
-  const blocks = new Blocks(async (index) => {
+  const blocks = new Blocks(async (index, arriving) => {
     const start = index * RELAY_BLOCK_BYTES;
     const end = Math.min(start + RELAY_BLOCK_BYTES, pool.facts.size!) - 1;
-    return (await ask({ method: "GET", range: { start, end } }, options, pool)).body;
+    await ask({ method: "GET", range: { start, end } }, options, pool, arriving);
   });
   const server: Server = createServer((client) => serveClient(client, options, pool, blocks));
   return new Promise((resolve, reject) => {
@@ -125,7 +127,8 @@ function serveClient(client: Socket, options: FrontOptions, pool: Pool, blocks: 
  * Answers one request; throws to cut the connection. HEAD goes to the
  * server. A GET is answered from whole RELAY_BLOCK_BYTES blocks of the file,
  * each fetched once with one ranged GET and held in memory for the next
- * requests (nbdkit's cache asks for 64 KiB at a time).
+ * requests (nbdkit's cache asks for 64 KiB at a time), as soon as the bytes
+ * it asks for have come.
  */
 async function answer(
   request: FrontRequest,
@@ -144,9 +147,10 @@ async function answer(
   if (start > end) throw new HookError(`nbdkit asked for bytes ${start}-${request.range!.end} of a ${size}-byte file`);
   const parts: Uint8Array[] = [];
   for (let index = Math.floor(start / RELAY_BLOCK_BYTES); index <= Math.floor(end / RELAY_BLOCK_BYTES); index++) {
-    const block = await blocks.get(index);
     const from = index * RELAY_BLOCK_BYTES;
-    parts.push(block.subarray(Math.max(start - from, 0), Math.min(end - from + 1, block.length)));
+    const needed = Math.min(end - from + 1, RELAY_BLOCK_BYTES);
+    const block = await blocks.get(index).first(needed);
+    parts.push(block.subarray(Math.max(start - from, 0), needed));
   }
   client.write(frontAnswer({ kind: "part", start, end, size }));
   for (const part of parts) client.write(part);
@@ -154,13 +158,15 @@ async function answer(
 
 /**
  * Asks the server for a request, following redirects, and reads the body
- * of a part; the answer passed http.ts's judgement, or this throws.
+ * of a part into `into` as it comes; the answer passed http.ts's judgement,
+ * or this throws.
  */
 async function ask(
   request: FrontRequest,
   options: FrontOptions,
   pool: Pool,
-): Promise<{ verdict: Extract<Verdict, { kind: "whole" | "part" }>; body: Uint8Array }> {
+  into?: Arriving,
+): Promise<{ verdict: Extract<Verdict, { kind: "whole" | "part" }> }> {
   let url = options.url;
   for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
     const range = request.range && `bytes=${request.range.start}-${request.range.end}`;
@@ -179,17 +185,56 @@ async function ask(
       throw new HookError(`${options.url.redacted}: ${verdict.why}`);
     }
     pool.learn(verdict);
-    const body = verdict.kind === "part" ? await upstream.readBody(verdict.end - verdict.start + 1) : new Uint8Array();
+    if (verdict.kind === "part") await upstream.readBody(verdict.end - verdict.start + 1, into);
     if (keepsAlive(head)) pool.keep(url, upstream);
     else upstream.discard();
-    return { verdict, body };
+    return { verdict };
   }
   throw new HookError(`${options.url.redacted} redirects more than ${MAX_REDIRECTS} times`);
 }
 
 /**
+ * A block on its way from the server: the bytes come in order, and each
+ * request takes them once it has what it needs. A fetch that fails leaves
+ * the bytes that came good; a request for later ones fails with it.
+ */
+class Arriving {
+  private body: Uint8Array = new Uint8Array();
+  private have = 0;
+  private failure?: unknown;
+  private waiters: Array<() => void> = [];
+
+  /** The fetch has read `have` bytes into `body`. */
+  progress(body: Uint8Array, have: number): void {
+    this.body = body;
+    this.have = have;
+    this.wake();
+  }
+
+  fail(error: unknown): void {
+    this.failure = error;
+    this.wake();
+  }
+
+  /** The block once its first `length` bytes have come. */
+  async first(length: number): Promise<Uint8Array> {
+    while (this.have < length) {
+      if (this.failure !== undefined) throw this.failure;
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    return this.body;
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter();
+  }
+}
+
+/**
  * The file's blocks the front holds, RELAY_FRONT_BLOCKS at most, least
- * recently used dropped first; a block being fetched is held as its promise,
+ * recently used dropped first; a block being fetched is held as it arrives,
  * so two requests for it make one GET. A failed fetch is not held.
  *
  * It fetches nothing ahead: tried, fetching the next block meanwhile took
@@ -197,18 +242,19 @@ async function ask(
  * the bench could tell from its noise.
  */
 class Blocks {
-  private held = new Map<number, Promise<Uint8Array>>();
+  private held = new Map<number, Arriving>();
 
-  constructor(private readonly fetch: (index: number) => Promise<Uint8Array>) {}
+  constructor(private readonly fetch: (index: number, into: Arriving) => Promise<void>) {}
 
-  get(index: number): Promise<Uint8Array> {
+  get(index: number): Arriving {
     let block = this.held.get(index);
     if (block) this.held.delete(index);
     else {
-      block = this.fetch(index);
-      const fetched = block;
-      fetched.catch(() => {
-        if (this.held.get(index) === fetched) this.held.delete(index);
+      const arriving = new Arriving();
+      block = arriving;
+      this.fetch(index, arriving).catch((error) => {
+        arriving.fail(error);
+        if (this.held.get(index) === arriving) this.held.delete(index);
       });
     }
     this.held.set(index, block);
@@ -381,8 +427,8 @@ class Upstream {
     }
   }
 
-  /** Reads exactly `length` body bytes. */
-  async readBody(length: number): Promise<Uint8Array> {
+  /** Reads exactly `length` body bytes, telling `into` of each step. */
+  async readBody(length: number, into?: Arriving): Promise<void> {
     const body = new Uint8Array(length);
     let have = 0;
     while (have < length) {
@@ -391,13 +437,13 @@ class Upstream {
         body.set(take, have);
         have += take.length;
         this.pending = this.pending.subarray(take.length);
+        into?.progress(body, have);
         continue;
       }
       if (this.failure) throw this.failure;
       if (this.ended) throw new HookError(`${this.where} cut the answer short: ${have} of ${length} bytes`);
       await this.wait();
     }
-    return body;
   }
 
   /** Kept for the next request: no answer is awaited, so no silence counts. */

@@ -213,6 +213,35 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     assert.deepEqual(logs, [], "no request failed (an idle connection used to time out and fail the next one)");
   });
 
+  test("the front answers a part once its bytes have come, and a block cut short fails only the parts that never came", async () => {
+    let gets = 0;
+    const iso = await server(cert, (socket, request) => {
+      if (request.startsWith("HEAD") || ++gets > 1) return goodAnswer(socket, request);
+      socket.write(
+        `HTTP/1.1 206 P\r\nContent-Range: bytes 0-4095/${FILE.length}\r\nContent-Length: 4096\r\n\r\n`,
+      );
+      socket.write(FILE.subarray(0, 1000));
+      setTimeout(() => socket.destroy(), 300); // the rest never comes
+    });
+    const path = await frontFor(iso.port, "arriving");
+    await ask(path, ["HEAD /iso HTTP/1.1"]);
+    logs.length = 0;
+    const [early, late] = await Promise.all([
+      ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"]),
+      ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=2000-2009"]),
+    ]);
+    assert.equal(early.cut, false, "bytes 0-9 came before the cut");
+    assert.ok(early.raw.includes(FILE.subarray(0, 10)));
+    assert.equal(late.cut, true, "bytes 2000-2009 never came");
+    assert.match(logs.join("\n"), /cut the answer short: 1000 of 4096 bytes; nbdkit will retry/);
+    const retried = await ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=2000-2009"]);
+    assert.ok(retried.raw.includes(FILE.subarray(2000, 2010)), "nbdkit's retry makes a new GET of the block");
+    assert.deepEqual(iso.seen.requests.slice(1), [
+      "GET /data.iso?sig=TOPSECRET HTTP/1.1 bytes=0-4095",
+      "GET /data.iso?sig=TOPSECRET HTTP/1.1 bytes=0-4095",
+    ], "one GET for both parts, and one for the retry");
+  });
+
   /** [what, the server's answer to the GET, the words of the front's line] */
   const CUTS: Array<[string, (socket: TLSSocket, request: string) => void, RegExp]> = [
     ["a 503", (socket) => socket.write("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"), /HTTP 503 to a ranged GET/],
