@@ -10,19 +10,25 @@
  *   disk, once the guest has read the payload;
  * - twenty relays started at once: how long until all answer, and the memory
  *   they take together (PSS, so the shared binary is counted once);
+ * - the same reads without a guest, so that TCG's noise is out of the figure:
+ *   qemu-img bench through a fresh relay and through QEMU's curl, in a boot
+ *   loader's 2 KiB reads and in a kernel's 128 KiB ones;
  * - what NBD itself costs the same boot, with no network and no libvirt:
  *   QEMU reading the ISO file, and reading it through nbdkit's file plugin,
  *   bare and with the relay's filters.
  *
  * A benchmark, not a test: it asserts nothing.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { World } from "../e2e/world.ts";
 import { bootThroughFault, type FaultBoot } from "../e2e/faults.ts";
 import type { DomainSpec } from "../e2e/domain.ts";
+import type { Fault } from "../test/support/fault_proxy.ts";
+import { DEFAULT_SETTINGS } from "../lib/settings.ts";
+import { RELAY_BLOCK_BYTES, RELAY_CACHE_BLOCK_BYTES } from "../lib/limits.ts";
 
 /** Boots of each kind: TCG boot times here vary by a second or two from run to run. */
 const REPEATS = 5;
@@ -35,6 +41,7 @@ export async function relayBench(): Promise<void> {
       `\nthe relay (${REPEATS} boots each, relay and direct in turn; i440fx + SeaBIOS under TCG; a 16 MiB payload hashed by the guest):\n`,
     );
     await boots(world);
+    await reads(world);
     await twenty(world);
     await nbdFloor(world);
   } finally {
@@ -136,6 +143,64 @@ async function twenty(world: World): Promise<void> {
   for (const vm of vms) world.runPoint("after_vm_destroy", join(world.work, `vm-${vm.name}`, "domxml"));
 }
 
+/** The bytes qemu-img bench reads: the payload's size, from the ISO's start. */
+const READ_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The boot's reads without the guest: `qemu-img bench` reads the ISO's first
+ * 16 MiB in order, one read at a time, through a relay the hook has just
+ * started (its cache cold) and through QEMU's curl with the hook's direct-mode
+ * readahead and timeout. 2 KiB is what GRUB and SeaBIOS ask for; 128 KiB is
+ * a Linux installer's readahead.
+ */
+async function reads(world: World): Promise<void> {
+  console.log(
+    `\nthe same reads without a guest: qemu-img bench, ${READ_BYTES >> 20} MiB in order at queue depth 1 ` +
+      `(medians of ${REPEATS}, a fresh relay each time):\n`,
+  );
+  console.log(
+    "| added round trip | read size | relay | direct (QEMU's curl) | relay ÷ direct |\n|---:|---:|---:|---:|---:|",
+  );
+  const url = `https://localhost:${world.proxy.port}/payload.iso`;
+  const direct = `driver=https,url=${url},readahead=${DEFAULT_SETTINGS.readahead},timeout=${DEFAULT_SETTINGS.timeout}`;
+  for (const ms of [0, 20]) {
+    const fault: Fault = ms ? { mode: "latency", ms } : { mode: "none" };
+    for (const size of [2048, 128 * 1024]) {
+      const times = { relay: [] as number[], direct: [] as number[] };
+      for (let i = 0; i < REPEATS; i++) {
+        const vm = world.spec(`bench-reads-${ms}-${size}-${i}`, "pc", "bios");
+        const path = world.domainFile(vm);
+        const hooked = world.runHook(path, url, world.defaults);
+        if (hooked.status !== 0) throw new Error(hooked.stderr);
+        const socket = join(world.relayDirs.run, `${vm.uuid}.sock`);
+        await world.proxy.set(fault);
+        times.relay.push(qemuImgBench(world, size, `driver=nbd,server.type=unix,server.path=${socket}`));
+        times.direct.push(qemuImgBench(world, size, direct));
+        await world.proxy.set({ mode: "none" });
+        world.runPoint("after_vm_destroy", path);
+      }
+      const [relay, curl] = [median(times.relay), median(times.direct)];
+      console.log(
+        `| ${ms} ms | ${size >> 10} KiB | ${relay.toFixed(2)} s | ${curl.toFixed(2)} s | ${
+          (relay / curl).toFixed(2)
+        }× |`,
+      );
+    }
+  }
+}
+
+/** Seconds qemu-img bench takes to read READ_BYTES of `image` in order, `size` bytes a read, with QEMU's trust. */
+function qemuImgBench(world: World, size: number, image: string): number {
+  const count = String(READ_BYTES / size);
+  const [program, ...args] = world.withQemuTrust(
+    ["qemu-img", "bench", "--image-opts", "-c", count, "-s", String(size), "-S", String(size), "-d", "1", image],
+  );
+  const result = spawnSync(program, args, { encoding: "utf8" });
+  const seconds = /Run completed in ([\d.]+) seconds/.exec(result.stdout)?.[1];
+  if (seconds === undefined) throw new Error(`qemu-img bench ${image}: ${result.stderr.trim()}`);
+  return Number(seconds);
+}
+
 /**
  * The same boot with no network: QEMU (TCG, no libvirt) reads the payload ISO
  * from its file, then over NBD from nbdkit's file plugin, bare and with the
@@ -159,7 +224,8 @@ async function nbdFloor(world: World): Promise<void> {
         "file",
         iso,
         "cache-on-read=true",
-        "maxdata=1048576",
+        `cache-min-block-size=${RELAY_CACHE_BLOCK_BYTES}`,
+        `maxdata=${RELAY_BLOCK_BYTES}`,
       ],
     ],
   ];

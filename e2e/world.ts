@@ -243,6 +243,11 @@ export class World {
     };
   }
 
+  /** `command`, run where the host's trust store is the one QEMU sees (the test CA trusted). */
+  withQemuTrust(command: string[]): string[] {
+    return this.#host!.withQemuTrust(command);
+  }
+
   /** Without ../shared's hooks.py: the hook alone, as root, as before. */
   #runDirectly(point: string, domainPath: string, url: string, settings: string): { status: number; stderr: string } {
     const [program, ...args] = this.#host!.withQemuTrust([join(this.work, "hooks", point, "50_httpsisoboot")]);
