@@ -82,10 +82,10 @@ function readAtMost(fd: number, maxBytes: number, what: string): Uint8Array {
 
 /**
  * Takes a lock file: created exclusively, holding the holder's pid. A lock
- * another httpsisoboot holds is waited for, LOCK_WAIT_MS at most; one whose
- * holder is gone (killed) is named with its pid, never broken here: two
- * waiters breaking one lock would both go on. Returns the function that
- * releases it.
+ * another httpsisoboot holds is waited for, LOCK_WAIT_MS at most; one that
+ * still names its holder after that holder is gone (killed) is named with
+ * its pid, never broken here: two waiters breaking one lock would both go
+ * on. Returns the function that releases it.
  *
  * @param lockPath The lock file.
  * @param subject What it locks, for messages: "the domain XML '/tmp/x'".
@@ -105,7 +105,9 @@ export function takeLock(lockPath: string, subject: string): () => void {
       };
     }
     const holder = lockHolder(lockPath);
-    if (holder !== undefined && !isRunning(holder)) {
+    // Read again once the holder is seen gone: a holder that released the
+    // lock and ended in between took its pid with it, and is no killed hook.
+    if (holder !== undefined && !isRunning(holder) && lockHolder(lockPath) === holder) {
       throw new FileError(
         `the lock ${lockPath} on ${subject} was left by pid ${holder}, which is not running (a killed httpsisoboot); remove it`,
       );
