@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:net";
+import process from "node:process";
 
 export interface Site {
   port: number;
@@ -49,7 +50,9 @@ export function startNginx(dir: string, root: string, sites: Site[]): Nginx {
   const config = join(prefix, "nginx.conf");
   writeFileSync(
     config,
-    `worker_processes 1;
+    `# One process: a worker's command line names nothing of the run, so a
+# cleanup that SIGKILLs what names the run's dir orphaned it for good.
+master_process off;
 pid ${pid};
 error_log ${errorLog} info;
 events { worker_connections 64; }
@@ -71,9 +74,26 @@ http {
     errorLog,
     stop() {
       if (!existsSync(pid)) return;
-      try {
-        process.kill(Number(readFileSync(pid, "utf8").trim()), "SIGQUIT");
-      } catch { /* already gone */ }
+      const process_ = Number(readFileSync(pid, "utf8").trim());
+      signal(process_, "SIGQUIT");
+      // Gone before stop() returns, so the caller may delete its dir: 5 s to
+      // finish its answers, then killed.
+      for (let waited = 0; waited < 5_000 && signal(process_, 0); waited += 20) sleepMs(20);
+      signal(process_, "SIGKILL");
     },
   };
+}
+
+/** Sends a signal; whether the process was there to get it. */
+function signal(pid: number, name: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(pid, name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
