@@ -17,6 +17,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { log } from "./steps.ts";
 import { systemTrustBundle } from "../lib/preflight/trust.ts";
 import { STATE } from "./leftovers.ts";
+import { stopProcess } from "../test/support/processes.ts";
 
 /** Debian's bundle, then EL's (a symbolic link, which a bind mount follows). */
 const HOST_MOUNT = join(STATE, "host-mount");
@@ -44,23 +45,8 @@ function running(name: string): number | undefined {
   return pid > 0 ? pid : undefined;
 }
 
-function waitGone(pid: number): void {
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    spawnSync("sleep", ["0.1"]);
-  }
-}
-
 function stopPid(pid: number | undefined): void {
-  if (!pid) return;
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch { /* already gone */ }
-  waitGone(pid);
+  if (pid) stopProcess(pid);
 }
 
 function waitForLibvirt(): void {

@@ -27,6 +27,7 @@ import process from "node:process";
 import { buildBiosIso, buildGrubIso } from "../test/support/iso.ts";
 import { type Authority, makeAuthority, makeServerCert, type ServerCert } from "../test/support/tls.ts";
 import { freePort, type Nginx, startNginx } from "../test/support/nginx.ts";
+import { killNaming, processesNaming } from "../test/support/processes.ts";
 import { type Host, startHost } from "./host.ts";
 import {
   create,
@@ -171,8 +172,8 @@ export class World {
     this.#cleaned = true;
     this.#proxy?.close();
     attempt("remove the test domains", removeTestDomains);
-    attempt("stop the relays", () => killUnder(this.work));
     attempt("stop nginx", () => this.#nginx?.stop());
+    attempt("stop the relays", () => killNaming(this.work));
     attempt("stop the libvirt host", () => this.#host?.stop());
     attempt("delete the work dir", () => this.work && rmSync(this.work, { recursive: true, force: true }));
     forgetWorkDir();
@@ -418,29 +419,6 @@ export class World {
 function kvmGid(): number {
   const entry = spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout;
   return Number(entry.split(":")[2] || 36);
-}
-
-/** Processes (not zombies) whose command line names `text`. */
-export function processesNaming(text: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
-      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(text)) found.push(Number(entry));
-    } catch { /* gone meanwhile */ }
-  }
-  return found;
-}
-
-/** Kills every process whose command line names `dir`: a relay a failed scenario left. */
-function killUnder(dir: string): void {
-  for (const pid of processesNaming(dir)) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch { /* gone */ }
-  }
 }
 
 /** The https URL of a file nginx serves on `port`. */

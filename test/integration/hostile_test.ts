@@ -83,6 +83,11 @@ function hook(args: string[], env: Record<string, string>, limitMs = 20_000, wra
   });
 }
 
+/** strace as a wrapper that does `inject` (strace's -e inject) to the hook at each of `syscalls`, and prints nothing. */
+function straced(syscalls: string, inject: string): string[] {
+  return ["strace", "-f", "-qq", "-o", "/dev/null", `-etrace=${syscalls}`, `-einject=${syscalls}:${inject}`];
+}
+
 /** What `look` finds, polled every 20 ms; fails the test after `limitMs`. */
 async function waitFor<T>(look: () => T | undefined | false, limitMs: number, what: string): Promise<T> {
   const until = Date.now() + limitMs;
@@ -337,15 +342,12 @@ describe("the disk fills up and the temp file is raced", { skip: noBinary ?? not
         const racerDone = new Promise((resolve) => racing.on("close", resolve));
         let racerSaid = "";
         racing.stderr!.on("data", (chunk) => (racerSaid += chunk));
-        const outcome = await hook([], { _hook_domxml: path, httpsisoboot: URL }, 30_000, [
-          "strace",
-          "-f",
-          "-qq",
-          "-o",
-          "/dev/null",
-          `-etrace=${held}`,
-          `-einject=${held}:delay_enter=1500000`,
-        ]);
+        const outcome = await hook(
+          [],
+          { _hook_domxml: path, httpsisoboot: URL },
+          30_000,
+          straced(held, "delay_enter=1500000"),
+        );
         racing.kill("SIGKILL");
         await racerDone;
         const swapped = existsSync(join(dir, "swapped")) ? readFileSync(join(dir, "swapped"), "utf8") : "";
@@ -515,15 +517,6 @@ describe("concurrent runs on one file", { skip: noBinary }, () => {
     async () => {
       const path = domainFile("released");
       const dir = join(path, "..");
-      const strace = (held: string, microseconds: number) => [
-        "strace",
-        "-f",
-        "-qq",
-        "-o",
-        "/dev/null",
-        `-etrace=${held}`,
-        `-einject=${held}:delay_enter=${microseconds}`,
-      ];
       // The race is made to happen: the holder is held 2 s at its rename, with
       // the lock taken; the waiter reads the holder's pid, and is held 4 s as it
       // asks whether that pid runs, while the holder releases the lock and ends.
@@ -531,7 +524,7 @@ describe("concurrent runs on one file", { skip: noBinary }, () => {
         [],
         { _hook_domxml: path, httpsisoboot: URL },
         30_000,
-        strace("?rename,?renameat,?renameat2", 2_000_000),
+        straced("?rename,?renameat,?renameat2", "delay_enter=2000000"),
       );
       const lock = await waitFor(
         () => readdirSync(dir).find((name) => name.endsWith(".lock")),
@@ -543,7 +536,12 @@ describe("concurrent runs on one file", { skip: noBinary }, () => {
         10_000,
         "the holder's pid in its lock",
       );
-      const waiter = hook([], { _hook_domxml: path, httpsisoboot: URL }, 30_000, strace("kill", 4_000_000));
+      const waiter = hook(
+        [],
+        { _hook_domxml: path, httpsisoboot: URL },
+        30_000,
+        straced("kill", "delay_enter=4000000"),
+      );
       const [first, second] = await Promise.all([holder, waiter]);
       assert.equal(first.status, 0, first.stderr);
       assert.equal(second.status, 0, second.stderr);
@@ -558,15 +556,12 @@ describe("concurrent runs on one file", { skip: noBinary }, () => {
   }, async () => {
     const path = domainFile("stale");
     // What a hook killed between taking the lock and releasing it leaves.
-    const first = await hook([], { _hook_domxml: path, httpsisoboot: URL }, 20_000, [
-      "strace",
-      "-f",
-      "-qq",
-      "-o",
-      "/dev/null",
-      "-etrace=?rename,?renameat,?renameat2",
-      "-einject=?rename,?renameat,?renameat2:signal=SIGKILL",
-    ]);
+    const first = await hook(
+      [],
+      { _hook_domxml: path, httpsisoboot: URL },
+      20_000,
+      straced("?rename,?renameat,?renameat2", "signal=SIGKILL"),
+    );
     assert.equal(first.status, null, "killed at its rename");
     const left = readdirSync(join(path, "..")).filter((name) => name.endsWith(".lock"));
     assert.equal(left.length, 1, "the killed hook left its lock");

@@ -35,6 +35,7 @@ import { BINARY, readFixture, ROOT, tempDir } from "../support/mod.ts";
 import { buildDataIso } from "../support/iso.ts";
 import { makeAuthority, makeServerCert, type ServerCert, trustingPrefix } from "../support/tls.ts";
 import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { killNaming, processesNaming } from "../support/processes.ts";
 import { type Fault, type FaultProxy, spawnFaultProxy } from "../support/fault_proxy.ts";
 import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
 
@@ -90,11 +91,24 @@ function domainFile(uuid = randomUUID()): { path: string; uuid: string } {
   return { path, uuid };
 }
 
-/** Runs the binary at a hook point, as root, trusting the test CA; never spawnSync, the proxy must go on. */
-function hookAt(point: string, env: Record<string, string>, limitMs = 60_000): Promise<Outcome> {
+/**
+ * Runs the binary at a hook point, as root, trusting the test CA, inside
+ * `outer` (a namespace) and under `inner` (setpriv, a seccomp jail); never
+ * spawnSync, the proxy must go on.
+ */
+function hookAt(
+  point: string,
+  env: Record<string, string>,
+  wrap: { limitMs?: number; outer?: string[]; inner?: string[] } = {},
+): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const begin = Date.now();
-    const [command, ...args] = [...prefix, join(hooks, point, "50_httpsisoboot")];
+    const [command, ...args] = [
+      ...(wrap.outer ?? []),
+      ...prefix,
+      ...(wrap.inner ?? []),
+      join(hooks, point, "50_httpsisoboot"),
+    ];
     const child = spawn(command, args, {
       env: {
         PATH: process.env.PATH,
@@ -106,7 +120,7 @@ function hookAt(point: string, env: Record<string, string>, limitMs = 60_000): P
     });
     let stderr = "";
     child.stderr!.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), limitMs);
+    const timer = setTimeout(() => child.kill("SIGKILL"), wrap.limitMs ?? 60_000);
     child.on("error", reject);
     child.on("close", (status) => {
       clearTimeout(timer);
@@ -165,20 +179,6 @@ function readThrough(socket: string, nsPid?: number): Promise<{ hash?: string; e
 const socketOf = (uuid: string) => join(dirs().run, `${uuid}.sock`);
 const logOf = (uuid: string) => readFileSync(join(dirs().run, `${uuid}.log`), "utf8");
 
-/** Processes whose command line names this VM's relay: the front (--relay UUID) and nbdkit (its socket). */
-function processesOf(uuid: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
-      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(uuid)) found.push(Number(entry));
-    } catch { /* gone meanwhile */ }
-  }
-  return found;
-}
-
 /** Files of this VM's relay in the run and cache dirs. */
 function filesOf(uuid: string): string[] {
   return [dirs().run, dirs().cache].flatMap((dir) => readdirSync(dir).filter((name) => name.includes(uuid)));
@@ -212,15 +212,9 @@ describe("the relay", { skip: whyNot() }, () => {
   });
 
   after(async () => {
-    for (const entry of readdirSync("/proc")) {
-      try {
-        if (/^\d+$/.test(entry) && readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(work)) {
-          process.kill(Number(entry), "SIGKILL");
-        }
-      } catch { /* gone */ }
-    }
-    await proxy?.close();
     nginx?.stop();
+    killNaming(work); // relays a failed case left
+    await proxy?.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -242,12 +236,12 @@ describe("the relay", { skip: whyNot() }, () => {
   test("after_vm_destroy leaves no process, socket or cache file of the relay, within 2 s", async () => {
     const vm = await startVm();
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
-    assert.equal(processesOf(vm.uuid).length, 2, "the front and nbdkit run");
+    assert.equal(processesNaming(vm.uuid).length, 2, "the front and nbdkit run");
     const began = Date.now();
     const outcome = await destroyVm(vm);
     assert.equal(outcome.status, 0, outcome.stderr);
     assert.equal(outcome.stderr, `httpsisoboot: stopped the relay of VM ${vm.uuid} (after_vm_destroy)\n`);
-    assert.deepEqual(processesOf(vm.uuid), []);
+    assert.deepEqual(processesNaming(vm.uuid), []);
     assert.deepEqual(filesOf(vm.uuid), []);
     assert.ok(Date.now() - began < 2000, `gone in ${Date.now() - began} ms`);
   });
@@ -339,21 +333,11 @@ describe("the relay", { skip: whyNot() }, () => {
     async () => {
       const vm = domainFile();
       const jail = ["/usr/bin/python3", join(ROOT, "test", "support", "wx_jail.py")];
-      const hooked = spawnSync(prefix[0], [
-        ...prefix.slice(1),
-        ...jail,
-        join(hooks, "before_vm_start", "50_httpsisoboot"),
-      ], {
-        encoding: "utf8",
-        env: {
-          PATH: process.env.PATH,
-          HTTPSISOBOOT_RUN_DIR: dirs().run,
-          HTTPSISOBOOT_CACHE_DIR: dirs().cache,
-          HTTPSISOBOOT_CONFIG: settings("defaults", ""),
-          _hook_domxml: vm.path,
-          httpsisoboot: proxied(),
-        },
-      });
+      const hooked = await hookAt("before_vm_start", {
+        HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+        _hook_domxml: vm.path,
+        httpsisoboot: proxied(),
+      }, { inner: jail });
       started.add(vm.uuid);
       assert.equal(hooked.status, 0, hooked.stderr);
       const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
@@ -412,19 +396,19 @@ describe("the relay", { skip: whyNot() }, () => {
     started.add(vm.uuid);
     assert.equal(readFileSync(join(work, "tree-status"), "utf8").trim(), "0", tree.stderr);
     assert.notEqual(tree.status, 0, "the tree was killed before its end");
-    assert.equal(processesOf(vm.uuid).length, 2, "the relay runs on");
+    assert.equal(processesNaming(vm.uuid).length, 2, "the relay runs on");
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
   });
 
   test("a relay whose nbdkit dies ends at once, takes its socket along, and keeps its config for systemd's restart", async () => {
     const vm = await startVm();
     const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
-    const nbdkit = processesOf(vm.uuid).find((pid) => pid !== front)!;
+    const nbdkit = processesNaming(vm.uuid).find((pid) => pid !== front)!;
     process.kill(nbdkit, "SIGKILL");
-    for (let i = 0; i < 200 && processesOf(vm.uuid).length > 0; i++) {
+    for (let i = 0; i < 200 && processesNaming(vm.uuid).length > 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    assert.deepEqual(processesOf(vm.uuid), []);
+    assert.deepEqual(processesNaming(vm.uuid), []);
     assert.match(
       logOf(vm.uuid),
       /nbdkit ended \(SIGKILL\); the VM's CD-ROM cannot be read until the relay starts again/,
@@ -453,7 +437,7 @@ describe("the relay", { skip: whyNot() }, () => {
   test("two VMs on the same URL get a relay each; stopping one leaves the other serving", async () => {
     const [a, b] = [await startVm(), await startVm()];
     await destroyVm(a);
-    assert.deepEqual(processesOf(a.uuid), []);
+    assert.deepEqual(processesNaming(a.uuid), []);
     assert.equal((await readThrough(socketOf(b.uuid))).hash, isoHash);
   });
 
@@ -471,12 +455,12 @@ describe("the relay", { skip: whyNot() }, () => {
     vms.forEach((vm) => started.add(vm.uuid));
     for (const [i, outcome] of outcomes.entries()) {
       if (outcome.status === 0) {
-        assert.equal(processesOf(vms[i].uuid).length, 2);
+        assert.equal(processesNaming(vms[i].uuid).length, 2);
       } else {
         assert.equal(outcome.status, 2);
         assert.match(outcome.stderr, /^httpsisoboot: [^\n]+\n$/);
         assert.equal(readFileSync(vms[i].path, "utf8"), before[i]);
-        assert.deepEqual(processesOf(vms[i].uuid), []);
+        assert.deepEqual(processesNaming(vms[i].uuid), []);
       }
     }
     const served = outcomes.filter((outcome) => outcome.status === 0).length;
@@ -497,36 +481,18 @@ describe("the relay", { skip: whyNot() }, () => {
     ) {
       const vm = domainFile();
       const before = readFileSync(vm.path, "utf8");
-      const [command, ...args] = [
-        ...(wrap.outer ?? []),
-        ...prefix,
-        ...(wrap.user ?? []),
-        join(hooks, "before_vm_start", "50_httpsisoboot"),
-      ];
-      const outcome = await new Promise<Outcome>((resolve) => {
-        const begin = Date.now();
-        const child = spawn(command, args, {
-          env: {
-            PATH: process.env.PATH,
-            HTTPSISOBOOT_RUN_DIR: dirs().run,
-            HTTPSISOBOOT_CACHE_DIR: dirs().cache,
-            HTTPSISOBOOT_CONFIG: settings("defaults", ""),
-            _hook_domxml: vm.path,
-            httpsisoboot: proxied(),
-            ...env,
-          },
-          stdio: ["ignore", "ignore", "pipe"],
-        });
-        let stderr = "";
-        child.stderr!.on("data", (chunk) => (stderr += chunk));
-        child.on("close", (status) => resolve({ status, stderr, ms: Date.now() - begin }));
-      });
+      const outcome = await hookAt("before_vm_start", {
+        HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+        _hook_domxml: vm.path,
+        httpsisoboot: proxied(),
+        ...env,
+      }, { outer: wrap.outer, inner: wrap.user });
       assert.equal(outcome.status, 2, outcome.stderr);
       assert.match(outcome.stderr, /^httpsisoboot: [^\n]+\n$/);
       assert.match(outcome.stderr, words);
       assert.ok(!outcome.stderr.includes("TOPSECRET"));
       assert.equal(readFileSync(vm.path, "utf8"), before);
-      assert.deepEqual(processesOf(vm.uuid), []);
+      assert.deepEqual(processesNaming(vm.uuid), []);
       assert.deepEqual(filesOf(vm.uuid), []);
       return outcome;
     }
@@ -626,29 +592,29 @@ describe("the relay", { skip: whyNot() }, () => {
       ];
       const arrived = runner.run("before_vm_migrate_destination", startedXml.xml!, { env, prefix: destination });
       assert.equal(arrived.xml, startedXml.xml, `${arrived.error ?? ""}: the destination does not change the domain`);
-      const there = processesOf(vm.uuid).find((pid) =>
+      const there = processesNaming(vm.uuid).find((pid) =>
         pid !== source && readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay")
       );
       assert.ok(there, "a relay runs on the destination");
       assert.equal((await readThrough(socketOf(vm.uuid), there)).hash, isoHash, "and serves the ISO there");
 
       runner.run("after_vm_migrate_source", startedXml.xml!, { env });
-      assert.ok(!processesOf(vm.uuid).includes(source), "the source's relay stopped");
-      assert.ok(processesOf(vm.uuid).includes(there!), "the destination's runs on");
+      assert.ok(!processesNaming(vm.uuid).includes(source), "the source's relay stopped");
+      assert.ok(processesNaming(vm.uuid).includes(there!), "the destination's runs on");
       assert.ok(!existsSync(socketOf(vm.uuid)), "the source's socket is gone");
 
       runner.run("after_vm_destroy", startedXml.xml!, {
         env,
         prefix: ["nsenter", "--target", String(there), "--mount", "--"],
       });
-      assert.deepEqual(processesOf(vm.uuid), [], "and the destination's stops when the VM is destroyed there");
+      assert.deepEqual(processesNaming(vm.uuid), [], "and the destination's stops when the VM is destroyed there");
 
       // Hibernation on this host: the relay stops with the VM, and starts again for the resume.
       const resumed = runner.run("before_vm_dehibernate", startedXml.xml!, { env });
       assert.equal(resumed.xml, startedXml.xml, resumed.error);
       assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
       runner.run("after_vm_hibernate", startedXml.xml!, { env });
-      assert.deepEqual(processesOf(vm.uuid), []);
+      assert.deepEqual(processesNaming(vm.uuid), []);
       assert.deepEqual(filesOf(vm.uuid), []);
       started.delete(vm.uuid);
     });

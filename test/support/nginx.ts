@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { createServer } from "node:net";
-import process from "node:process";
+import { stopProcess } from "./processes.ts";
 
 export interface Site {
   port: number;
@@ -73,27 +73,9 @@ http {
     accessLog,
     errorLog,
     stop() {
-      if (!existsSync(pid)) return;
-      const process_ = Number(readFileSync(pid, "utf8").trim());
-      signal(process_, "SIGQUIT");
       // Gone before stop() returns, so the caller may delete its dir: 5 s to
       // finish its answers, then killed.
-      for (let waited = 0; waited < 5_000 && signal(process_, 0); waited += 20) sleepMs(20);
-      signal(process_, "SIGKILL");
+      if (existsSync(pid)) stopProcess(Number(readFileSync(pid, "utf8").trim()), "SIGQUIT", 5_000);
     },
   };
-}
-
-/** Sends a signal; whether the process was there to get it. */
-function signal(pid: number, name: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(pid, name);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -3,53 +3,55 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type TLSSocket } from "node:tls";
 import { join } from "node:path";
 import process from "node:process";
 import { freePort, startNginx } from "./nginx.ts";
 import { makeAuthority, makeServerCert } from "./tls.ts";
+import { killNaming, processesHolding } from "./processes.ts";
+import { tempDir } from "./mod.ts";
 
 const noNginx = spawnSync("sh", ["-c", "command -v nginx"]).status === 0
   ? undefined
   : "nginx is not installed; npm test installs it as root";
 
-/** Processes with a file open under `dir`: nginx's master and workers keep their logs open. */
-function holding(dir: string): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "latin1");
-      if (stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z") continue;
-      for (const fd of readdirSync(`/proc/${entry}/fd`)) {
-        if (readlinkSync(`/proc/${entry}/fd/${fd}`).startsWith(dir)) {
-          found.push(Number(entry));
-          break;
-        }
-      }
-    } catch { /* gone meanwhile, or not ours to read */ }
-  }
-  return found;
-}
-
 async function started(name: string) {
-  const work = mkdtempSync(join(tmpdir(), `httpsisoboot-nginx-${name}-`));
+  const work = tempDir(`nginx-${name}`);
   const www = join(work, "www");
   mkdirSync(www);
+  writeFileSync(join(www, "big"), new Uint8Array(64 << 20));
   const cert = makeServerCert(work, "nginx", makeAuthority(work, "nginx test CA"));
-  const nginx = startNginx(work, www, [{ port: await freePort(), ...cert }]);
-  return { work, nginx, logs: join(work, "nginx") };
+  const port = await freePort();
+  const nginx = startNginx(work, www, [{ port, ...cert }]);
+  return { work, nginx, port, logs: join(work, "nginx") };
+}
+
+/** A download that has begun and then stops reading: nginx's graceful stop would wait for it. */
+function stalledDownload(port: number): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
+      socket.write("GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    });
+    socket.once("data", () => {
+      socket.pause();
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
 }
 
 describe("the test nginx", { skip: noNginx }, () => {
-  test("stop() ends every nginx process of the run before it returns", async () => {
-    const { work, nginx, logs } = await started("stop");
+  test("stop() ends nginx before it returns, even while a download it would wait for is stalled", async () => {
+    const { work, nginx, port, logs } = await started("stop");
+    const download = await stalledDownload(port);
     try {
-      assert.notDeepEqual(holding(logs), [], "nginx runs");
+      assert.notDeepEqual(processesHolding(logs), [], "nginx runs");
       nginx.stop();
-      assert.deepEqual(holding(logs), []);
+      assert.deepEqual(processesHolding(logs), []);
     } finally {
+      download.destroy();
+      for (const pid of processesHolding(logs)) process.kill(pid, "SIGKILL");
       rmSync(work, { recursive: true, force: true });
     }
   });
@@ -58,17 +60,11 @@ describe("the test nginx", { skip: noNginx }, () => {
     const { work, nginx, logs } = await started("sweep");
     try {
       // What the e2e's and relay_test's cleanup do first, for relays a failed case left.
-      for (const entry of readdirSync("/proc")) {
-        try {
-          if (/^\d+$/.test(entry) && readFileSync(`/proc/${entry}/cmdline`, "latin1").includes(work)) {
-            process.kill(Number(entry), "SIGKILL");
-          }
-        } catch { /* gone */ }
-      }
+      killNaming(work);
       nginx.stop();
-      assert.deepEqual(holding(logs), []);
+      assert.deepEqual(processesHolding(logs), []);
     } finally {
-      for (const pid of holding(logs)) process.kill(pid, "SIGKILL");
+      for (const pid of processesHolding(logs)) process.kill(pid, "SIGKILL");
       rmSync(work, { recursive: true, force: true });
     }
   });

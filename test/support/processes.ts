@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * The processes a test, the e2e or the bench started, found in /proc: a
+ * relay by its VM's UUID, whatever a run left by its work dir. Zombies do
+ * not count: they have ended (lib/io/files.ts's isRunning).
+ */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import process from "node:process";
+import { isRunning, sleepMs } from "../../lib/io/files.ts";
+
+/** Each process's pid, while it runs. */
+function runningPids(): number[] {
+  return readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).map(Number).filter(isRunning);
+}
+
+/** Running processes whose command line names `text`. */
+export function processesNaming(text: string): number[] {
+  return runningPids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, "latin1").includes(text);
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
+/** Running processes with a file open under `dir`. */
+export function processesHolding(dir: string): number[] {
+  return runningPids().filter((pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(dir));
+    } catch {
+      return false; // gone meanwhile, or not ours to read
+    }
+  });
+}
+
+/** SIGKILLs every process whose command line names `text`: what a failed case left. */
+export function killNaming(text: string): void {
+  for (const pid of processesNaming(text)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/**
+ * Stops a process and returns once it has ended: `signal`, `graceMs` to
+ * end, then SIGKILL. For daemons the tests start, so that nothing outlives
+ * them, and their dirs can be deleted next.
+ */
+export function stopProcess(pid: number, signal: NodeJS.Signals = "SIGTERM", graceMs = 10_000): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return; // already gone
+  }
+  for (let waited = 0; waited < graceMs && isRunning(pid); waited += 20) sleepMs(20);
+  try {
+    if (isRunning(pid)) process.kill(pid, "SIGKILL");
+  } catch { /* ended just now */ }
+}
