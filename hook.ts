@@ -72,7 +72,9 @@ import {
   NBDKIT_MODULES,
   nbdkitArgs,
   type NbdkitFound,
+  nbdkitProbeArgs,
   nbdkitProblem,
+  RELAY_FILTERS,
 } from "./lib/relay/plan.ts";
 import { accessHint, concat, errorCode, readRegularFile, sleepMs, takeLock, userName } from "./lib/io/files.ts";
 import { VERSION } from "./lib/version.ts";
@@ -368,8 +370,7 @@ async function relayReadiness(host: Host): Promise<{ lines: string[]; ok: boolea
   const found = findNbdkit();
   const problem = nbdkitProblem(found, host.file);
   if (problem) return refuse(problem);
-  const filters = ["cache", "blocksize", "retry-request"];
-  const probe = spawnSync(found.binary!, [...filters.map((name) => `--filter=${name}`), "curl", "--version"], {
+  const probe = spawnSync(found.binary!, nbdkitProbeArgs(), {
     encoding: "utf8",
     timeout: 10_000,
   });
@@ -391,7 +392,9 @@ async function relayReadiness(host: Host): Promise<{ lines: string[]; ok: boolea
     : "detached by the hook (systemd is not PID 1 here, or the unit is not installed)";
   return {
     lines: [
-      `${version}, ${found.binary}, with the curl plugin and the cache, blocksize and retry-request filters`,
+      `${version}, ${found.binary}, with the curl plugin and the ${RELAY_FILTERS.slice(0, -1).join(", ")} and ${
+        RELAY_FILTERS.at(-1)
+      } filters`,
       `directories: ${host.dirs!.run} and ${host.dirs!.cache}, writable by ${userName(process.getuid?.() ?? -1)}`,
       `started ${start}`,
     ],

@@ -46,13 +46,29 @@ export const NBDKIT_MODULE_DIRS = [
   "/usr/lib/aarch64-linux-gnu/nbdkit",
 ];
 
+/** nbdkit's filters the relay stacks, outermost first (see the module's notes). */
+export const RELAY_FILTERS = ["cache", "blocksize", "retry-request"] as const;
+
 /** What the relay loads, and the EL package each comes in. */
 export const NBDKIT_MODULES: ReadonlyArray<[string, string]> = [
   ["plugins/nbdkit-curl-plugin.so", "nbdkit-curl-plugin"],
-  ["filters/nbdkit-cache-filter.so", "nbdkit-basic-filters"],
-  ["filters/nbdkit-blocksize-filter.so", "nbdkit-basic-filters"],
-  ["filters/nbdkit-retry-request-filter.so", "nbdkit-basic-filters"],
+  ...RELAY_FILTERS.map((name): [string, string] => [`filters/nbdkit-${name}-filter.so`, "nbdkit-basic-filters"]),
 ];
+
+/**
+ * nbdkit's arguments that load the relay's plugin and filters, and print
+ * its version, as libvirt probes nbdkit: what --check runs.
+ *
+ * @example
+ * ```ts
+ * import { nbdkitProbeArgs } from "./plan.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(nbdkitProbeArgs(), ["--filter=cache", "--filter=blocksize", "--filter=retry-request", "curl", "--version"]);
+ * ```
+ */
+export function nbdkitProbeArgs(): string[] {
+  return [...RELAY_FILTERS.map((name) => `--filter=${name}`), "curl", "--version"];
+}
 
 /** What was found of nbdkit on this host. */
 export interface NbdkitFound {
@@ -124,9 +140,7 @@ export function nbdkitArgs(paths: RelayPaths, config: RelayConfig, options: { se
     "--unix",
     paths.socket,
     ...(options.selinux ? [`--selinux-label=${SOCKET_LABEL}`] : []),
-    "--filter=cache",
-    "--filter=blocksize",
-    "--filter=retry-request",
+    ...RELAY_FILTERS.map((name) => `--filter=${name}`),
     "curl",
     `url=${RELAY_URL}`,
     `unix-socket-path=${frontSocket(paths)}`,
