@@ -41,16 +41,15 @@ describe("isRunning()", () => {
 describe("takeLock()", () => {
   test("takeLock() waits for another holder to let go, then takes the lock with its own pid", () => {
     const lock = join(work, "wait.lock");
-    // Another process holds it for 300 ms.
-    const holder = spawn("sh", ["-c", `echo $$ > ${lock}; sleep 0.3; rm ${lock}`]);
-    for (let i = 0; i < 100 && !existsSync(lock); i++) spawnSync("sleep", ["0.01"]);
-    const began = Date.now();
+    // The holder lets go 300 ms after it sees its lock, which the test writes
+    // for it before it asks: the lock is held when takeLock() begins, however
+    // slowly either process runs, and takeLock() blocks the thread meanwhile.
+    const holder = spawn("sh", ["-c", `while [ ! -s ${lock} ]; do sleep 0.01; done; sleep 0.3; rm ${lock}`]);
+    writeFileSync(lock, `${holder.pid}\n`);
     const release = takeLock(lock, "the test");
-    assert.ok(Date.now() - began >= 100, "it waited");
-    assert.equal(readFileSync(lock, "utf8"), `${process.pid}\n`);
+    assert.equal(readFileSync(lock, "utf8"), `${process.pid}\n`, "taken once the holder let go, not broken");
     release();
     assert.equal(existsSync(lock), false);
-    holder.kill();
   });
 
   test("takeLock() names the pid of a holder that is gone, and breaks nothing", () => {
