@@ -20,7 +20,7 @@
  * A benchmark, not a test: it asserts nothing.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { World } from "../e2e/world.ts";
@@ -29,6 +29,7 @@ import type { DomainSpec } from "../e2e/domain.ts";
 import type { Fault } from "../test/support/fault_proxy.ts";
 import { DEFAULT_SETTINGS } from "../lib/settings.ts";
 import { RELAY_BLOCK_BYTES, RELAY_CACHE_BLOCK_BYTES } from "../lib/limits.ts";
+import { RELAY_FILTERS } from "../lib/relay/plan.ts";
 
 /** Boots of each kind: TCG boot times here vary by a second or two from run to run. */
 const REPEATS = 5;
@@ -218,9 +219,7 @@ async function nbdFloor(world: World): Promise<void> {
       "nbdkit's file plugin with the relay's filters",
       nbd(join(world.work, "floor-filters.sock")),
       [
-        "--filter=cache",
-        "--filter=blocksize",
-        "--filter=retry-request",
+        ...RELAY_FILTERS.map((name) => `--filter=${name}`),
         "file",
         iso,
         "cache-on-read=true",
@@ -235,7 +234,10 @@ async function nbdFloor(world: World): Promise<void> {
     const socket = args.at(-1)!.split("file.server.path=")[1];
     const nbdkit = server &&
       spawn("nbdkit", ["--foreground", "--readonly", "--unix", socket, ...server], { stdio: "ignore" });
-    if (nbdkit) await new Promise((resolve) => setTimeout(resolve, 500));
+    // Its socket, 10 s at most: a fixed pause would time a boot against a server not yet there.
+    for (let waited = 0; nbdkit && !existsSync(socket) && waited < 10_000; waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
     const times = [];
     for (let i = 0; i < REPEATS; i++) times.push(await bootQemu(world, args));
     nbdkit?.kill();
