@@ -144,7 +144,7 @@ async function beforeVmStart(env: Environment): Promise<number> {
   const plan = planHook(original.text, iso, host);
   mark("transform");
   const report = plan.preflight ? await runPreflight(iso, host) : undefined;
-  if (plan.relay) await startVmRelay(plan.relay, host, env, report?.size);
+  if (plan.relay) await startVmRelay(plan.relay, host, env, report);
   let message: string;
   try {
     message = plan.write === undefined
@@ -172,7 +172,7 @@ async function incomingVm(env: Environment, point: HookPoint): Promise<number> {
   const incoming = planIncoming(text, host);
   if (!incoming) return EXIT_OK;
   const report = host.settings.preflight ? await runPreflight(incoming.url, host) : undefined;
-  await startVmRelay(incoming, host, env, report?.size);
+  await startVmRelay(incoming, host, env, report);
   say(`httpsisoboot: started the relay of VM ${incoming.uuid} for ${incoming.url.redacted} (${point})\n`);
   return EXIT_OK;
 }
@@ -207,9 +207,14 @@ function domainPath(env: Environment): string {
 
 /**
  * Starts (or finds running) the VM's relay and waits until it answers; a
- * relay that reports another size than preflight saw is stopped again.
+ * relay that reports another size than preflight saw is stopped again. The
+ * relay takes only answers of the size and validator preflight saw.
  */
-async function startVmRelay(relay: RelayStart, host: Host, env: Environment, expectedSize?: number): Promise<void> {
+async function startVmRelay(relay: RelayStart, host: Host, env: Environment, report?: ServerReport): Promise<void> {
+  const expectedSize = report?.size;
+  const config = report?.validator
+    ? { ...relay.config, expect: { size: report.size, validator: report.validator } }
+    : relay.config;
   const { checkRelayDirs, launcher, startRelay, stopRelay } = await import("./lib/relay/control.ts");
   const problem = nbdkitProblem(findNbdkit(), host.file);
   if (problem) throw new HostError(problem);
@@ -217,7 +222,7 @@ async function startVmRelay(relay: RelayStart, host: Host, env: Environment, exp
   checkRelayDirs(dirs);
   const paths = relayPaths(dirs, relay.uuid);
   const start = launcher(selfCommand(), relay.uuid);
-  const size = await startRelay(paths, relay.uuid, relayConfigText(relay.config), {
+  const size = await startRelay(paths, relay.uuid, relayConfigText(config), {
     launcher: start,
     env,
     deadline: Date.now() + RELAY_READY_MS,
@@ -418,7 +423,12 @@ async function runPreflight(iso: IsoUrl, { settings, file }: Host): Promise<Serv
   }, timeoutMs + HOOK_GRACE_MS);
   try {
     const { preflight } = await import("./lib/preflight/preflight.ts");
-    return await preflight(iso, { timeoutMs, allow: settings.allow, settingsFile: file });
+    return await preflight(iso, {
+      timeoutMs,
+      allow: settings.allow,
+      settingsFile: file,
+      requireValidator: settings.relay === "nbdkit",
+    });
   } finally {
     clearTimeout(watchdog);
   }

@@ -127,3 +127,11 @@ export const RELAY_FRONT_BLOCKS = 4;
  */
 export const RELAY_RETRIES = 5;
 export const RELAY_RETRY_DELAY_S = 2;
+
+/**
+ * The most bytes the front holds unread from one connection to the ISO
+ * server: 256 KiB. Past it the socket is paused until the front has taken
+ * them, so a server that sends faster than the guest reads waits, and the
+ * front's memory stays bounded however much it sends.
+ */
+export const RELAY_UPSTREAM_HELD_BYTES = 256 * 1024;

@@ -146,11 +146,11 @@ function requestText(url: IsoUrl, request: Request, last: boolean): string {
 export function requestHead(
   url: IsoUrl,
   { method, range }: Pick<Request, "method" | "range">,
-  options: { agent: string; keepAlive: boolean },
+  options: { agent: string; keepAlive: boolean; extra?: string },
 ): string {
   const host = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
   return `${method} ${url.requestTarget} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: ${options.agent}\r\n` +
-    `${range ? `Range: ${range}\r\n` : ""}Accept: */*\r\nConnection: ${
+    `${range ? `Range: ${range}\r\n` : ""}${options.extra ?? ""}Accept: */*\r\nConnection: ${
       options.keepAlive ? "keep-alive" : "close"
     }\r\n\r\n`;
 }

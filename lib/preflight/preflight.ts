@@ -30,6 +30,7 @@ import { type IsoUrl, parseIsoUrl } from "../url.ts";
 import { exchange, type Request, type Response } from "./http1.ts";
 import { readVolumeDescriptor } from "./iso9660.ts";
 import { systemTrustBundle } from "./trust.ts";
+import { type Validator, validatorOf } from "../relay/http.ts";
 
 const DESCRIPTOR_RANGE = `bytes=${DESCRIPTOR_OFFSET}-${DESCRIPTOR_OFFSET + DESCRIPTOR_BYTES - 1}`;
 const HEAD: Request = { method: "HEAD" };
@@ -49,6 +50,8 @@ export interface ServerReport {
   format: string;
   /** The ISO 9660 volume label, printable, when there is one. */
   label: string;
+  /** What names this version of the file (a strong ETag, or Last-Modified), when the server sends one. */
+  validator?: Validator;
 }
 
 export interface PreflightOptions {
@@ -60,6 +63,11 @@ export interface PreflightOptions {
   settingsFile: string;
   /** The trust bundle; the system's when absent. */
   caFile?: string;
+  /**
+   * Whether the server must name the file's version (relay mode): the relay
+   * checks it on every answer, so a server without one is refused here.
+   */
+  requireValidator?: boolean;
 }
 
 /**
@@ -94,9 +102,16 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
       continue;
     }
     const size = checkHead(head, where);
+    const validator = checkValidator(head, where, options.requireValidator ?? false);
     const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], { ca, deadline, limit })).responses[0];
     const volume = checkDescriptor(ranged, size, where);
-    return { finalUrl: current.redacted, redirects, size, issuer, ...volume };
+    if (validator && ranged.headers.get(validator.header) !== validator.value) {
+      throw new ServerError(
+        `${where} changed the ISO during preflight (the ${validator.header === "etag" ? "ETag" : "Last-Modified"} ` +
+          `of its byte range is not the HEAD's); start the VM again once the file on the server is final`,
+      );
+    }
+    return { finalUrl: current.redacted, redirects, size, issuer, ...volume, validator };
   }
 }
 
@@ -152,6 +167,21 @@ function checkHead(head: Response, where: string): number {
     );
   }
   return size;
+}
+
+/**
+ * The file's validator. The relay refuses every answer that does not carry
+ * it, so a server that sends none is refused now, before the VM starts.
+ */
+function checkValidator(head: Response, where: string, required: boolean): Validator | undefined {
+  const validator = validatorOf(head.headers);
+  if (!validator && required) {
+    throw new ServerError(
+      `${where} sends no strong ETag or Last-Modified, so the relay cannot prove that every part it reads is of ` +
+        `the same file; serve the ISO as a static file (nginx and Apache send both), or set relay = off`,
+    );
+  }
+  return validator;
 }
 
 function checkDescriptor(ranged: Response | undefined, size: number, where: string): { format: string; label: string } {

@@ -12,6 +12,7 @@
 import { RelayError } from "../errors.ts";
 import type { AllowRule, Settings } from "../settings.ts";
 import { type IsoUrl, parseIsoUrl } from "../url.ts";
+import type { Validator } from "./http.ts";
 
 /** A relay's configuration. */
 export interface RelayConfig {
@@ -25,6 +26,12 @@ export interface RelayConfig {
   settingsFile: string;
   /** The most disk, in bytes, the relay's cache may take. */
   cacheSize: number;
+  /**
+   * What preflight saw of the file: every answer the relay takes must be of
+   * this size and carry this validator. Without it (preflight = no), the
+   * relay's first answer sets both.
+   */
+  expect?: { size: number; validator: Validator };
 }
 
 /**
@@ -40,7 +47,11 @@ export interface RelayConfig {
  * assertEquals([config.url, config.timeout], ["https://i.example:443/a.iso?s=1", 30]);
  * ```
  */
-export function relayConfig(url: IsoUrl, host: { settings: Settings; file: string }): RelayConfig {
+export function relayConfig(
+  url: IsoUrl,
+  host: { settings: Settings; file: string },
+  expect?: RelayConfig["expect"],
+): RelayConfig {
   const { settings, file } = host;
   return {
     url: url.href,
@@ -48,6 +59,7 @@ export function relayConfig(url: IsoUrl, host: { settings: Settings; file: strin
     allow: settings.allow,
     settingsFile: file,
     cacheSize: settings.relayCacheSize,
+    ...(expect && { expect }),
   };
 }
 
@@ -83,7 +95,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     throw refuse("is not JSON");
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw refuse("is not an object");
-  const { url, timeout, allow, settingsFile, cacheSize } = raw;
+  const { url, timeout, allow, settingsFile, cacheSize, expect } = raw;
   if (typeof url !== "string") throw refuse("has no URL");
   try {
     parseIsoUrl(url);
@@ -94,11 +106,21 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (!isWhole(cacheSize, 1, 2 ** 50)) throw refuse("has no valid cacheSize");
   if (typeof settingsFile !== "string") throw refuse("has no settingsFile");
   if (!Array.isArray(allow) || !allow.every(isAllowRule)) throw refuse("has no valid allow list");
-  return { url, timeout, allow, settingsFile, cacheSize };
+  if (expect !== undefined && !isExpect(expect)) throw refuse("has no valid expect");
+  return { url, timeout, allow, settingsFile, cacheSize, ...(expect !== undefined && { expect }) };
 }
 
 function isWhole(value: unknown, min: number, max: number): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
+function isExpect(value: unknown): value is RelayConfig["expect"] {
+  if (typeof value !== "object" || value === null) return false;
+  const { size, validator } = value as Record<string, unknown>;
+  if (!isWhole(size, 1, 2 ** 53 - 1) || typeof validator !== "object" || validator === null) return false;
+  const { header, value: text } = validator as Record<string, unknown>;
+  return (header === "etag" || header === "last-modified") && typeof text === "string" && text.length <= 256 &&
+    !/[\r\n]/.test(text);
 }
 
 function isAllowRule(rule: unknown): rule is AllowRule {

@@ -26,7 +26,14 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { HookError, printable } from "../errors.ts";
-import { MAX_HEADER_BYTES, MAX_REDIRECTS, RELAY_BLOCK_BYTES, RELAY_FRONT_BLOCKS } from "../limits.ts";
+import {
+  MAX_HEADER_BYTES,
+  MAX_REDIRECTS,
+  RELAY_BLOCK_BYTES,
+  RELAY_FRONT_BLOCKS,
+  RELAY_UPSTREAM_HELD_BYTES,
+} from "../limits.ts";
+import { concat } from "../io/files.ts";
 import { checkAllowed } from "../policy.ts";
 import { certificateProblem, openTls, parseResponseHead, requestHead } from "../preflight/http1.ts";
 import { resolveLocation } from "../preflight/preflight.ts";
@@ -37,6 +44,7 @@ import {
   type FileFacts,
   frontAnswer,
   type FrontRequest,
+  ifRange,
   judgeAnswer,
   keepsAlive,
   parseFrontRequest,
@@ -54,6 +62,8 @@ export interface FrontOptions {
   ca: Uint8Array;
   /** Where the front says what went wrong: one line each, query values hidden. */
   log(line: string): void;
+  /** What preflight saw of the file: every answer must be of this size and carry this validator. */
+  expect?: FileFacts;
 }
 
 /** A running front. */
@@ -117,7 +127,9 @@ function serveClient(client: Socket, options: FrontOptions, pool: Pool, blocks: 
     }
   };
   client.on("data", (chunk: Uint8Array) => {
-    pending = join(pending, chunk);
+    // curl asks one request at a time: more than one head's worth unanswered is not curl.
+    if (pending.length + chunk.length > 2 * MAX_HEADER_BYTES) return void client.destroy();
+    pending = concat([pending, chunk]);
     if (!busy) next();
   });
   client.on("error", () => client.destroy());
@@ -172,7 +184,11 @@ async function ask(
     const range = request.range && `bytes=${request.range.start}-${request.range.end}`;
     const { upstream, head } = await pool.ask(
       url,
-      requestHead(url, { method: request.method, range }, { agent: `httpsisoboot-relay/${VERSION}`, keepAlive: true }),
+      requestHead(url, { method: request.method, range }, {
+        agent: `httpsisoboot-relay/${VERSION}`,
+        keepAlive: true,
+        extra: range && ifRange(pool.facts.validator),
+      }),
     );
     const verdict = judgeAnswer(request, head, pool.facts);
     if (verdict.kind === "redirect") {
@@ -282,10 +298,12 @@ function redirectTarget(
 
 /** The server's connections: idle ones kept for reuse, and what earlier answers said of the file. */
 class Pool {
-  readonly facts: FileFacts = {};
+  readonly facts: FileFacts;
   private kept = new Map<string, Upstream[]>();
 
-  constructor(private readonly options: FrontOptions) {}
+  constructor(private readonly options: FrontOptions) {
+    this.facts = { ...options.expect };
+  }
 
   /**
    * Sends a request and reads the answer's head. A kept connection the
@@ -307,11 +325,11 @@ class Pool {
 
   learn(verdict: Extract<Verdict, { kind: "whole" | "part" }>): void {
     this.facts.size ??= verdict.size;
-    this.facts.version ??= verdict.version;
+    this.facts.validator ??= verdict.validator;
   }
 
   keep(url: IsoUrl, upstream: Upstream): void {
-    upstream.idle();
+    if (!upstream.done()) return upstream.discard();
     const list = this.kept.get(origin(url)) ?? [];
     if (list.length >= MAX_IDLE) return upstream.discard();
     list.push(upstream);
@@ -327,14 +345,29 @@ class Pool {
 /** A kept connection closed before a byte of the answer came: safe to ask again on a new one. */
 class StaleConnection extends Error {}
 
-/** One TLS connection to the ISO server, read one answer at a time. */
+/**
+ * One TLS connection to the ISO server, read one answer at a time, and
+ * bounded against the server whatever it does:
+ *
+ * - No byte is taken while no request is in flight: a server that speaks on
+ *   an idle kept connection, or sends more than the answer it owes, is dropped.
+ * - At most RELAY_UPSTREAM_HELD_BYTES are held unread; past that the socket
+ *   is paused, so a fast server waits for the front instead of filling it.
+ * - Each answer must come whole within the timeout, from the request on: a
+ *   server that trickles a byte now and then is given up on as one that is
+ *   silent.
+ */
 class Upstream {
-  private pending: Uint8Array = new Uint8Array();
+  private chunks: Uint8Array[] = [];
+  private held = 0;
+  private inFlight = false;
+  private gotBytes = false;
   private waiting?: () => void;
   private ended = false;
   private failure?: Error;
   private timedOut = false;
   private answered = false;
+  private deadline?: ReturnType<typeof setTimeout>;
 
   private constructor(
     private readonly socket: TLSSocket,
@@ -342,7 +375,11 @@ class Upstream {
     private readonly timeoutMs: number,
   ) {
     socket.on("data", (chunk: Uint8Array) => {
-      this.pending = join(this.pending, chunk);
+      if (!this.inFlight) return this.fail(new HookError(`${where} sent bytes with no request in flight`));
+      this.chunks.push(chunk);
+      this.held += chunk.length;
+      this.gotBytes = true;
+      if (this.held >= RELAY_UPSTREAM_HELD_BYTES) socket.pause();
       this.wake();
     });
     socket.on("end", () => {
@@ -353,15 +390,7 @@ class Upstream {
       this.ended = true;
       this.wake();
     });
-    socket.on("error", (error: Error) => {
-      this.failure = error;
-      this.wake();
-    });
-    socket.on("timeout", () => {
-      this.timedOut = true;
-      this.failure = new HookError(`${where} sent nothing for ${timeoutMs / 1000} s (timeout)`);
-      this.wake();
-    });
+    socket.on("error", (error: Error) => this.fail(error));
   }
 
   /** A verified connection; refuses a certificate this host does not trust. */
@@ -395,32 +424,35 @@ class Upstream {
 
   /**
    * Sends a request head and reads the answer's head, at most
-   * MAX_HEADER_BYTES. The server's silence counts from here until the
-   * connection is kept idle again: an idle kept connection never times out.
+   * MAX_HEADER_BYTES. The answer's deadline runs from here until done().
    */
   async request(head: string): Promise<ReturnType<typeof parseResponseHead>> {
     const wasUsed = this.answered;
-    this.socket.setTimeout(this.timeoutMs);
+    this.inFlight = true;
+    this.gotBytes = false;
+    const seconds = this.timeoutMs / 1000;
+    this.deadline = setTimeout(() => {
+      this.timedOut = true;
+      this.fail(
+        new HookError(
+          this.gotBytes
+            ? `${this.where} did not send the whole answer within ${seconds} s (timeout)`
+            : `${this.where} sent nothing for ${seconds} s (timeout)`,
+        ),
+      );
+    }, this.timeoutMs);
     this.socket.write(head);
     for (;;) {
-      const end = indexOfBlankLine(this.pending);
-      if (end >= 0) {
-        if (end > MAX_HEADER_BYTES) {
-          throw new HookError(`${this.where} sent more than ${MAX_HEADER_BYTES} bytes of headers`);
-        }
-        const text = new TextDecoder("latin1").decode(this.pending.subarray(0, end));
-        this.pending = this.pending.slice(end + 4);
+      const found = this.takeHead();
+      if (found !== undefined) {
         this.answered = true;
-        const answer = parseResponseHead(text);
+        const answer = parseResponseHead(found);
         if (answer.status >= 100 && answer.status < 200) continue;
         return answer;
       }
-      if (this.pending.length > MAX_HEADER_BYTES) {
-        throw new HookError(`${this.where} sent more than ${MAX_HEADER_BYTES} bytes of headers`);
-      }
       if (this.failure || this.ended) {
         // Closed (or reset) between answers, as a server may close an idle kept connection.
-        if (wasUsed && this.pending.length === 0 && !this.timedOut) throw new StaleConnection();
+        if (wasUsed && !this.gotBytes && !this.timedOut) throw new StaleConnection();
         throw this.failure ?? new HookError(`${this.where} closed the connection before answering`);
       }
       await this.wait();
@@ -432,11 +464,14 @@ class Upstream {
     const body = new Uint8Array(length);
     let have = 0;
     while (have < length) {
-      if (this.pending.length > 0) {
-        const take = this.pending.subarray(0, Math.min(length - have, this.pending.length));
-        body.set(take, have);
-        have += take.length;
-        this.pending = this.pending.subarray(take.length);
+      const chunk = this.chunks[0];
+      if (chunk !== undefined) {
+        const take = Math.min(length - have, chunk.length);
+        body.set(chunk.subarray(0, take), have);
+        have += take;
+        if (take === chunk.length) this.chunks.shift();
+        else this.chunks[0] = chunk.subarray(take);
+        this.consumed(take);
         into?.progress(body, have);
         continue;
       }
@@ -446,13 +481,50 @@ class Upstream {
     }
   }
 
-  /** Kept for the next request: no answer is awaited, so no silence counts. */
-  idle(): void {
-    this.socket.setTimeout(0);
+  /**
+   * The answer is read: no request is in flight, so no silence counts, and
+   * from now on any byte the server sends drops the connection. Whether it
+   * can be kept: not when the server sent more than the answer.
+   */
+  done(): boolean {
+    clearTimeout(this.deadline);
+    this.inFlight = false;
+    return this.held === 0 && !this.failure && !this.ended;
   }
 
   discard(): void {
+    clearTimeout(this.deadline);
     this.socket.destroy();
+  }
+
+  /** The head of the answer, once all of it has come; refuses one larger than MAX_HEADER_BYTES. */
+  private takeHead(): string | undefined {
+    if (this.held === 0) return undefined;
+    const bytes = this.chunks.length === 1 ? this.chunks[0] : concat(this.chunks);
+    const end = indexOfBlankLine(bytes);
+    if (end < 0 ? bytes.length > MAX_HEADER_BYTES : end > MAX_HEADER_BYTES) {
+      throw new HookError(`${this.where} sent more than ${MAX_HEADER_BYTES} bytes of headers`);
+    }
+    if (end < 0) {
+      this.chunks = [bytes];
+      return undefined;
+    }
+    const rest = bytes.subarray(end + 4);
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.consumed(end + 4);
+    return new TextDecoder("latin1").decode(bytes.subarray(0, end));
+  }
+
+  private consumed(bytes: number): void {
+    this.held -= bytes;
+    if (this.held < RELAY_UPSTREAM_HELD_BYTES && this.socket.isPaused()) this.socket.resume();
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    clearTimeout(this.deadline);
+    this.socket.destroy();
+    this.wake();
   }
 
   private wait(): Promise<void> {
@@ -479,12 +551,4 @@ function indexOfBlankLine(bytes: Uint8Array): number {
     if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i;
   }
   return -1;
-}
-
-function join(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const joined = new Uint8Array(a.length + b.length);
-  joined.set(a);
-  joined.set(b, a.length);
-  return joined;
 }

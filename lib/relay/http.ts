@@ -22,19 +22,65 @@ export interface FrontRequest {
   range?: { start: number; end: number };
 }
 
-/** What the front knows of the file from earlier answers. */
+/**
+ * What names one version of the file on the server: a strong ETag, or else
+ * the Last-Modified date (a weak ETag names no bytes, so it does not count).
+ */
+export interface Validator {
+  header: "etag" | "last-modified";
+  value: string;
+}
+
+/** What the front knows of the file, from preflight or the first answer. */
 export interface FileFacts {
   size?: number;
-  /** The ETag, or else the Last-Modified date, of the first answer. */
-  version?: string;
+  validator?: Validator;
 }
 
 /** What an answer from the ISO server means for the request it answers. */
 export type Verdict =
   | { kind: "redirect"; status: number; location: string }
-  | { kind: "whole"; size: number; version?: string }
-  | { kind: "part"; start: number; end: number; size: number; version?: string }
+  | { kind: "whole"; size: number; validator: Validator }
+  | { kind: "part"; start: number; end: number; size: number; validator: Validator }
   | { kind: "refused"; why: string };
+
+/**
+ * The validator an answer carries: its ETag when that is strong, else its
+ * Last-Modified date; undefined when it has neither.
+ *
+ * @example
+ * ```ts
+ * import { validatorOf } from "./http.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(validatorOf(new Map([["etag", '"5f-1a"']])), { header: "etag", value: '"5f-1a"' });
+ * assertEquals(validatorOf(new Map([["etag", 'W/"5f"']])), undefined);
+ * assertEquals(validatorOf(new Map([["etag", 'W/"5f"'], ["last-modified", "Tue, 01 Dec 2026 10:00:00 GMT"]]))?.header, "last-modified");
+ * ```
+ */
+export function validatorOf(headers: Map<string, string>): Validator | undefined {
+  const etag = headers.get("etag");
+  if (etag !== undefined && /^"[\x21\x23-\x7e]{1,200}"$/.test(etag)) return { header: "etag", value: etag };
+  const modified = headers.get("last-modified");
+  if (modified !== undefined && modified.length <= 64 && !Number.isNaN(Date.parse(modified))) {
+    return { header: "last-modified", value: modified };
+  }
+  return undefined;
+}
+
+/**
+ * The If-Range header that makes a server whose file changed answer with
+ * the whole new file (a 200, which is refused) instead of a part of it.
+ *
+ * @example
+ * ```ts
+ * import { ifRange } from "./http.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(ifRange({ header: "etag", value: '"5f-1a"' }), 'If-Range: "5f-1a"\r\n');
+ * ```
+ */
+export function ifRange(validator: Validator | undefined): string {
+  return validator ? `If-Range: ${validator.value}\r\n` : "";
+}
 
 /**
  * Reads a request head from nbdkit's curl plugin.
@@ -75,23 +121,44 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  * import { assertEquals } from "../_assert.ts";
  * const answer = (status: number, headers: Record<string, string>) => ({ status, headers: new Map(Object.entries(headers)), body: new Uint8Array() });
  * const get = { method: "GET" as const, range: { start: 0, end: 9 } };
+ * const part = { "content-range": "bytes 0-9/100", "content-length": "10", etag: '"v1"' };
  * assertEquals(judgeAnswer(get, answer(503, {}), {}).kind, "refused");
- * assertEquals(judgeAnswer(get, answer(200, { "content-length": "100" }), {}).kind, "refused");
- * assertEquals(judgeAnswer(get, answer(206, { "content-range": "bytes 0-9/100", "content-length": "10" }), {}).kind, "part");
+ * assertEquals(judgeAnswer(get, answer(200, { "content-length": "100", etag: '"v1"' }), {}).kind, "refused");
+ * assertEquals(judgeAnswer(get, answer(206, part), {}).kind, "part");
+ * const known = { validator: { header: "etag" as const, value: '"v1"' } };
+ * assertEquals(judgeAnswer(get, answer(206, { "content-range": "bytes 0-9/100", "content-length": "10" }), known).kind, "refused");
  * ```
  */
 export function judgeAnswer(request: FrontRequest, answer: Response, facts: FileFacts): Verdict {
   const { status, headers } = answer;
   const location = headers.get("location");
   if (REDIRECTS.has(status) && location) return { kind: "redirect", status, location };
-  const version = headers.get("etag") ?? headers.get("last-modified");
-  if (facts.version !== undefined && version !== undefined && version !== facts.version) {
-    return { kind: "refused", why: "the ISO changed on the server since the relay started (its ETag differs)" };
+  if (status !== 200 && status !== 206) {
+    return { kind: "refused", why: `HTTP ${status} to ${request.method === "HEAD" ? "HEAD" : "a ranged GET"}` };
   }
+  const version = checkValidator(headers, facts);
+  if (typeof version === "string") return { kind: "refused", why: version };
   return request.method === "HEAD" ? judgeWhole(answer, facts, version) : judgePart(request, answer, facts, version);
 }
 
-function judgeWhole(answer: Response, facts: FileFacts, version: string | undefined): Verdict {
+/**
+ * The answer's validator, which must be the one known: the same header with
+ * the same value; or why not. Without one known, the answer must bring one.
+ */
+function checkValidator(headers: Map<string, string>, facts: FileFacts): Validator | string {
+  const known = facts.validator;
+  if (known === undefined) {
+    return validatorOf(headers) ??
+      "the server sends no strong ETag or Last-Modified, so the relay cannot prove every part is of the same file";
+  }
+  const name = known.header === "etag" ? "ETag" : "Last-Modified";
+  const value = headers.get(known.header);
+  if (value === undefined) return `the answer carries no ${name}; the relay cannot tell it is the same file`;
+  if (value !== known.value) return `the ISO changed on the server since the relay started (its ${name} differs)`;
+  return known;
+}
+
+function judgeWhole(answer: Response, facts: FileFacts, version: Validator): Verdict {
   if (answer.status !== 200) return { kind: "refused", why: `HTTP ${answer.status} to HEAD` };
   const size = wholeNumber(answer.headers.get("content-length"));
   if (size === undefined || size === 0) {
@@ -103,18 +170,17 @@ function judgeWhole(answer: Response, facts: FileFacts, version: string | undefi
   if (facts.size !== undefined && size !== facts.size) {
     return { kind: "refused", why: `the ISO changed on the server: ${size} bytes, not ${facts.size}` };
   }
-  return { kind: "whole", size, version };
+  return { kind: "whole", size, validator: version };
 }
 
 function judgePart(
   request: FrontRequest,
   answer: Response,
   facts: FileFacts,
-  version: string | undefined,
+  version: Validator,
 ): Verdict {
   const { status, headers } = answer;
   if (status === 200) return { kind: "refused", why: "the server ignored the byte range (200, not 206)" };
-  if (status !== 206) return { kind: "refused", why: `HTTP ${status} to a ranged GET` };
   const match = /^bytes ([0-9]{1,16})-([0-9]{1,16})\/([0-9]{1,16})$/.exec(headers.get("content-range") ?? "");
   if (!match) return { kind: "refused", why: "a 206 without a single Content-Range" };
   const [start, end, size] = match.slice(1).map(Number);
@@ -131,7 +197,7 @@ function judgePart(
   if (wholeNumber(headers.get("content-length")) !== end - start + 1) {
     return { kind: "refused", why: "a 206 whose Content-Length is not its range's" };
   }
-  return { kind: "part", start, end, size, version };
+  return { kind: "part", start, end, size, validator: version };
 }
 
 /** Whether the server will keep the connection open after this answer. */
@@ -149,7 +215,9 @@ export function keepsAlive(answer: Response): boolean {
  * assertEquals(frontAnswer({ kind: "part", start: 0, end: 9, size: 100 }).split("\r\n")[0], "HTTP/1.1 206 Partial Content");
  * ```
  */
-export function frontAnswer(verdict: Extract<Verdict, { kind: "whole" | "part" }>): string {
+export function frontAnswer(
+  verdict: { kind: "whole"; size: number } | { kind: "part"; start: number; end: number; size: number },
+): string {
   if (verdict.kind === "whole") {
     return `HTTP/1.1 200 OK\r\nContent-Length: ${verdict.size}\r\nAccept-Ranges: bytes\r\n\r\n`;
   }

@@ -63,6 +63,7 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
       timeoutMs: config.timeout * 1000,
       ca: readFileSync(systemTrustBundle()),
       log: say,
+      expect: config.expect,
     });
     const nbdkit = startNbdkit(paths, config);
     await openToGroup(paths.socket, nbdkit);

@@ -39,7 +39,18 @@ let nginx: Nginx | undefined;
 let ca = "";
 let stall: Server | undefined;
 let sizeless: HttpsServer | undefined;
-const port = { good: 0, noRanges: 0, untrusted: 0, closed: 0, stall: 0, sizeless: 0, noKeepalive: 0 };
+let unversioned: HttpsServer | undefined;
+const port = {
+  good: 0,
+  noRanges: 0,
+  untrusted: 0,
+  closed: 0,
+  stall: 0,
+  sizeless: 0,
+  noKeepalive: 0,
+  noEtag: 0,
+  unversioned: 0,
+};
 const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 
 describe("preflight()", { skip: missing() }, () => {
@@ -54,7 +65,7 @@ describe("preflight()", { skip: missing() }, () => {
     const authority = makeAuthority(work, "preflight test CA");
     const rogue = makeAuthority(work, "untrusted test CA");
     ca = authority.cert;
-    for (const key of ["good", "noRanges", "untrusted", "closed", "stall", "sizeless", "noKeepalive"] as const) {
+    for (const key of Object.keys(port) as Array<keyof typeof port>) {
       port[key] = await freePort();
     }
     const routes = `
@@ -68,7 +79,27 @@ describe("preflight()", { skip: missing() }, () => {
       { port: port.noRanges, ...makeServerCert(work, "noranges", authority), extra: "max_ranges 0;" },
       { port: port.untrusted, ...makeServerCert(work, "untrusted", rogue) },
       { port: port.noKeepalive, ...makeServerCert(work, "nokeepalive", authority), extra: "keepalive_timeout 0;" },
+      { port: port.noEtag, ...makeServerCert(work, "noetag", authority), extra: "etag off;" },
     ]);
+    // A server that serves the ISO's ranges well but names no version of it: no ETag, no Last-Modified.
+    const iso = readFileSync(join(www, "boot.iso"));
+    const unversionedCert = makeServerCert(work, "unversioned", authority);
+    unversioned = createHttpsServer(
+      { key: readFileSync(unversionedCert.key), cert: readFileSync(unversionedCert.cert) },
+      (request, response) => {
+        const range = /^bytes=(\d+)-(\d+)$/.exec(request.headers.range ?? "");
+        if (!range) {
+          response.writeHead(200, { "Accept-Ranges": "bytes", "Content-Length": iso.length });
+          return void response.end();
+        }
+        const [start, end] = [Number(range[1]), Math.min(Number(range[2]), iso.length - 1)];
+        response.writeHead(206, {
+          "Content-Range": `bytes ${start}-${end}/${iso.length}`,
+          "Content-Length": end - start + 1,
+        });
+        response.end(iso.subarray(start, end + 1));
+      },
+    ).listen(port.unversioned, "127.0.0.1");
     // A server that accepts connections and never answers.
     stall = createServer(() => {}).listen(port.stall, "127.0.0.1");
     // A server that offers ranges but reports no size, which nginx never does.
@@ -86,14 +117,17 @@ describe("preflight()", { skip: missing() }, () => {
     nginx?.stop();
     stall?.close();
     sizeless?.close();
+    unversioned?.close();
     rmSync(work, { recursive: true, force: true });
   });
 
-  const check = (target: string, timeoutMs = 5000) =>
-    preflight(parseIsoUrl(target), { timeoutMs, caFile: ca, allow: [], settingsFile: "test.conf" });
+  const check = (target: string, timeoutMs = 5000, requireValidator = false) =>
+    preflight(parseIsoUrl(target), { timeoutMs, caFile: ca, allow: [], settingsFile: "test.conf", requireValidator });
 
-  test("preflight() reports size, issuer, format and label of a good ISO", async () => {
-    const report = await check(url(port.good, "/boot.iso"));
+  test("preflight() reports size, issuer, format, label and the file's strong ETag of a good ISO", async () => {
+    const { validator, ...report } = await check(url(port.good, "/boot.iso"));
+    assert.equal(validator?.header, "etag");
+    assert.match(validator!.value, /^"[0-9a-f]+-[0-9a-f]+"$/, "nginx's ETag: mtime and size in hex");
     assert.deepEqual(report, {
       finalUrl: `https://localhost:${port.good}/boot.iso`,
       redirects: 0,
@@ -120,6 +154,22 @@ describe("preflight()", { skip: missing() }, () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+
+  test("preflight() takes Last-Modified as the version of a file served without an ETag", async () => {
+    const { validator } = await check(url(port.noEtag, "/boot.iso"), 5000, true);
+    assert.equal(validator?.header, "last-modified");
+    assert.ok(!Number.isNaN(Date.parse(validator!.value)));
+  });
+
+  test("preflight() in relay mode refuses, with one line, a server that names no version of the file", async () => {
+    await assert.rejects(check(url(port.unversioned, "/boot.iso"), 5000, true), (error: Error) => {
+      assert.match(error.message, /sends no strong ETag or Last-Modified, so the relay cannot prove/);
+      assert.ok(!error.message.includes("\n"));
+      return true;
+    });
+    const direct = await check(url(port.unversioned, "/boot.iso"), 5000, false);
+    assert.equal(direct.validator, undefined, "QEMU's curl (relay = off) never checks it, so preflight does not ask");
+  });
 
   test("preflight() asks HEAD and the ranged GET over one TLS connection", async () => {
     await check(url(port.good, "/boot.iso"));

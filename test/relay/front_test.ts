@@ -27,7 +27,7 @@ const closers: Array<() => void> = [];
 
 /** A TLS server on loopback that answers each request with `answer`; counts connections and requests (line and Range). */
 async function server(cert: ServerCert, answer: (socket: TLSSocket, request: string) => void) {
-  const seen = { connections: 0, requests: [] as string[] };
+  const seen = { connections: 0, requests: [] as string[], ifRange: [] as string[] };
   const sockets = new Set<TLSSocket>();
   const tls: Server = createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
     seen.connections++;
@@ -35,6 +35,8 @@ async function server(cert: ServerCert, answer: (socket: TLSSocket, request: str
     socket.on("close", () => sockets.delete(socket));
     eachRequest(socket, (socket, request) => {
       const range = /\r\nrange: ([^\r]*)/i.exec(request)?.[1];
+      const ifRange = /\r\nif-range: ([^\r]*)/i.exec(request)?.[1];
+      if (ifRange) seen.ifRange.push(ifRange);
       seen.requests.push(`${request.split("\r\n")[0]}${range ? ` ${range}` : ""}`);
       answer(socket, request);
     });
@@ -182,11 +184,13 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     const big = Buffer.from(Array.from({ length: (5 << 20) / 2 }, (_, i) => i % 253));
     const iso = await server(cert, (socket, request) => {
       if (request.startsWith("HEAD")) {
-        return void socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\nAccept-Ranges: bytes\r\n\r\n`);
+        return void socket.write(
+          `HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\nAccept-Ranges: bytes\r\nETag: "big"\r\n\r\n`,
+        );
       }
       const [start, end] = /range: bytes=(\d+)-(\d+)/i.exec(request)!.slice(1).map(Number);
       socket.write(
-        `HTTP/1.1 206 P\r\nContent-Range: bytes ${start}-${end}/${big.length}\r\nContent-Length: ${
+        `HTTP/1.1 206 P\r\nETag: "big"\r\nContent-Range: bytes ${start}-${end}/${big.length}\r\nContent-Length: ${
           end - start + 1
         }\r\n\r\n`,
       );
@@ -218,7 +222,7 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     const iso = await server(cert, (socket, request) => {
       if (request.startsWith("HEAD") || ++gets > 1) return goodAnswer(socket, request);
       socket.write(
-        `HTTP/1.1 206 P\r\nContent-Range: bytes 0-4095/${FILE.length}\r\nContent-Length: 4096\r\n\r\n`,
+        `HTTP/1.1 206 P\r\nETag: "v1"\r\nContent-Range: bytes 0-4095/${FILE.length}\r\nContent-Length: 4096\r\n\r\n`,
       );
       socket.write(FILE.subarray(0, 1000));
       setTimeout(() => socket.destroy(), 300); // the rest never comes
@@ -247,30 +251,33 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     ["a 503", (socket) => socket.write("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"), /HTTP 503 to a ranged GET/],
     [
       "a 200 with the whole file",
-      (socket) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${FILE.length}\r\n\r\n`),
+      (socket) => socket.write(`HTTP/1.1 200 OK\r\nETag: "v1"\r\nContent-Length: ${FILE.length}\r\n\r\n`),
       /ignored the byte range/,
     ],
     [
       "a part of another file",
-      (socket) => socket.write("HTTP/1.1 206 P\r\nContent-Range: bytes 0-98/99\r\nContent-Length: 99\r\n\r\n"),
+      (socket) =>
+        socket.write('HTTP/1.1 206 P\r\nETag: "v1"\r\nContent-Range: bytes 0-98/99\r\nContent-Length: 99\r\n\r\n'),
       /the ISO changed on the server: 99 bytes, not 4096/,
     ],
     [
       "another part than asked",
       (socket) =>
         socket.write(
-          `HTTP/1.1 206 P\r\nContent-Range: bytes 0-9/${FILE.length}\r\nContent-Length: 10\r\n\r\n0123456789`,
+          `HTTP/1.1 206 P\r\nETag: "v1"\r\nContent-Range: bytes 0-9/${FILE.length}\r\nContent-Length: 10\r\n\r\n0123456789`,
         ),
       /the server sent bytes 0-9 for 0-4095/,
     ],
     ["a body cut short", (socket) => {
-      socket.write(`HTTP/1.1 206 P\r\nContent-Range: bytes 0-4095/${FILE.length}\r\nContent-Length: 4096\r\n\r\n01234`);
+      socket.write(
+        `HTTP/1.1 206 P\r\nETag: "v1"\r\nContent-Range: bytes 0-4095/${FILE.length}\r\nContent-Length: 4096\r\n\r\n01234`,
+      );
       socket.end();
     }, /cut the answer short: 5 of 4096 bytes/],
     ["silence", () => {}, /sent nothing for 1 s \(timeout\)/],
     [
       "endless headers",
-      (socket) => socket.write(`HTTP/1.1 206 P\r\n${"X-Pad: y\r\n".repeat(3000)}`),
+      (socket) => socket.write(`HTTP/1.1 206 P\r\nETag: "v1"\r\n${"X-Pad: y\r\n".repeat(3000)}`),
       /more than 16384 bytes of headers/,
     ],
   ];
@@ -294,6 +301,81 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       assert.ok(!logs.join("\n").includes("TOPSECRET"));
     });
   }
+
+  test("the front refuses a part that does not carry the ETag the HEAD had, so other bytes never reach curl", async () => {
+    const other = Buffer.alloc(FILE.length, 0x58);
+    const iso = await server(cert, (socket, request) => {
+      if (request.startsWith("HEAD")) return goodAnswer(socket, request);
+      const [start, end] = /range: bytes=(\d+)-(\d+)/i.exec(request)!.slice(1).map(Number);
+      const last = Math.min(end, FILE.length - 1);
+      socket.write(
+        `HTTP/1.1 206 Partial\r\nContent-Range: bytes ${start}-${last}/${FILE.length}\r\nContent-Length: ${
+          last - start + 1
+        }\r\n\r\n`,
+      );
+      socket.write(other.subarray(start, last + 1));
+    });
+    const path = await frontFor(iso.port, "no-etag-later");
+    logs.length = 0;
+    const { raw, cut } = await ask(path, ["HEAD /iso HTTP/1.1", "GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
+    assert.equal(cut, true);
+    assert.ok(!raw.includes(other.subarray(0, 10)), "not a byte of the other file reached curl");
+    assert.match(logs.join("\n"), /carries no ETag; the relay cannot tell it is the same file/);
+  });
+
+  test("the front asks with If-Range, so a server whose file changed answers 200, which is refused", async () => {
+    const iso = await server(cert, goodAnswer);
+    const path = await frontFor(iso.port, "if-range");
+    await ask(path, ["HEAD /iso HTTP/1.1", "GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
+    assert.deepEqual(iso.seen.ifRange, ['"v1"']);
+  });
+
+  test("the front reads nothing from a kept connection with no request in flight: a server that streams junk there is dropped", async () => {
+    let streamed = 0;
+    let closedAfter = -1;
+    const iso = await server(cert, (socket, request) => {
+      goodAnswer(socket, request);
+      if (!request.startsWith("HEAD")) return;
+      const began = Date.now();
+      socket.once("close", () => (closedAfter = Date.now() - began));
+      const junk = Buffer.alloc(1 << 20, 0x4a);
+      const pump = () => {
+        while (!socket.destroyed && streamed < (256 << 20) && socket.write(junk)) streamed += junk.length;
+        if (!socket.destroyed && streamed < (256 << 20)) socket.once("drain", pump);
+      };
+      setTimeout(pump, 50);
+    });
+    const path = await frontFor(iso.port, "junk");
+    await ask(path, ["HEAD /iso HTTP/1.1"]);
+    const until = Date.now() + 5000;
+    while (closedAfter < 0 && Date.now() < until) await sleep(20);
+    assert.ok(closedAfter >= 0 && closedAfter < 2000, `the front dropped the connection (after ${closedAfter} ms)`);
+    assert.ok(streamed < (64 << 20), `the server got rid of ${streamed >> 20} MiB before it was cut off`);
+    const { raw } = await ask(path, ["GET /iso HTTP/1.1\r\nRange: bytes=0-9"]);
+    assert.ok(raw.includes(FILE.subarray(0, 10)), "the next request gets a new connection");
+  });
+
+  test("the front gives up on a block the server trickles, one byte at a time, within the timeout", async () => {
+    const iso = await server(cert, (socket, request) => {
+      if (request.startsWith("HEAD")) return goodAnswer(socket, request);
+      socket.write(
+        `HTTP/1.1 206 P\r\nETag: "v1"\r\nContent-Range: bytes 0-4095/${FILE.length}\r\nContent-Length: 4096\r\n\r\n`,
+      );
+      let at = 0;
+      const timer = setInterval(
+        () => socket.destroyed ? clearInterval(timer) : socket.write(FILE.subarray(at, ++at)),
+        200,
+      );
+      socket.on("close", () => clearInterval(timer));
+    });
+    const path = await frontFor(iso.port, "trickle");
+    logs.length = 0;
+    const began = Date.now();
+    const { cut } = await ask(path, ["HEAD /iso HTTP/1.1", "GET /iso HTTP/1.1\r\nRange: bytes=100-109"]);
+    assert.equal(cut, true);
+    assert.ok(Date.now() - began < 4000, `cut after ${Date.now() - began} ms`);
+    assert.match(logs.join("\n"), /did not send the whole answer within 1 s \(timeout\)/);
+  });
 
   test("the front follows a redirect to an allowed server, and never asks one that 'allow' does not name", async () => {
     const target = await server(cert, goodAnswer);

@@ -4,14 +4,21 @@ import assert from "node:assert/strict";
 import { type FileFacts, frontAnswer, judgeAnswer, keepsAlive, parseFrontRequest } from "../../lib/relay/http.ts";
 import { RelayError } from "../../lib/errors.ts";
 
-const answer = (status: number, headers: Record<string, string> = {}) => ({
+const answer = (status: number, headers: Record<string, string | undefined> = {}) => ({
   status,
-  headers: new Map(Object.entries(headers)),
+  headers: new Map(Object.entries(headers).filter((entry): entry is [string, string] => entry[1] !== undefined)),
   body: new Uint8Array(),
 });
 const HEAD = { method: "HEAD" as const };
 const GET = { method: "GET" as const, range: { start: 1048576, end: 2097152 } };
-const PART = { "content-range": "bytes 1048576-2097152/37042176", "content-length": "1048577", etag: '"a1"' };
+const TAG = { etag: '"a1"' };
+const MODIFIED = "Tue, 01 Dec 2026 10:00:00 GMT";
+const PART: Record<string, string | undefined> = {
+  "content-range": "bytes 1048576-2097152/37042176",
+  "content-length": "1048577",
+  ...TAG,
+};
+const etag = (value: string) => ({ header: "etag" as const, value });
 
 describe("parseFrontRequest()", () => {
   test("parseFrontRequest() reads curl's HEAD and its GET of one range", () => {
@@ -38,13 +45,28 @@ describe("parseFrontRequest()", () => {
 describe("judgeAnswer()", () => {
   /** [what, request, answer, what is known, the verdict's kind, words of why] */
   const CASES: Array<[string, typeof HEAD | typeof GET, ReturnType<typeof answer>, FileFacts, string, RegExp?]> = [
-    ["a good HEAD", HEAD, answer(200, { "content-length": "37042176", "accept-ranges": "bytes" }), {}, "whole"],
-    ["a HEAD without ranges", HEAD, answer(200, { "content-length": "9" }), {}, "refused", /no byte ranges/],
-    ["a HEAD without a size", HEAD, answer(200, { "accept-ranges": "bytes" }), {}, "refused", /no file size/],
+    ["a good HEAD", HEAD, answer(200, { "content-length": "37042176", "accept-ranges": "bytes", ...TAG }), {}, "whole"],
+    [
+      "a HEAD with only a weak ETag",
+      HEAD,
+      answer(200, { "content-length": "37042176", "accept-ranges": "bytes", etag: 'W/"a1"' }),
+      {},
+      "refused",
+      /no strong ETag or Last-Modified/,
+    ],
+    [
+      "a HEAD with a Last-Modified date",
+      HEAD,
+      answer(200, { "content-length": "37042176", "accept-ranges": "bytes", "last-modified": MODIFIED }),
+      {},
+      "whole",
+    ],
+    ["a HEAD without ranges", HEAD, answer(200, { "content-length": "9", ...TAG }), {}, "refused", /no byte ranges/],
+    ["a HEAD without a size", HEAD, answer(200, { "accept-ranges": "bytes", ...TAG }), {}, "refused", /no file size/],
     [
       "a HEAD of another size",
       HEAD,
-      answer(200, { "content-length": "9", "accept-ranges": "bytes" }),
+      answer(200, { "content-length": "9", "accept-ranges": "bytes", ...TAG }),
       { size: 8 },
       "refused",
       /changed on the server: 9 bytes, not 8/,
@@ -57,7 +79,7 @@ describe("judgeAnswer()", () => {
     [
       "a 200 to a ranged GET",
       GET,
-      answer(200, { "content-length": "37042176" }),
+      answer(200, { "content-length": "37042176", ...TAG }),
       {},
       "refused",
       /ignored the byte range/,
@@ -71,7 +93,37 @@ describe("judgeAnswer()", () => {
       /sent bytes 0-1048576 for 1048576-2097152/,
     ],
     ["a part of another size of file", GET, answer(206, PART), { size: 99 }, "refused", /37042176 bytes, not 99/],
-    ["another ETag", GET, answer(206, PART), { size: 37042176, version: '"a0"' }, "refused", /its ETag differs/],
+    [
+      "another ETag",
+      GET,
+      answer(206, PART),
+      { size: 37042176, validator: etag('"a0"') },
+      "refused",
+      /its ETag differs/,
+    ],
+    [
+      "a part without the ETag the HEAD had",
+      GET,
+      answer(206, { ...PART, etag: undefined }),
+      { size: 37042176, validator: etag('"a1"') },
+      "refused",
+      /carries no ETag; the relay cannot tell it is the same file/,
+    ],
+    [
+      "a part with another Last-Modified date",
+      GET,
+      answer(206, { ...PART, "last-modified": "Wed, 02 Dec 2026 10:00:00 GMT" }),
+      { validator: { header: "last-modified", value: MODIFIED } },
+      "refused",
+      /its Last-Modified differs/,
+    ],
+    [
+      "a part that has both, of the known Last-Modified",
+      GET,
+      answer(206, { ...PART, "last-modified": MODIFIED }),
+      { validator: { header: "last-modified", value: MODIFIED } },
+      "part",
+    ],
     ["a chunked part", GET, answer(206, { ...PART, "transfer-encoding": "chunked" }), {}, "refused", /chunked/],
     [
       "a part whose length is not its range's",
@@ -84,7 +136,7 @@ describe("judgeAnswer()", () => {
     [
       "multipart ranges",
       GET,
-      answer(206, { "content-type": "multipart/byteranges; boundary=x" }),
+      answer(206, { "content-type": "multipart/byteranges; boundary=x", ...TAG }),
       {},
       "refused",
       /single Content-Range/,
@@ -102,10 +154,16 @@ describe("judgeAnswer()", () => {
     const last = { method: "GET" as const, range: { start: 36700160, end: 37748736 } };
     const verdict = judgeAnswer(
       last,
-      answer(206, { "content-range": "bytes 36700160-37042175/37042176", "content-length": "342016" }),
+      answer(206, { "content-range": "bytes 36700160-37042175/37042176", "content-length": "342016", ...TAG }),
       {},
     );
-    assert.deepEqual(verdict, { kind: "part", start: 36700160, end: 37042175, size: 37042176, version: undefined });
+    assert.deepEqual(verdict, {
+      kind: "part",
+      start: 36700160,
+      end: 37042175,
+      size: 37042176,
+      validator: etag('"a1"'),
+    });
   });
 });
 
