@@ -28,7 +28,7 @@ import { bootThroughFault, type FaultBoot } from "../e2e/faults.ts";
 import type { DomainSpec } from "../e2e/domain.ts";
 import type { Fault } from "../test/support/fault_proxy.ts";
 import { DEFAULT_SETTINGS } from "../lib/settings.ts";
-import { RELAY_BLOCK_BYTES, RELAY_CACHE_BLOCK_BYTES } from "../lib/limits.ts";
+import { RELAY_CACHE_BLOCK_BYTES } from "../lib/limits.ts";
 import { RELAY_FILTERS } from "../lib/relay/plan.ts";
 
 /** Boots of each kind: TCG boot times here vary by a second or two from run to run. */
@@ -224,7 +224,7 @@ async function nbdFloor(world: World): Promise<void> {
         iso,
         "cache-on-read=true",
         `cache-min-block-size=${RELAY_CACHE_BLOCK_BYTES}`,
-        `maxdata=${RELAY_BLOCK_BYTES}`,
+        `maxdata=${RELAY_CACHE_BLOCK_BYTES}`,
       ],
     ],
   ];

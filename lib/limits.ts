@@ -98,8 +98,7 @@ export const MAX_RELAY_CONFIG_BYTES = 64 * 1024;
  * The relay reads the ISO from the server in blocks of 1 MiB, one ranged GET
  * each: 22 GETs for the e2e boot where QEMU's curl made 42, and 15 for a
  * 14 MB file where nbdkit's curl alone made 4,405 (issue 13). A fault costs
- * one block's retry. nbdkit's blocksize filter keeps every read it passes
- * down to this size.
+ * one block's retry.
  */
 export const RELAY_BLOCK_BYTES = 1024 * 1024;
 

@@ -12,13 +12,17 @@
  * - `--readonly`: a CD-ROM; it also lets nbdkit announce multi-conn.
  * - `--exit-with-parent`: nbdkit dies with the front, even on SIGKILL, so a
  *   relay is never half alive.
- * - The cache filter, outermost, with `cache-on-read`: what is read once is
+ * - The blocksize filter, outermost, cuts every read the guest makes to
+ *   RELAY_CACHE_BLOCK_BYTES, one block of the cache: nbdkit 1.32's cache
+ *   reclaims at most two blocks a request, so with larger reads it outgrows
+ *   its cache-max-size without bound (a 16 MiB cache took 496 MiB for 4 MiB
+ *   reads; cut to one block a request, 13 MiB). It also makes a fault cost
+ *   one 64 KiB read's retry, never a whole large read's.
+ * - The cache filter under it, with `cache-on-read`: what is read once is
  *   kept, up to the cache size on disk, least recently used blocks dropped
  *   first; its blocks are RELAY_CACHE_BLOCK_BYTES, so that hits stay cheap.
- * - The blocksize filter under it cuts every read the cache passes down to
- *   RELAY_BLOCK_BYTES at most, the front's block (one ranged GET), so a fault
- *   costs one block's retry, never a whole large read's (a guest's 32 MiB
- *   read could otherwise never get past a server that resets every 3 MB).
+ *   The front fetches the server's bytes in larger blocks (RELAY_BLOCK_BYTES,
+ *   one ranged GET each) and answers the cache's reads from them.
  * - The retry-request filter under that: a block whose read fails (a reset,
  *   a 503, a short or wrong answer, all of which the front turns into a cut
  *   connection) is read again, RELAY_RETRIES times, RELAY_RETRY_DELAY_S apart.
@@ -32,7 +36,7 @@
  *
  * @module
  */
-import { RELAY_BLOCK_BYTES, RELAY_CACHE_BLOCK_BYTES, RELAY_RETRIES, RELAY_RETRY_DELAY_S } from "../limits.ts";
+import { RELAY_CACHE_BLOCK_BYTES, RELAY_RETRIES, RELAY_RETRY_DELAY_S } from "../limits.ts";
 import type { RelayPaths } from "../paths.ts";
 import type { RelayConfig } from "./config.ts";
 
@@ -47,7 +51,7 @@ export const NBDKIT_MODULE_DIRS = [
 ];
 
 /** nbdkit's filters the relay stacks, outermost first (see the module's notes). */
-export const RELAY_FILTERS = ["cache", "blocksize", "retry-request"] as const;
+export const RELAY_FILTERS = ["blocksize", "cache", "retry-request"] as const;
 
 /** What the relay loads, and the EL package each comes in. */
 export const NBDKIT_MODULES: ReadonlyArray<[string, string]> = [
@@ -63,7 +67,7 @@ export const NBDKIT_MODULES: ReadonlyArray<[string, string]> = [
  * ```ts
  * import { nbdkitProbeArgs } from "./plan.ts";
  * import { assertEquals } from "../_assert.ts";
- * assertEquals(nbdkitProbeArgs(), ["--filter=cache", "--filter=blocksize", "--filter=retry-request", "curl", "--version"]);
+ * assertEquals(nbdkitProbeArgs(), ["--filter=blocksize", "--filter=cache", "--filter=retry-request", "curl", "--version"]);
  * ```
  */
 export function nbdkitProbeArgs(): string[] {
@@ -152,7 +156,7 @@ export function nbdkitArgs(paths: RelayPaths, config: RelayConfig, options: { se
     "cache-on-read=true",
     `cache-min-block-size=${RELAY_CACHE_BLOCK_BYTES}`,
     `cache-max-size=${config.cacheSize}`,
-    `maxdata=${RELAY_BLOCK_BYTES}`,
+    `maxdata=${RELAY_CACHE_BLOCK_BYTES}`,
     `retry-request-retries=${RELAY_RETRIES}`,
     `retry-request-delay=${RELAY_RETRY_DELAY_S}`,
   ];

@@ -18,13 +18,17 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
 import {
   chmodSync,
   chownSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
+  truncateSync,
   writeFileSync,
 } from "node:fs";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
@@ -274,6 +278,49 @@ describe("the relay", { skip: whyNot() }, () => {
     });
   }
 
+  /** The disk nbdkit's cache file takes: it is unlinked, so only its open descriptor finds it. */
+  function cacheBytes(uuid: string): number {
+    const nbdkit = processesNaming(uuid).find((pid) => readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "nbdkit");
+    assert.ok(nbdkit, "nbdkit runs");
+    let most = 0;
+    for (const fd of readdirSync(`/proc/${nbdkit}/fd`)) {
+      const target = (() => {
+        try {
+          return readlinkSync(`/proc/${nbdkit}/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      })();
+      if (target.startsWith(join(dirs().cache, uuid))) {
+        most = Math.max(most, statSync(`/proc/${nbdkit}/fd/${fd}`).blocks * 512);
+      }
+    }
+    return most;
+  }
+
+  for (const readMiB of [1, 4]) {
+    test(`relay_cache_size holds for ${readMiB} MiB reads across a sparse 4 GiB ISO`, async () => {
+      const sparse = join(work, "www", "sparse.iso");
+      copyFileSync(isoPath, sparse);
+      truncateSync(sparse, 4 * 1024 ** 3);
+      const vm = await startVm({
+        url: `https://localhost:${nginxPort}/sparse.iso?${SECRET}`,
+        conf: settings("small-cache", "relay_cache_size = 16M\n"),
+      });
+      // 256 MiB read in all, spread over the file: every read a miss.
+      const reads = Array.from({ length: 256 / readMiB }, (_, i) => ["-c", `read -q ${i * 16}M ${readMiB}M`]).flat();
+      const read = spawnSync("qemu-io", ["-r", "-f", "raw", `nbd+unix:///?socket=${socketOf(vm.uuid)}`, ...reads], {
+        encoding: "utf8",
+        timeout: 120_000,
+      });
+      assert.equal(read.status, 0, read.stderr);
+      const used = cacheBytes(vm.uuid);
+      assert.ok(used <= 16 * 1024 * 1024, `the cache takes ${(used / 1048576).toFixed(1)} MiB of disk for 16 MiB`);
+      await destroyVm(vm);
+      rmSync(sparse);
+    });
+  }
+
   test("an ISO replaced on the server while the relay serves it is never mixed: the read fails", async () => {
     const vm = await startVm({ conf: settings("changed", "timeout = 2\n") });
     const copy = `${isoPath}.copy`;
@@ -302,7 +349,7 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.match(
       ready.stdout,
       new RegExp(
-        `\nrelay: ${version}, /usr/s?bin/nbdkit, with the curl plugin and the cache, blocksize and retry-request filters\n`,
+        `\nrelay: ${version}, /usr/s?bin/nbdkit, with the curl plugin and the blocksize, cache and retry-request filters\n`,
       ),
     );
     assert.match(

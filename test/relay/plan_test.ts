@@ -28,9 +28,9 @@ describe("nbdkitArgs()", () => {
 
   test("nbdkitArgs() stacks the cache, then blocks of 1 MiB, then retries, over curl, read-only, on the VM's socket", () => {
     const filters = args.filter((arg) => arg.startsWith("--filter="));
-    assert.deepEqual(filters, ["--filter=cache", "--filter=blocksize", "--filter=retry-request"]);
+    assert.deepEqual(filters, ["--filter=blocksize", "--filter=cache", "--filter=retry-request"]);
     assert.ok(args.indexOf("curl") > args.indexOf("--filter=retry-request"), "filters come before the plugin");
-    for (const arg of ["--readonly", "--foreground", "--exit-with-parent", "cache-on-read=true", "maxdata=1048576"]) {
+    for (const arg of ["--readonly", "--foreground", "--exit-with-parent", "cache-on-read=true", "maxdata=65536"]) {
       assert.ok(args.includes(arg), arg);
     }
     assert.deepEqual(args.slice(args.indexOf("--unix"), args.indexOf("--unix") + 2), ["--unix", PATHS.socket]);
