@@ -226,6 +226,7 @@ async function startVmRelay(relay: RelayStart, host: Host, env: Environment, rep
     launcher: start,
     env,
     deadline: Date.now() + RELAY_READY_MS,
+    cacheDir: dirs.cache,
   });
   if (expectedSize !== undefined && size !== expectedSize) {
     await stopRelay(paths, relay.uuid, start);

@@ -25,6 +25,8 @@ Host settings: /etc/vdsm/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = valu
                             relay of its own, with a cache and retries;
                             off: QEMU's curl driver reads the URL itself
   relay_cache_size          the most disk a relay's cache takes (1G)
+  relay_cache_total         the most all relays' caches take together:
+                            bytes, or a share of the free space (50%)
   timeout                   seconds the server may stay silent on a request
   readahead                 relay = off: QEMU's readahead, in bytes
   preflight, preflight_timeout

@@ -19,6 +19,8 @@
  * relay = nbdkit
  * # the most disk each relay's cache takes, in bytes (K, M and G are 1024-based)
  * relay_cache_size = 1G
+ * # the most disk all relays' caches take together: bytes, or a share of the cache file system's free space
+ * relay_cache_total = 50%
  * ```
  *
  * This module is pure: it parses text and does no I/O.
@@ -26,6 +28,7 @@
  * @module
  */
 import { SettingsError } from "./errors.ts";
+import type { CacheTotal } from "./relay/budget.ts";
 
 /** Where the settings live on a host. */
 export const SETTINGS_FILE = "/etc/vdsm/httpsisoboot.conf";
@@ -53,6 +56,8 @@ export interface Settings {
   relay: "nbdkit" | "off";
   /** The most disk, in bytes, one relay's cache may take. */
   relayCacheSize: number;
+  /** The most disk all relays' caches on the host may take together: bytes, or a share of the free space. */
+  relayCacheTotal: CacheTotal;
 }
 
 /**
@@ -67,6 +72,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   allow: [],
   relay: "nbdkit",
   relayCacheSize: 1024 * 1024 * 1024,
+  relayCacheTotal: { percent: 50 },
 });
 
 /** QEMU's curl driver refuses a timeout above this (block/curl.c). */
@@ -162,6 +168,18 @@ const READERS: Record<string, (settings: Settings, value: string, where: string)
       MAX_CACHE,
       `${where}: 'relay_cache_size' must be bytes from 16M to 1024G (K, M and G are 1024-based)`,
     );
+  },
+  relay_cache_total(settings, value, where) {
+    const message =
+      `${where}: 'relay_cache_total' must be bytes from 16M to 1024G (K, M and G are 1024-based), or a share of the cache file system's free space from 1% to 100%`;
+    const percent = /^([0-9]{1,3})%$/.exec(value);
+    if (percent) {
+      const share = Number(percent[1]);
+      if (share < 1 || share > 100) throw new SettingsError(`${message}, not '${value}'`);
+      settings.relayCacheTotal = { percent: share };
+      return;
+    }
+    settings.relayCacheTotal = { bytes: byteSize(value, MIN_CACHE, MAX_CACHE, message) };
   },
 };
 

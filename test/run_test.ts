@@ -47,6 +47,7 @@ describe("planHook()", () => {
         allow: [],
         settingsFile: "/etc/vdsm/httpsisoboot.conf",
         cacheSize: 1024 ** 3,
+        cacheTotal: { percent: 50 },
       },
     });
     assert.match(

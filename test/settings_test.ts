@@ -14,7 +14,7 @@ describe("parseSettings()", () => {
   test("parseSettings() reads every key, with comments and spaces", () => {
     const settings = parseSettings(
       "timeout = 60  # a minute\nreadahead=4194304\npreflight = no\npreflight_timeout = 10\nallow = isos.example.org, .lab.example.net:8443, [2001:db8::1], 192.0.2.10:4443\n" +
-        "relay = off\nrelay_cache_size = 2G\n",
+        "relay = off\nrelay_cache_size = 2G\nrelay_cache_total = 100G\n",
       FILE,
     );
     assert.deepEqual(settings, {
@@ -28,6 +28,7 @@ describe("parseSettings()", () => {
       }],
       relay: "off",
       relayCacheSize: 2 * 1024 ** 3,
+      relayCacheTotal: { bytes: 100 * 1024 ** 3 },
     });
   });
 
@@ -41,6 +42,12 @@ describe("parseSettings()", () => {
     ) {
       assert.equal(parseSettings(`relay_cache_size = ${text}`, FILE).relayCacheSize, bytes, text);
     }
+  });
+
+  test("parseSettings() bounds all relays' caches at half the cache file system's free space unless told otherwise", () => {
+    assert.deepEqual(DEFAULT_SETTINGS.relayCacheTotal, { percent: 50 });
+    assert.deepEqual(parseSettings("relay_cache_total = 25%", FILE).relayCacheTotal, { percent: 25 });
+    assert.deepEqual(parseSettings("relay_cache_total = 64G", FILE).relayCacheTotal, { bytes: 64 * 1024 ** 3 });
   });
 
   /** [file text, words of the message] */
@@ -62,7 +69,7 @@ describe("parseSettings()", () => {
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",
-      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay and relay_cache_size",
+      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size and relay_cache_total",
     ],
     ["relay = qemu", "'relay' must be nbdkit or off, not 'qemu'"],
     [
@@ -71,6 +78,9 @@ describe("parseSettings()", () => {
     ],
     ["relay_cache_size = 2T", "'relay_cache_size' must be bytes from 16M"],
     ["relay_cache_size = 1.5G", "'relay_cache_size' must be bytes from 16M"],
+    ["relay_cache_total = 0%", "'relay_cache_total' must be bytes from 16M to 1024G"],
+    ["relay_cache_total = 150%", "or a share of the cache file system's free space from 1% to 100%, not '150%'"],
+    ["relay_cache_total = 1M", "'relay_cache_total' must be bytes from 16M"],
     ["timeout 30", "'timeout 30' is not 'key = value'"],
     ["timeout = 30\ntimeout = 40", "line 2: 'timeout' is set twice"],
   ];

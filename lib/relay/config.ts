@@ -13,6 +13,7 @@ import { RelayError } from "../errors.ts";
 import type { AllowRule, Settings } from "../settings.ts";
 import { type IsoUrl, parseIsoUrl } from "../url.ts";
 import type { Validator } from "./http.ts";
+import type { CacheTotal } from "./budget.ts";
 
 /** A relay's configuration. */
 export interface RelayConfig {
@@ -26,6 +27,8 @@ export interface RelayConfig {
   settingsFile: string;
   /** The most disk, in bytes, the relay's cache may take. */
   cacheSize: number;
+  /** The host's budget for all relays' caches together (budget.ts). */
+  cacheTotal: CacheTotal;
   /**
    * What preflight saw of the file: every answer the relay takes must be of
    * this size and carry this validator. Without it (preflight = no), the
@@ -59,6 +62,7 @@ export function relayConfig(
     allow: settings.allow,
     settingsFile: file,
     cacheSize: settings.relayCacheSize,
+    cacheTotal: settings.relayCacheTotal,
     ...(expect && { expect }),
   };
 }
@@ -70,7 +74,7 @@ export function relayConfig(
  * ```ts
  * import { parseRelayConfig, relayConfigText } from "./config.ts";
  * import { assertEquals } from "../_assert.ts";
- * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216 };
+ * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216, cacheTotal: { percent: 50 } };
  * assertEquals(parseRelayConfig(relayConfigText(config), "x.relay"), config);
  * ```
  */
@@ -95,7 +99,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     throw refuse("is not JSON");
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw refuse("is not an object");
-  const { url, timeout, allow, settingsFile, cacheSize, expect } = raw;
+  const { url, timeout, allow, settingsFile, cacheSize, cacheTotal, expect } = raw;
   if (typeof url !== "string") throw refuse("has no URL");
   try {
     parseIsoUrl(url);
@@ -107,11 +111,18 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (typeof settingsFile !== "string") throw refuse("has no settingsFile");
   if (!Array.isArray(allow) || !allow.every(isAllowRule)) throw refuse("has no valid allow list");
   if (expect !== undefined && !isExpect(expect)) throw refuse("has no valid expect");
-  return { url, timeout, allow, settingsFile, cacheSize, ...(expect !== undefined && { expect }) };
+  if (!isCacheTotal(cacheTotal)) throw refuse("has no valid cacheTotal");
+  return { url, timeout, allow, settingsFile, cacheSize, cacheTotal, ...(expect !== undefined && { expect }) };
 }
 
 function isWhole(value: unknown, min: number, max: number): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= min && value <= max;
+}
+
+function isCacheTotal(value: unknown): value is CacheTotal {
+  if (typeof value !== "object" || value === null) return false;
+  const { bytes, percent } = value as Record<string, unknown>;
+  return Object.keys(value).length === 1 && (isWhole(bytes, 1, 2 ** 50) || isWhole(percent, 1, 100));
 }
 
 function isExpect(value: unknown): value is RelayConfig["expect"] {

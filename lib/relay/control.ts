@@ -25,12 +25,15 @@ import {
   constants,
   existsSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
+  statfsSync,
   statSync,
   writeSync,
 } from "node:fs";
+import { dirname, join } from "node:path";
 import { connect } from "node:net";
 import process from "node:process";
 import { printable, RelayError } from "../errors.ts";
@@ -38,12 +41,17 @@ import { accessHint, errorCode, isRunning, readRegularFile, takeLock } from "../
 import { RELAY_STOP_MS } from "../limits.ts";
 import { type RelayDirs, type RelayPaths, relayUnit } from "../paths.ts";
 import { NbdInfo } from "./nbd.ts";
+import { budgetProblem, cacheBudget, type Reservation } from "./budget.ts";
+import { parseRelayConfig, type RelayConfig, relayConfigText } from "./config.ts";
 
 /** The unit's file, where the RPM puts it (or an admin). */
 const UNIT_FILES = [
   "/usr/lib/systemd/system/httpsisoboot-relay@.service",
   "/etc/systemd/system/httpsisoboot-relay@.service",
 ];
+
+/** The lock on the host's cache budget, in the run directory. */
+const BUDGET_LOCK = "cache-budget.lock";
 
 /** How a relay is started on this host. */
 export type Launcher =
@@ -110,7 +118,7 @@ export async function startRelay(
   paths: RelayPaths,
   uuid: string,
   configText: string,
-  options: { launcher: Launcher; env: Record<string, string | undefined>; deadline: number },
+  options: { launcher: Launcher; env: Record<string, string | undefined>; deadline: number; cacheDir: string },
 ): Promise<number> {
   const unlock = takeLock(paths.lock, `the relay of VM ${uuid}`);
   try {
@@ -119,7 +127,7 @@ export async function startRelay(
       return await exportSize(paths, uuid, { deadline: options.deadline, pid: state.pid });
     }
     await stopLocked(paths, uuid, options.launcher, state);
-    writePrivate(paths.config, configText);
+    reserveCache(paths, uuid, parseRelayConfig(configText, paths.config), options.cacheDir);
     const pid = launch(paths, options.launcher, options.env);
     try {
       return await exportSize(paths, uuid, { deadline: options.deadline, pid });
@@ -144,6 +152,44 @@ export async function stopRelay(paths: RelayPaths, uuid: string, launcher: Launc
   } finally {
     unlock();
   }
+}
+
+/**
+ * Writes the relay's config, which is its reservation of the host's cache
+ * budget, under the host's budget lock: two relays starting at once never
+ * both fit where only one does.
+ *
+ * @throws {RelayError} If the relays' caches would pass relay_cache_total.
+ */
+function reserveCache(paths: RelayPaths, uuid: string, config: RelayConfig, cacheDir: string): void {
+  const runDir = dirname(paths.config);
+  const unlock = takeLock(join(runDir, BUDGET_LOCK), "the relays' cache budget");
+  try {
+    const free = statfsSync(cacheDir);
+    const budget = cacheBudget(config.cacheTotal, free.bavail * free.bsize);
+    const how = "percent" in config.cacheTotal
+      ? `relay_cache_total (${config.cacheTotal.percent}% of what ${cacheDir} has free, in ${config.settingsFile})`
+      : `relay_cache_total (in ${config.settingsFile})`;
+    const problem = budgetProblem({ uuid, bytes: config.cacheSize }, reservations(runDir), budget, how);
+    if (problem) throw new RelayError(problem);
+    writePrivate(paths.config, relayConfigText(config));
+  } finally {
+    unlock();
+  }
+}
+
+/** What the relays of this host have reserved: every config file's cache size (a config that does not parse, none). */
+function reservations(runDir: string): Reservation[] {
+  const found: Reservation[] = [];
+  for (const name of readdirSync(runDir)) {
+    const uuid = /^([0-9a-f-]{36})\.relay$/.exec(name)?.[1];
+    const text = uuid && readSmall(join(runDir, name));
+    if (!text) continue;
+    try {
+      found.push({ uuid: uuid!, bytes: parseRelayConfig(text, name).cacheSize });
+    } catch { /* not a config the hook wrote: it reserves nothing */ }
+  }
+  return found;
 }
 
 /** The pid of a running relay of this VM, and its config. */

@@ -26,6 +26,7 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statfsSync,
   statSync,
   symlinkSync,
   truncateSync,
@@ -320,6 +321,45 @@ describe("the relay", { skip: whyNot() }, () => {
       rmSync(sparse);
     });
   }
+
+  test("relay_cache_total: a relay that would take the host's caches past it is refused with one line, before the VM starts", async () => {
+    const conf = settings("budget", "relay_cache_size = 16M\nrelay_cache_total = 40M\n");
+    const first = await startVm({ conf });
+    const second = await startVm({ conf });
+    const vm = domainFile();
+    const before = readFileSync(vm.path);
+    const third = await hookAt("before_vm_start", {
+      _hook_domxml: vm.path,
+      httpsisoboot: proxied(),
+      HTTPSISOBOOT_CONFIG: conf,
+    });
+    assert.equal(third.status, 2);
+    assert.equal(
+      third.stderr,
+      `httpsisoboot: the relay of VM ${vm.uuid} would take the relays' caches on this host to 48 MiB, beyond ` +
+        `relay_cache_total (in ${conf}), 40 MiB; 2 running relays hold 32 MiB. Lower relay_cache_size, raise ` +
+        `relay_cache_total, or free disk\n`,
+    );
+    assert.deepEqual(readFileSync(vm.path), before, "the domain is byte-identical");
+    assert.deepEqual(filesOf(vm.uuid), [], "no relay, config or socket of the refused VM");
+    await destroyVm(first);
+    assert.equal((await startVm({ conf })).uuid.length, 36, "a destroyed VM's share is free again");
+    await destroyVm(second);
+  });
+
+  test("relay_cache_total's default share: a cache larger than that share of the free space is refused", async () => {
+    const free = statfsSync(dirs().cache);
+    const share = Math.ceil((free.bavail * free.bsize) / 100 / 2 ** 20) + 16;
+    const conf = settings("share", `relay_cache_size = ${share}M\nrelay_cache_total = 1%\n`);
+    const vm = domainFile();
+    const refused = await hookAt("before_vm_start", {
+      _hook_domxml: vm.path,
+      httpsisoboot: proxied(),
+      HTTPSISOBOOT_CONFIG: conf,
+    });
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, new RegExp(`beyond relay_cache_total \\(1% of what ${dirs().cache} has free, in `));
+  });
 
   test("an ISO replaced on the server while the relay serves it is never mixed: the read fails", async () => {
     const vm = await startVm({ conf: settings("changed", "timeout = 2\n") });

@@ -13,6 +13,7 @@ const GOOD = {
   allow: [{ host: ".example.org", port: 443 }],
   settingsFile: "/etc/vdsm/httpsisoboot.conf",
   cacheSize: 1024 ** 3,
+  cacheTotal: { percent: 50 },
 };
 
 describe("the relay's config", () => {
@@ -28,6 +29,8 @@ describe("the relay's config", () => {
 
   test("parseRelayConfig() reads back what relayConfigText() wrote, and nothing else", () => {
     assert.deepEqual(parseRelayConfig(relayConfigText(GOOD), FILE), GOOD);
+    const pinned = { ...GOOD, expect: { size: 9, validator: { header: "etag" as const, value: '"5f-9"' } } };
+    assert.deepEqual(parseRelayConfig(relayConfigText(pinned), FILE), pinned);
   });
 
   /** [what, the text] */
@@ -40,6 +43,12 @@ describe("the relay's config", () => {
     ["a timeout of 0", JSON.stringify({ ...GOOD, timeout: 0 })],
     ["a timeout in text", JSON.stringify({ ...GOOD, timeout: "30" })],
     ["a fractional cache size", JSON.stringify({ ...GOOD, cacheSize: 1.5 })],
+    ["no cache budget", JSON.stringify({ ...GOOD, cacheTotal: undefined })],
+    ["a cache budget of 101 %", JSON.stringify({ ...GOOD, cacheTotal: { percent: 101 } })],
+    [
+      "a validator with a line break",
+      JSON.stringify({ ...GOOD, expect: { size: 9, validator: { header: "etag", value: '"a"\r\nX: y' } } }),
+    ],
     ["an allow rule without a host", JSON.stringify({ ...GOOD, allow: [{ port: 443 }] })],
     ["an allow rule with port 0", JSON.stringify({ ...GOOD, allow: [{ host: "a", port: 0 }] })],
     ["no settings file", JSON.stringify({ ...GOOD, settingsFile: 7 })],

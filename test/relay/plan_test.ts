@@ -12,6 +12,7 @@ const CONFIG = {
   allow: [],
   settingsFile: "/etc/vdsm/httpsisoboot.conf",
   cacheSize: 1024 ** 3,
+  cacheTotal: { percent: 50 },
 };
 
 describe("nbdkitArgs()", () => {

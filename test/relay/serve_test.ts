@@ -25,6 +25,7 @@ describe("httpsisoboot --relay", { skip: noBinary }, () => {
     allow: [],
     settingsFile: "f",
     cacheSize: 1 << 24,
+    cacheTotal: { percent: 50 },
   });
 
   test("the relay refuses a config another user can read: it holds the URL's query", () => {
