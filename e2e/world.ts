@@ -106,7 +106,7 @@ export class World {
   defaults = "";
   direct = "";
   noPreflight = "";
-  /** The relays' directories, as the RPM's tmpfiles.d makes them: vdsm:kvm 0750. */
+  /** The relays' directories, as the RPM's tmpfiles.d makes them: vdsm in QEMU's group (qemu on EL), 0750. */
   relayDirs = { run: "", cache: "" };
   /** Lines the fault scenarios print at the end, for the README. */
   readonly faultReport: string[] = [];
@@ -162,6 +162,7 @@ export class World {
       this.#runner = vdsmRunner(this.work, join(this.work, "hooks"), {
         command: this.#host.withQemuTrust([]),
         gid: kvmGid(),
+        groups: [kvmGid(), qemuGid()],
       });
     }
   }
@@ -363,12 +364,12 @@ export class World {
     buildGrubIso(www, "payload-paused", MARK.payload, payload, { pause: 8, paused: MARK.paused });
   }
 
-  /** The relays' directories in the work dir, vdsm:kvm 0750, as tmpfiles.d makes them on a host. */
+  /** The relays' directories in the work dir, vdsm in QEMU's own group, 0750, as tmpfiles.d makes them on a host. */
   #makeRelayDirs(): void {
     this.relayDirs = { run: join(this.work, "relay-run"), cache: join(this.work, "relay-cache") };
     for (const dir of [this.relayDirs.run, this.relayDirs.cache]) {
       mkdirSync(dir, { mode: 0o750 });
-      chownSync(dir, 36, kvmGid());
+      chownSync(dir, 36, qemuGid());
     }
   }
 
@@ -416,6 +417,12 @@ export class World {
 }
 
 /** The group QEMU's user is in, and vdsm's group on an oVirt host: kvm. */
+/** QEMU's own group: libvirt-qemu on Debian, as qemu on EL; the relays' sockets are its alone. */
+function qemuGid(): number {
+  const entry = spawnSync("getent", ["group", "libvirt-qemu"], { encoding: "utf8" }).stdout;
+  return Number(entry.split(":")[2] || 107);
+}
+
 function kvmGid(): number {
   const entry = spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout;
   return Number(entry.split(":")[2] || 36);

@@ -217,6 +217,16 @@ export function userName(uid: number): string {
   }
 }
 
+/** The name of group `gid`, from /etc/group; the number when it has none. */
+export function groupName(gid: number): string {
+  try {
+    const entry = readFileSync("/etc/group", "utf8").split("\n").find((line) => line.split(":")[2] === String(gid));
+    return entry?.split(":")[0] || String(gid);
+  } catch {
+    return String(gid);
+  }
+}
+
 /** A Node error's code, such as ENOENT; EIO when it has none that looks like one. */
 export function errorCode(error: unknown): string {
   const code = (error as { code?: unknown }).code;

@@ -24,6 +24,7 @@ import {
   closeSync,
   constants,
   existsSync,
+  fchownSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -37,7 +38,7 @@ import { dirname, join } from "node:path";
 import { connect } from "node:net";
 import process from "node:process";
 import { printable, RelayError } from "../errors.ts";
-import { accessHint, errorCode, isRunning, readRegularFile, takeLock } from "../io/files.ts";
+import { accessHint, errorCode, groupName, isRunning, readRegularFile, takeLock } from "../io/files.ts";
 import { RELAY_STOP_MS } from "../limits.ts";
 import { type RelayDirs, type RelayPaths, relayUnit } from "../paths.ts";
 import { NbdInfo } from "./nbd.ts";
@@ -96,6 +97,29 @@ export function checkRelayDirs(dirs: RelayDirs): void {
     }
     throw new RelayError(`cannot use the relay directory ${dir}: ${code}${accessHint(dir, "write")}`);
   }
+  const run = statSync(dirs.run);
+  if (run.uid === 0) {
+    throw new RelayError(
+      `the relay directory ${dirs.run} is owned by root, and a relay never runs as root (it reads what the ISO ` +
+        `server sends); make it owned by the user VDSM runs as, as the RPM's tmpfiles.d does (vdsm, group qemu)`,
+    );
+  }
+  if (groupName(run.gid) === "kvm") {
+    throw new RelayError(
+      `the relay directory ${dirs.run} is group kvm, so any user in kvm could read every VM's ISO from its socket; ` +
+        `make it group qemu (QEMU's own group, as libvirt's qemu.conf names it), as the RPM's tmpfiles.d does`,
+    );
+  }
+}
+
+/**
+ * Who a relay runs as: the owner of the run directory, in its group, which
+ * is QEMU's own (the socket takes that group, mode 0660). The hook, run as
+ * root, starts it as them; run as that user, as itself.
+ */
+export function relayOwner(dirs: RelayDirs): { uid: number; gid: number } {
+  const { uid, gid } = statSync(dirs.run);
+  return { uid, gid };
 }
 
 /** The relay's state as the hook finds it. */
@@ -247,7 +271,16 @@ function launch(paths: RelayPaths, launcher: Launcher, env: Record<string, strin
     0o600,
   );
   try {
-    const child = spawn(command, args, { detached: true, stdio: ["ignore", log, log], env: relayEnv(env), cwd: "/" });
+    const owner = statSync(dirname(paths.config));
+    // As root, the relay starts as the run directory's owner: it never parses what the server sends as root.
+    const user = process.getuid?.() === 0 ? { uid: owner.uid, gid: owner.gid } : {};
+    const child = spawn(command, args, {
+      detached: true,
+      stdio: ["ignore", log, log],
+      env: relayEnv(env),
+      cwd: "/",
+      ...user,
+    });
     child.unref();
     return child.pid;
   } finally {
@@ -299,10 +332,14 @@ async function exportSize(
   }
 }
 
-/** Whether the socket is there and QEMU's group may connect to it: the relay makes it so once nbdkit made it. */
+/**
+ * Whether the socket is there and only QEMU's group may connect to it (the
+ * run directory's group, mode 0660): the relay makes it so once nbdkit made it.
+ */
 function openToGroup(socket: string): boolean {
   try {
-    return (statSync(socket).mode & 0o060) === 0o060;
+    const stats = statSync(socket);
+    return (stats.mode & 0o777) === 0o660 && stats.gid === statSync(dirname(socket)).gid;
   } catch {
     return false;
   }
@@ -373,13 +410,18 @@ function readSmall(path: string, maxBytes = 64 * 1024): string | undefined {
   }
 }
 
-/** Writes a file only this user can read, atomically. */
+/**
+ * Writes a file only the relay's user can read, atomically: the run
+ * directory's owner (the hook may run as root; the relay never does).
+ */
 function writePrivate(path: string, text: string): void {
   const temp = `${path}.new`;
   rmSync(temp, { force: true });
   const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     writeSync(fd, text);
+    const owner = statSync(dirname(path));
+    if (process.getuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
   } finally {
     closeSync(fd);
   }

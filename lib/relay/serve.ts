@@ -21,6 +21,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   chmodSync,
+  chownSync,
   closeSync,
   constants,
   existsSync,
@@ -30,8 +31,10 @@ import {
   readFileSync,
   readSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
+import { dirname } from "node:path";
 import process from "node:process";
 import { errorLine, RelayError } from "../errors.ts";
 import { MAX_RELAY_CONFIG_BYTES, RELAY_STOP_MS } from "../limits.ts";
@@ -51,6 +54,13 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
   const paths = relayPaths(dirs, uuid);
   const say = (line: string) => process.stderr.write(`httpsisoboot-relay ${uuid}: ${line}\n`);
   let front: Front | undefined;
+  if (process.getuid?.() === 0) {
+    say(
+      "refused: a relay never runs as root, since it reads what the ISO server sends; the hook starts it as the owner of " +
+        `${dirs.run} (vdsm), and so does its systemd unit`,
+    );
+    return 2;
+  }
   try {
     const config = readConfig(paths.config);
     writeFileSync(paths.pid, `${process.pid}\n`, { mode: 0o600 });
@@ -119,15 +129,27 @@ function startNbdkit(paths: RelayPaths, config: RelayConfig): ChildProcess {
 }
 
 /**
- * Lets the group (kvm on oVirt hosts, which QEMU's user is in) connect to
- * the NBD socket once nbdkit has made it: nbdkit sets its umask to 0022, so
- * it makes its socket 0755, which only its owner can connect to. The hook
- * waits for mode 0660 before it calls the relay ready.
+ * Lets QEMU's own group, and no one else, connect to the NBD socket once
+ * nbdkit has made it: the run directory's group (qemu on oVirt hosts, which
+ * vdsm is in; never kvm, which other users may be in), mode 0660. nbdkit
+ * sets its umask to 0022, so it makes its socket 0755, which only its owner
+ * can connect to. The hook waits for exactly this before it calls the
+ * relay ready.
  */
 async function openToGroup(socket: string, nbdkit: ChildProcess): Promise<void> {
   while (!existsSync(socket)) {
     if (nbdkit.exitCode !== null || nbdkit.signalCode !== null) throw new RelayError("nbdkit ended at its start");
     await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const group = statSync(dirname(socket)).gid;
+  try {
+    chownSync(socket, process.getuid!(), group);
+  } catch (error) {
+    throw new RelayError(
+      `cannot give the relay's socket to the group of ${dirname(socket)} (gid ${group}): ${
+        (error as { code?: string }).code ?? "EIO"
+      }; the relay's user must be in that group (usermod -a -G qemu vdsm)`,
+    );
   }
   chmodSync(socket, 0o660);
 }

@@ -46,9 +46,15 @@ import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
 
 const SECRET = "sig=TOPSECRET-3f9a";
 
+/** QEMU's own group on Debian (qemu on EL): the relay's socket is for it alone. */
+const QEMU_GID = Number(spawnSync("getent", ["group", "libvirt-qemu"], { encoding: "utf8" }).stdout.split(":")[2]);
+/** QEMU's own user on Debian. */
+const QEMU_UID = Number(spawnSync("id", ["-u", "libvirt-qemu"], { encoding: "utf8" }).stdout.trim());
+
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root: a private mount namespace that trusts the test CA, and uid 36";
   if (!existsSync(BINARY)) return `${BINARY} is not built; run \`npm run binary\``;
+  if (!(QEMU_GID > 0 && QEMU_UID > 0)) return "no libvirt-qemu user and group: install libvirt-daemon-system";
   for (const tool of ["nbdkit", "nginx", "qemu-img", "xorriso", "openssl", "unshare", "setpriv"]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
       return `${tool} is not installed; npm test installs it`;
@@ -192,7 +198,11 @@ function filesOf(uuid: string): string[] {
 describe("the relay", { skip: whyNot() }, () => {
   before(async () => {
     work = tempDir("relay");
-    for (const dir of [dirs().run, dirs().cache]) mkdirSync(dir, { mode: 0o750 });
+    // As the RPM's tmpfiles.d makes them: vdsm's, in QEMU's own group (libvirt-qemu here, qemu on EL).
+    for (const dir of [dirs().run, dirs().cache]) {
+      mkdirSync(dir, { mode: 0o750 });
+      chownSync(dir, 36, QEMU_GID);
+    }
     hooks = join(work, "hooks");
     for (const point of HOOK_POINTS) {
       mkdirSync(join(hooks, point), { recursive: true });
@@ -433,6 +443,63 @@ describe("the relay", { skip: whyNot() }, () => {
     },
   );
 
+  test("only QEMU's own user reads a VM's socket: a user in group kvm cannot, and the relay runs as the directory's owner, never root", async () => {
+    const vm = await startVm();
+    const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+    assert.match(readFileSync(`/proc/${front}/status`, "utf8"), /^Uid:\s+36\s+36\s+36\s+36$/m, "the hook ran as root");
+    const socket = statSync(socketOf(vm.uuid));
+    assert.equal([socket.mode & 0o777, socket.gid].join(" "), `${0o660} ${QEMU_GID}`);
+    const kvm = spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout.split(":")[2];
+    const read = (user: string[]) =>
+      spawnSync("setpriv", [
+        ...user,
+        "qemu-io",
+        "-r",
+        "-f",
+        "raw",
+        `nbd+unix:///?socket=${socketOf(vm.uuid)}`,
+        "-c",
+        "read -q 0 2048",
+      ], {
+        encoding: "utf8",
+      });
+    const stranger = read(["--reuid=1000", `--regid=${kvm}`, "--clear-groups", "--"]);
+    assert.notEqual(stranger.status, 0, "a user in group kvm is refused");
+    assert.match(stranger.stderr, /Permission denied/);
+    const qemu = read([`--reuid=${QEMU_UID}`, `--regid=${QEMU_GID}`, "--clear-groups", "--"]);
+    assert.equal(qemu.status, 0, qemu.stderr);
+  });
+
+  test("the relay refuses to run as root, and so does the hook where the relay directory is root's or group kvm", async () => {
+    const refused = spawnSync(BINARY, ["--relay", randomUUID()], {
+      encoding: "utf8",
+      env: { HTTPSISOBOOT_RUN_DIR: dirs().run, HTTPSISOBOOT_CACHE_DIR: dirs().cache },
+    });
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /refused: a relay never runs as root/);
+    for (
+      const [owner, words] of [[[0, QEMU_GID], /is owned by root, and a relay never runs as root/], [
+        [36, Number(spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout.split(":")[2])],
+        /is group kvm, so any user in kvm could read every VM's ISO from its socket/,
+      ]] as const
+    ) {
+      chownSync(dirs().run, owner[0], owner[1]);
+      try {
+        const vm = domainFile();
+        const outcome = await hookAt("before_vm_start", {
+          _hook_domxml: vm.path,
+          httpsisoboot: proxied(),
+          HTTPSISOBOOT_CONFIG: settings("defaults", ""),
+        });
+        assert.equal(outcome.status, 2, outcome.stderr);
+        assert.match(outcome.stderr, words);
+        assert.deepEqual(processesNaming(vm.uuid), []);
+      } finally {
+        chownSync(dirs().run, 36, QEMU_GID);
+      }
+    }
+  });
+
   test("the query is nowhere another user can read it: ps, the relay's files, nbdkit's command line", async () => {
     const vm = await startVm();
     const ps = spawnSync("setpriv", ["--reuid=1000", "--regid=1000", "--clear-groups", "ps", "-eo", "args"], {
@@ -642,8 +709,7 @@ describe("the relay", { skip: whyNot() }, () => {
     const kvm = Number(spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout.split(":")[2] ?? "36");
 
     test("migration to another host (a mount namespace of its own) and back from the source, and hibernation", async () => {
-      for (const dir of [dirs().run, dirs().cache]) chownSync(dir, 36, kvm);
-      const runner = vdsmRunner(work, hooks, { command: prefix, gid: kvm });
+      const runner = vdsmRunner(work, hooks, { command: prefix, gid: kvm, groups: [kvm, QEMU_GID] });
       const env = {
         HTTPSISOBOOT_RUN_DIR: dirs().run,
         HTTPSISOBOOT_CACHE_DIR: dirs().cache,
@@ -671,7 +737,7 @@ describe("the relay", { skip: whyNot() }, () => {
         "private",
         "sh",
         "-c",
-        `for d in "$1" "$2"; do mount -t tmpfs -o mode=0750,uid=36,gid=${kvm} tmpfs "$d"; done; shift 2; exec "$@"`,
+        `for d in "$1" "$2"; do mount -t tmpfs -o mode=0750,uid=36,gid=${QEMU_GID} tmpfs "$d"; done; shift 2; exec "$@"`,
         "sh",
         dirs().run,
         dirs().cache,

@@ -187,18 +187,18 @@ describe("RPMs", { skip: missing() }, () => {
     assert.match(text, /^MemoryDenyWriteExecute=yes$/m);
   });
 
-  test("tmpfiles.d makes the relays' directories vdsm:kvm 0750, in a root whose vdsm is uid 36", {
+  test("tmpfiles.d makes the relays' directories vdsm:qemu, 0750 and 0700, in a root whose vdsm is uid 36", {
     skip: spawnSync("sh", ["-c", "command -v systemd-tmpfiles"]).status === 0 ? undefined : "systemd is not installed",
   }, () => {
     const root = installOverStandIn("x86_64");
     mkdirSync(join(root, "etc"), { recursive: true });
     writeFileSync(join(root, "etc/passwd"), "root:x:0:0::/root:/bin/sh\nvdsm:x:36:36::/var/lib/vdsm:/sbin/nologin\n");
-    writeFileSync(join(root, "etc/group"), "root:x:0:\nkvm:x:36:qemu,vdsm\n");
+    writeFileSync(join(root, "etc/group"), "root:x:0:\nkvm:x:36:qemu,vdsm\nqemu:x:107:vdsm\n");
     const made = sh("systemd-tmpfiles", ["--create", `--root=${root}`, "httpsisoboot.conf"]);
     assert.equal(made.status, 0, made.stderr);
-    for (const dir of ["run/httpsisoboot", "var/cache/httpsisoboot"]) {
+    for (const [dir, mode] of [["run/httpsisoboot", 0o750], ["var/cache/httpsisoboot", 0o700]] as const) {
       const stat = statSync(join(root, dir));
-      assert.deepEqual([stat.isDirectory(), stat.mode & 0o7777, stat.uid, stat.gid], [true, 0o750, 36, 36], dir);
+      assert.deepEqual([stat.isDirectory(), stat.mode & 0o7777, stat.uid, stat.gid], [true, mode, 36, 107], dir);
     }
   });
 

@@ -99,13 +99,14 @@ export interface VdsmRunner {
 /**
  * Makes the throwaway vdsm package in `dir` for hooks under `hooksDir`. Both
  * must be readable by uid 36. `gid` is vdsmd's group: 36 (kvm on EL) unless
- * given; a test that needs QEMU to reach the relay's socket gives this
- * host's kvm group, as vdsm's group is kvm on an oVirt host.
+ * given; `groups`, its supplementary groups (none unless given): a test that
+ * needs QEMU to reach the relay's socket gives QEMU's group, which vdsm is
+ * in on an oVirt host.
  */
 export function vdsmRunner(
   dir: string,
   hooksDir: string,
-  options: { command?: string[]; gid?: number } = {},
+  options: { command?: string[]; gid?: number; groups?: number[] } = {},
 ): VdsmRunner {
   const packageDir = mkdtempSync(join(dir, "vdsm-runner-"));
   chmodSync(packageDir, 0o755);
@@ -126,7 +127,8 @@ export function vdsmRunner(
       "setpriv",
       "--reuid=36",
       `--regid=${options.gid ?? 36}`,
-      "--clear-groups",
+      // vdsm's own groups: on an oVirt host kvm and qemu (QEMU's, which the relay's socket takes).
+      ...(options.groups ? [`--groups=${options.groups.join(",")}`] : ["--clear-groups"]),
       "/usr/bin/python3",
       join(packageDir, "driver.py"),
     ];
