@@ -162,14 +162,15 @@ async function beforeVmStart(env: Environment): Promise<number> {
 /**
  * before_vm_migrate_destination and before_vm_dehibernate: a VM that
  * arrives with the relay CD-ROM gets its relay started on this host, from
- * the URL its metadata records, under this host's settings. The domain is
+ * the URL in its custom property (its metadata records which, query values
+ * hidden), under this host's settings. The domain is
  * not changed; a VM without the relay is none of the hook's business.
  */
 async function incomingVm(env: Environment, point: HookPoint): Promise<number> {
   const path = domainPath(env);
   const text = readDomain(path, { followSymlinks: false }).text;
   const host = readSettings(env);
-  const incoming = planIncoming(text, host);
+  const incoming = planIncoming(text, host, env.httpsisoboot);
   if (!incoming) return EXIT_OK;
   const report = host.settings.preflight ? await runPreflight(incoming.url, host) : undefined;
   await startVmRelay(incoming, host, env, report);

@@ -11,7 +11,7 @@
 import { addHttpsCdrom, type CdromResult } from "./domain/add_https_cdrom.ts";
 import { RELAY_DIRS, type RelayDirs } from "./paths.ts";
 import { type RelayConfig, relayConfig } from "./relay/config.ts";
-import { HookError, printable } from "./errors.ts";
+import { HookError, printable, UrlError } from "./errors.ts";
 import { checkAllowed } from "./policy.ts";
 import type { ServerReport } from "./preflight/preflight.ts";
 import type { Settings } from "./settings.ts";
@@ -118,12 +118,36 @@ export function planHook(domainXml: string, iso: IsoUrl, host: Host): HookPlan {
  * assertEquals(planIncoming("<domain><uuid>7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21</uuid></domain>", host), undefined);
  * ```
  */
-export function planIncoming(domainXml: string, host: Host): (RelayStart & { url: IsoUrl }) | undefined {
+export function planIncoming(
+  domainXml: string,
+  host: Host,
+  property?: string,
+): (RelayStart & { url: IsoUrl }) | undefined {
   const document = parseXml(domainXml);
   const recorded = relayUrlOf(document);
   if (recorded === undefined) return undefined;
-  const url = checkUrl(recorded, host);
+  const url = checkUrl(incomingUrl(recorded, property), host);
+  if (url.redacted !== recorded) {
+    throw new UrlError(
+      `the httpsisoboot property names ${url.redacted}, but this VM reads ${printable(recorded, 300)} through ` +
+        `its relay; a running VM's CD-ROM cannot change its ISO: stop the VM to give it another`,
+    );
+  }
   return { uuid: domainUuid(document), url, config: relayConfig(url, host) };
+}
+
+/**
+ * The whole URL of an incoming VM's ISO: the custom property VDSM passes
+ * (the domain records it with query values hidden); the record itself when
+ * it has no query, so nothing is hidden.
+ */
+function incomingUrl(recorded: string, property: string | undefined): string {
+  if (property) return property;
+  if (!recorded.includes("?")) return recorded;
+  throw new UrlError(
+    `this VM reads ${printable(recorded, 300)} through its relay, but VDSM passed no httpsisoboot property, which ` +
+      `holds its query; check that the VM still has the custom property`,
+  );
 }
 
 /**

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { checkReport, checkUrl, planDryRun, planHook } from "../lib/run.ts";
+import { checkReport, checkUrl, planDryRun, planHook, planIncoming } from "../lib/run.ts";
 import { DEFAULT_SETTINGS, parseSettings } from "../lib/settings.ts";
 import { PolicyError, UrlError } from "../lib/errors.ts";
 import { readFixture } from "./support/mod.ts";
@@ -79,6 +79,37 @@ describe("planHook()", () => {
     assert.equal(twice.write, undefined);
     assert.equal(twice.preflight, false);
     assert.match(twice.message, /^the domain already has CD-ROM sdb \(sata\) from .*sig=\*\*\*.*; nothing to do$/);
+  });
+});
+
+describe("planIncoming()", () => {
+  const hooked = () => planHook(SAMPLE, checkUrl(URL, RELAY_HOST), RELAY_HOST).write!;
+
+  test("planIncoming() takes the whole URL from the custom property, which must be the ISO the domain records", () => {
+    const incoming = planIncoming(hooked(), RELAY_HOST, URL)!;
+    assert.equal(incoming.uuid, UUID);
+    assert.equal(incoming.config.url, "https://isos.example.org:443/el9/boot.iso?sig=TOPSECRET&exp=1");
+    const renewed = planIncoming(hooked(), RELAY_HOST, URL.replace("TOPSECRET", "RENEWED"))!;
+    assert.match(renewed.config.url, /sig=RENEWED/, "a renewed signature for the same ISO");
+  });
+
+  test("planIncoming() refuses a VM whose recorded URL has a query when VDSM passes no property, or another ISO's", () => {
+    assert.throws(() => planIncoming(hooked(), RELAY_HOST, undefined), (error: Error) => {
+      assert.ok(error instanceof UrlError);
+      assert.match(error.message, /VDSM passed no httpsisoboot property, which holds its query/);
+      assert.ok(!error.message.includes("TOPSECRET"));
+      return true;
+    });
+    assert.throws(
+      () => planIncoming(hooked(), RELAY_HOST, "https://isos.example.org/el8/boot.iso?sig=x"),
+      /names https:\/\/isos\.example\.org:443\/el8\/boot\.iso\?sig=\*\*\*, but this VM reads .*el9.*; a running VM's CD-ROM cannot change its ISO/,
+    );
+  });
+
+  test("planIncoming() reads a query-less URL from the domain alone, and ignores a VM without a relay", () => {
+    const plain = planHook(SAMPLE, checkUrl("https://isos.example.org/el9/boot.iso", RELAY_HOST), RELAY_HOST).write!;
+    assert.equal(planIncoming(plain, RELAY_HOST, undefined)!.config.url, "https://isos.example.org:443/el9/boot.iso");
+    assert.equal(planIncoming(SAMPLE, RELAY_HOST, URL), undefined);
   });
 });
 

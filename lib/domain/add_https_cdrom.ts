@@ -102,9 +102,10 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: 
     ? { relay: { socket: relay.socket } }
     : { timeout: options.timeout, readahead: options.readahead };
   const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement({ url: shown, target, ...source }));
-  const record = (href: string) => relay ? [relayMetadataEdit(document, href)] : [];
-  const edits = [...boots, place(iso), ...record(iso.href)];
-  const shownEdits = [...boots, place(redacted(iso)), ...(relay ? record(iso.redacted) : hiddenRecord(document))];
+  // The metadata records the URL with its query values hidden: any local user may read the domain.
+  const record = relay ? [relayMetadataEdit(document, iso.redacted)] : [];
+  const edits = [...boots, place(iso), ...record];
+  const shownEdits = [...boots, place(redacted(iso)), ...(relay ? record : hiddenRecord(document))];
   return { xml: applyEdits(domainXml, edits), changed: true, added: true, target, url: iso, relay, edits, shownEdits };
 }
 
@@ -133,10 +134,10 @@ function unchanged(document: XmlDocument, existing: XmlElement, iso: IsoUrl, rel
     edits: [],
     shownEdits: query === undefined ? [] : [setAttribute(source, "query", redactQuery(query))],
   };
-  if (!relay || relayUrlOf(document) === iso.href) {
+  if (!relay || relayUrlOf(document) === iso.redacted) {
     return { ...result, shownEdits: [...result.shownEdits, ...hiddenRecord(document)] };
   }
-  const edits = [relayMetadataEdit(document, iso.href)];
+  const edits = [relayMetadataEdit(document, iso.redacted)];
   const xml = applyEdits(document.text, edits);
   return { ...result, xml, changed: true, edits, shownEdits: [relayMetadataEdit(document, iso.redacted)] };
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * What a domain says about its relay: the VM's UUID, which names the relay's
- * socket and unit, and the ISO's URL, kept in the domain's `<metadata>` in
- * the hook's own namespace:
+ * socket and unit, and the ISO's URL with its query values hidden (`***`:
+ * a signed URL's query is a credential, and `virsh -r dumpxml` shows the
+ * domain to any local user), kept in the domain's `<metadata>` in the
+ * hook's own namespace:
  *
  * ```xml
  * <metadata>
@@ -12,7 +14,9 @@
  *
  * libvirt keeps metadata in other namespaces as it is given, and VDSM hands
  * it back to the hooks of every later point of the VM's life: a migration's
- * destination and a resume from hibernation start the relay again from it.
+ * destination and a resume from hibernation know from it that the VM reads
+ * through a relay, and which ISO; the whole URL they take from the custom
+ * property VDSM passes them, which must be the one recorded.
  *
  * This module is pure: it returns edits and does no I/O.
  *

@@ -10,6 +10,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
 import { DEFAULT_SETTINGS } from "../../lib/settings.ts";
 import { unifiedDiff } from "../../lib/diff.ts";
 import { fixtureCases, FIXTURES, GOLDEN_URL, GOLDEN_URLS, readFixture, relayCases } from "../support/mod.ts";
@@ -80,6 +81,17 @@ describe("golden fixtures", () => {
       assert.deepEqual(first.target, direct.target, "the same target as in direct mode");
     });
   }
+
+  test("addHttpsCdrom() in relay mode writes no query value into the domain, which \`virsh -r dumpxml\` shows any local user", () => {
+    for (const name of relayCases()) {
+      const url = parseIsoUrl(GOLDEN_URLS[name] ?? GOLDEN_URL);
+      const { xml } = addHttpsCdrom(readFixture(`${name}.in.xml`), url, { relayDir: "/run/httpsisoboot" });
+      for (const value of (url.query ?? "").split("&").map((pair) => pair.split("=")[1]).filter(Boolean)) {
+        assert.ok(!xml.includes(value), `${name}: the query value ${value} is in the domain`);
+      }
+      assert.match(xml, /<httpsisoboot:relay [^>]*url=/, name);
+    }
+  });
 
   test("addHttpsCdrom() in relay mode refuses a domain without a UUID, which names the relay", () => {
     assert.throws(

@@ -240,8 +240,9 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.match(domain, new RegExp(`<host transport="unix" socket="${socketOf(vm.uuid)}" />`));
     assert.match(
       domain,
-      new RegExp(`<httpsisoboot:relay [^>]*url="https://localhost:${proxy!.port}/data.iso\\?${SECRET}"`),
+      new RegExp(`<httpsisoboot:relay [^>]*url="https://localhost:${proxy!.port}/data.iso\\?sig=\\*\\*\\*"`),
     );
+    assert.ok(!domain.includes("TOPSECRET"), "the domain, which any local user may read, holds no query value");
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
     const gets = (await proxy!.stats()).requests["GET range"] ?? 0;
     const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
@@ -743,7 +744,12 @@ describe("the relay", { skip: whyNot() }, () => {
         dirs().cache,
         ...prefix,
       ];
-      const arrived = runner.run("before_vm_migrate_destination", startedXml.xml!, { env, prefix: destination });
+      const custom = { httpsisoboot: proxied() };
+      const arrived = runner.run("before_vm_migrate_destination", startedXml.xml!, {
+        env,
+        prefix: destination,
+        custom,
+      });
       assert.equal(arrived.xml, startedXml.xml, `${arrived.error ?? ""}: the destination does not change the domain`);
       const there = processesNaming(vm.uuid).find((pid) =>
         pid !== source && readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay")
@@ -762,8 +768,20 @@ describe("the relay", { skip: whyNot() }, () => {
       });
       assert.deepEqual(processesNaming(vm.uuid), [], "and the destination's stops when the VM is destroyed there");
 
+      // A destination that is not given the property, or given another ISO's, starts no relay and says why.
+      for (
+        const [given, words] of [[{}, /VDSM passed no httpsisoboot property, which holds its query/], [
+          { httpsisoboot: `https://localhost:${proxy!.port}/other.iso?${SECRET}` },
+          /a running VM's CD-ROM cannot change its ISO/,
+        ]] as const
+      ) {
+        const refused = runner.run("before_vm_migrate_destination", startedXml.xml!, { env, custom: given });
+        assert.match(refused.error ?? "", words);
+        assert.ok(!(refused.error ?? "").includes("TOPSECRET"));
+      }
+
       // Hibernation on this host: the relay stops with the VM, and starts again for the resume.
-      const resumed = runner.run("before_vm_dehibernate", startedXml.xml!, { env });
+      const resumed = runner.run("before_vm_dehibernate", startedXml.xml!, { env, custom });
       assert.equal(resumed.xml, startedXml.xml, resumed.error);
       assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
       runner.run("after_vm_hibernate", startedXml.xml!, { env });
