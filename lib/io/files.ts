@@ -13,9 +13,11 @@ import {
   closeSync,
   constants,
   fstatSync,
+  linkSync,
   openSync,
   readFileSync,
   readSync,
+  renameSync,
   type Stats,
   statSync,
   unlinkSync,
@@ -81,11 +83,13 @@ function readAtMost(fd: number, maxBytes: number, what: string): Uint8Array {
 }
 
 /**
- * Takes a lock file: created exclusively, holding the holder's pid. A lock
- * another httpsisoboot holds is waited for, LOCK_WAIT_MS at most; one that
- * still names its holder after that holder is gone (killed) is named with
- * its pid, never broken here: two waiters breaking one lock would both go
- * on. Returns the function that releases it.
+ * Takes a lock file: created exclusively, holding the holder's pid and start
+ * time. A lock another httpsisoboot holds is waited for, LOCK_WAIT_MS at
+ * most. One whose holder is gone (a killed hook, or its pid now another
+ * process's) is taken over, so no lock outlives a killed hook: moved aside
+ * under a name of this process's own, and removed only if what was moved is
+ * still the dead holder's; a live holder's lock, moved in a race, is put
+ * back. Returns the function that releases it.
  *
  * @param lockPath The lock file.
  * @param subject What it locks, for messages: "the domain XML '/tmp/x'".
@@ -96,7 +100,7 @@ export function takeLock(lockPath: string, subject: string): () => void {
   for (;;) {
     const fd = tryCreate(lockPath, subject);
     if (fd !== undefined) {
-      writeSync(fd, `${process.pid}\n`);
+      writeSync(fd, `${process.pid} ${processStart(process.pid)}\n`);
       closeSync(fd);
       return () => {
         try {
@@ -104,22 +108,80 @@ export function takeLock(lockPath: string, subject: string): () => void {
         } catch { /* already gone: nothing to release */ }
       };
     }
-    const holder = lockHolder(lockPath);
+    const holder = readHolder(lockPath);
     // Read again once the holder is seen gone: a holder that released the
-    // lock and ended in between took its pid with it, and is no killed hook.
-    if (holder !== undefined && !isRunning(holder) && lockHolder(lockPath) === holder) {
-      throw new FileError(
-        `the lock ${lockPath} on ${subject} was left by pid ${holder}, which is not running (a killed httpsisoboot); remove it`,
-      );
+    // lock and ended in between took its lock with it, and is no killed hook.
+    if (holder !== undefined && !isProcess(holder) && readHolder(lockPath)?.text === holder.text) {
+      takeOver(lockPath, holder.text);
+      continue;
     }
     if (Date.now() >= until) {
       throw new FileError(
-        `another httpsisoboot (pid ${holder ?? "unknown"}) held the lock ${lockPath} on ${subject} for more than ${
+        `another httpsisoboot (pid ${holder?.pid ?? "unknown"}) held the lock ${lockPath} on ${subject} for more than ${
           LOCK_WAIT_MS / 1000
         } s; start the VM again`,
       );
     }
     sleepMs(LOCK_POLL_MS);
+  }
+}
+
+/** Removes a dead holder's lock, and only that: what was moved aside is checked, and a live one put back. */
+function takeOver(lockPath: string, stale: string): void {
+  const aside = `${lockPath}.${process.pid}.stale`;
+  try {
+    renameSync(lockPath, aside);
+  } catch {
+    return; // another waiter took it over first
+  }
+  if (readHolder(aside)?.text !== stale) {
+    try {
+      linkSync(aside, lockPath); // a live holder's: back where it was, unless a new one is there already
+    } catch { /* EEXIST: the new holder's stays */ }
+  }
+  unlinkSync(aside);
+}
+
+/** A process as a lock or pid file names it: its pid, and its start time when the file has it. */
+export interface ProcessId {
+  pid: number;
+  start?: string;
+  /** The file's text, to tell whether it changed. */
+  text: string;
+}
+
+/** The holder a lock or pid file names; undefined while it is not written yet, or if it is not one. */
+export function readHolder(path: string): ProcessId | undefined {
+  try {
+    const { bytes } = readRegularFile(path, { maxBytes: 64, followSymlinks: false, what: "the lock" });
+    const text = new TextDecoder().decode(bytes);
+    const match = /^([1-9][0-9]{0,9})(?: ([0-9]{1,20}))?\n$/.exec(text);
+    return match ? { pid: Number(match[1]), start: match[2], text } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the process a file names still runs: its pid runs, and started
+ * when the file says (a pid reused by another process is not it).
+ */
+export function isProcess(id: { pid: number; start?: string }): boolean {
+  return isRunning(id.pid) && (id.start === undefined || processStart(id.pid) === id.start);
+}
+
+/**
+ * When a process started, in clock ticks since boot (/proc/PID/stat's 22nd
+ * field): with the pid, what names one process for as long as the host runs.
+ * Undefined once it has ended.
+ */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // The fields after the command name, which is in parentheses and may itself hold ") ".
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
   }
 }
 
@@ -134,17 +196,6 @@ function tryCreate(lockPath: string, subject: string): number | undefined {
       ? accessHint(dirname(lockPath), "write")
       : `; the hook needs write access to ${dirname(lockPath)}`;
     throw new FileError(`cannot lock ${subject}: ${code}${hint}`);
-  }
-}
-
-/** The pid a lock file holds; undefined while its holder has not written it yet, or if it is not a pid. */
-function lockHolder(lockPath: string): number | undefined {
-  try {
-    const { bytes } = readRegularFile(lockPath, { maxBytes: 16, followSymlinks: false, what: "the lock" });
-    const text = new TextDecoder().decode(bytes);
-    return /^[1-9][0-9]{0,9}\n$/.test(text) ? Number(text) : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -105,7 +105,7 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
     const validator = checkValidator(head, where, options.requireValidator ?? false);
     const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], { ca, deadline, limit })).responses[0];
     const volume = checkDescriptor(ranged, size, where);
-    if (validator && ranged.headers.get(validator.header) !== validator.value) {
+    if (options.requireValidator && validator && ranged.headers.get(validator.header) !== validator.value) {
       throw new ServerError(
         `${where} changed the ISO during preflight (the ${validator.header === "etag" ? "ETag" : "Last-Modified"} ` +
           `of its byte range is not the HEAD's); start the VM again once the file on the server is final`,

@@ -38,7 +38,17 @@ import { dirname, join } from "node:path";
 import { connect } from "node:net";
 import process from "node:process";
 import { printable, RelayError } from "../errors.ts";
-import { accessHint, errorCode, groupName, isRunning, readRegularFile, takeLock } from "../io/files.ts";
+import {
+  accessHint,
+  errorCode,
+  groupName,
+  isProcess,
+  isRunning,
+  type ProcessId,
+  readHolder,
+  readRegularFile,
+  takeLock,
+} from "../io/files.ts";
 import { RELAY_STOP_MS } from "../limits.ts";
 import { type RelayDirs, type RelayPaths, relayUnit } from "../paths.ts";
 import { NbdInfo } from "./nbd.ts";
@@ -124,8 +134,8 @@ export function relayOwner(dirs: RelayDirs): { uid: number; gid: number } {
 
 /** The relay's state as the hook finds it. */
 export interface RelayState {
-  /** The pid in its pid file, when that process is a relay of this VM. */
-  pid?: number;
+  /** The process its pid file names, when that is a relay of this VM, of the relays' user. */
+  pid?: ProcessId;
   /** Its config's text, when there is one. */
   config?: string;
 }
@@ -148,7 +158,7 @@ export async function startRelay(
   try {
     const state = relayState(paths, uuid);
     if (state.pid !== undefined && state.config === configText) {
-      return await exportSize(paths, uuid, { deadline: options.deadline, pid: state.pid });
+      return await exportSize(paths, uuid, { deadline: options.deadline, pid: state.pid.pid });
     }
     await stopLocked(paths, uuid, options.launcher, state);
     reserveCache(paths, uuid, parseRelayConfig(configText, paths.config), options.cacheDir);
@@ -216,12 +226,19 @@ function reservations(runDir: string): Reservation[] {
   return found;
 }
 
-/** The pid of a running relay of this VM, and its config. */
+/**
+ * The running relay of this VM, and its config. The pid file names it by
+ * pid and start time; it counts only if that process still runs, started
+ * then, is the relays' user's (the run directory's owner) and says
+ * `--relay UUID`: another user's process, or a pid reused since, is never
+ * taken for it, waited for or signalled.
+ */
 export function relayState(paths: RelayPaths, uuid: string): RelayState {
-  const pid = readSmall(paths.pid);
+  const holder = readHolder(paths.pid);
   const config = readSmall(paths.config);
-  const number = pid && /^[1-9][0-9]{0,9}\n$/.test(pid) ? Number(pid) : undefined;
-  return { pid: number !== undefined && isRelayOf(number, uuid) ? number : undefined, config };
+  const owner = statSync(dirname(paths.pid)).uid;
+  const pid = holder && isProcess(holder) && isRelayOf(holder.pid, uuid, owner) ? holder : undefined;
+  return { pid, config };
 }
 
 async function stopLocked(paths: RelayPaths, uuid: string, launcher: Launcher, state: RelayState): Promise<boolean> {
@@ -231,20 +248,40 @@ async function stopLocked(paths: RelayPaths, uuid: string, launcher: Launcher, s
   if (launcher.kind === "systemd" && (state.pid !== undefined || leftovers.length > 0)) {
     spawnSync("systemctl", ["stop", relayUnit(uuid)], { stdio: "ignore", timeout: RELAY_STOP_MS * 2 });
   }
-  if (state.pid !== undefined) await terminate(state.pid);
-  for (const path of leftovers) rmSync(path, { recursive: true, force: true });
+  try {
+    if (state.pid !== undefined) await terminate(state.pid, uuid);
+  } finally {
+    for (const path of leftovers) rmSync(path, { recursive: true, force: true });
+  }
   return state.pid !== undefined || leftovers.length > 0;
 }
 
-/** SIGTERM, then SIGKILL once RELAY_STOP_MS have passed; returns when the process is gone. */
-async function terminate(pid: number): Promise<void> {
-  signal(pid, "SIGTERM");
-  const until = Date.now() + RELAY_STOP_MS;
-  while (isRunning(pid) && Date.now() < until) await pause(10);
-  if (isRunning(pid)) {
-    signal(pid, "SIGKILL");
-    while (isRunning(pid)) await pause(10);
+/**
+ * SIGTERM, then SIGKILL once RELAY_STOP_MS have passed; returns when the
+ * process is gone, and gives up RELAY_STOP_MS after the SIGKILL: every wait
+ * has a limit.
+ *
+ * @throws {RelayError} If it outlives the SIGKILL (a process stuck in the kernel).
+ */
+async function terminate(relay: ProcessId, uuid: string): Promise<void> {
+  signal(relay.pid, "SIGTERM");
+  if (await gone(relay, RELAY_STOP_MS)) return;
+  signal(relay.pid, "SIGKILL");
+  if (await gone(relay, RELAY_STOP_MS)) return;
+  throw new RelayError(
+    `the relay of VM ${uuid} (pid ${relay.pid}) did not end within ${RELAY_STOP_MS / 1000} s of SIGKILL; ` +
+      `its files are removed, but check the process (ps -o stat,wchan -p ${relay.pid})`,
+  );
+}
+
+/** Whether the process ends within `ms`. */
+async function gone(relay: ProcessId, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (isProcess(relay)) {
+    if (Date.now() >= until) return false;
+    await pause(10);
   }
+  return true;
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
@@ -389,11 +426,12 @@ function lastWord(paths: RelayPaths): string {
   return line ? `: ${printable(line, 300)}` : "";
 }
 
-/** Whether `pid` is a relay of this VM: its command line says `--relay UUID`. */
-function isRelayOf(pid: number, uuid: string): boolean {
+/** Whether `pid` is a relay of this VM: the relays' user's, and its command line says `--relay UUID`. */
+function isRelayOf(pid: number, uuid: string, owner: number): boolean {
   try {
+    const uid = /^Uid:\s+([0-9]+)/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"))?.[1];
     const args = readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0");
-    return args.includes("--relay") && args.includes(uuid);
+    return Number(uid) === owner && args.includes("--relay") && args.includes(uuid);
   } catch {
     return false;
   }

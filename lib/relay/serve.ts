@@ -40,6 +40,7 @@ import { errorLine, RelayError } from "../errors.ts";
 import { MAX_RELAY_CONFIG_BYTES, RELAY_STOP_MS } from "../limits.ts";
 import { type RelayDirs, type RelayPaths, relayPaths } from "../paths.ts";
 import { systemTrustBundle } from "../preflight/trust.ts";
+import { processStart, readHolder } from "../io/files.ts";
 import { parseIsoUrl } from "../url.ts";
 import { parseRelayConfig, type RelayConfig } from "./config.ts";
 import { type Front, startFront } from "./front.ts";
@@ -63,7 +64,8 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
   }
   try {
     const config = readConfig(paths.config);
-    writeFileSync(paths.pid, `${process.pid}\n`, { mode: 0o600 });
+    // By pid and start time: a pid reused after this relay is gone is never taken for it.
+    writeFileSync(paths.pid, `${process.pid} ${processStart(process.pid)}\n`, { mode: 0o600 });
     prepareDirectories(paths);
     const url = parseIsoUrl(config.url);
     front = await startFront(frontSocket(paths), {
@@ -83,6 +85,7 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
     say(errorLine(error));
     await front?.close();
     removeRuntime(paths);
+    removeOwnPid(paths);
     return 2;
   }
 }
@@ -170,7 +173,7 @@ function untilStopped(
       await front.close();
       removeRuntime(paths);
       rmSync(paths.config, { force: true });
-      rmSync(paths.pid, { force: true });
+      removeOwnPid(paths);
       say("stopped");
       resolve(0);
     };
@@ -182,6 +185,7 @@ function untilStopped(
       say(`nbdkit ended (${signal ?? `exit ${code}`}); the VM's CD-ROM cannot be read until the relay starts again`);
       await front.close();
       removeRuntime(paths);
+      removeOwnPid(paths);
       resolve(1);
     });
   });
@@ -198,6 +202,11 @@ function endChild(child: ChildProcess): Promise<void> {
     });
     child.kill("SIGTERM");
   });
+}
+
+/** The pid file goes with the process: removed when it is this relay's, never another's. */
+function removeOwnPid(paths: RelayPaths): void {
+  if (readHolder(paths.pid)?.pid === process.pid) rmSync(paths.pid, { force: true });
 }
 
 /** What a running relay uses, but not its config and pid file. */

@@ -188,6 +188,8 @@ function readThrough(socket: string, nsPid?: number): Promise<{ hash?: string; e
 }
 
 const socketOf = (uuid: string) => join(dirs().run, `${uuid}.sock`);
+/** The relay's pid, from its pid file ("PID START"). */
+const pidOf = (uuid: string) => Number(readFileSync(join(dirs().run, `${uuid}.pid`), "utf8").split(" ")[0]);
 const logOf = (uuid: string) => readFileSync(join(dirs().run, `${uuid}.log`), "utf8");
 
 /** Files of this VM's relay in the run and cache dirs. */
@@ -438,7 +440,7 @@ describe("the relay", { skip: whyNot() }, () => {
       }, { inner: jail });
       started.add(vm.uuid);
       assert.equal(hooked.status, 0, hooked.stderr);
-      const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+      const front = pidOf(vm.uuid);
       assert.match(readFileSync(`/proc/${front}/status`, "utf8"), /^Seccomp:\s+2$/m, "the relay runs under the filter");
       assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
     },
@@ -446,7 +448,7 @@ describe("the relay", { skip: whyNot() }, () => {
 
   test("only QEMU's own user reads a VM's socket: a user in group kvm cannot, and the relay runs as the directory's owner, never root", async () => {
     const vm = await startVm();
-    const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+    const front = pidOf(vm.uuid);
     assert.match(readFileSync(`/proc/${front}/status`, "utf8"), /^Uid:\s+36\s+36\s+36\s+36$/m, "the hook ran as root");
     const socket = statSync(socketOf(vm.uuid));
     assert.equal([socket.mode & 0o777, socket.gid].join(" "), `${0o660} ${QEMU_GID}`);
@@ -555,9 +557,39 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
   });
 
+  test("after_vm_destroy never waits for, or signals, another user's process that a pid file names, and leaves no lock", async () => {
+    const vm = domainFile();
+    // Another user's process whose command line says `--relay UUID`, named in the VM's pid file.
+    const impostor = spawn("setpriv", [
+      "--reuid=1000",
+      "--regid=1000",
+      "--clear-groups",
+      "/usr/bin/python3",
+      "-c",
+      "import time; time.sleep(60)",
+      "--relay",
+      vm.uuid,
+    ], { stdio: "ignore" });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const pid = processesNaming(vm.uuid).find((found) =>
+        readFileSync(`/proc/${found}/cmdline`, "latin1").includes("python3")
+      )!;
+      assert.ok(pid, "the impostor runs");
+      writeFileSync(join(dirs().run, `${vm.uuid}.pid`), `${pid}\n`);
+      const outcome = await hookAt("after_vm_destroy", { _hook_domxml: vm.path }, { limitMs: 10_000 });
+      assert.equal(outcome.status, 0, outcome.stderr);
+      assert.ok(outcome.ms < 3000, `done in ${outcome.ms} ms`);
+      assert.ok(processesNaming(vm.uuid).includes(pid), "the other user's process was not signalled");
+      assert.deepEqual(filesOf(vm.uuid), [], "its pid file and lock are gone");
+    } finally {
+      impostor.kill("SIGKILL");
+    }
+  });
+
   test("a relay whose nbdkit dies ends at once, takes its socket along, and keeps its config for systemd's restart", async () => {
     const vm = await startVm();
-    const front = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+    const front = pidOf(vm.uuid);
     const nbdkit = processesNaming(vm.uuid).find((pid) => pid !== front)!;
     process.kill(nbdkit, "SIGKILL");
     for (let i = 0; i < 200 && processesNaming(vm.uuid).length > 0; i++) {
@@ -723,7 +755,7 @@ describe("the relay", { skip: whyNot() }, () => {
       });
       assert.ok(startedXml.xml, startedXml.error);
       started.add(vm.uuid);
-      const source = Number(readFileSync(join(dirs().run, `${vm.uuid}.pid`), "utf8"));
+      const source = pidOf(vm.uuid);
       assert.equal(
         readFileSync(`/proc/${source}/status`, "utf8").match(/^Uid:\s+(\d+)/m)?.[1],
         "36",

@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { isRunning, readRegularFile, takeLock } from "../../lib/io/files.ts";
+import { isRunning, processStart, readRegularFile, takeLock } from "../../lib/io/files.ts";
 import { FileError, LimitError } from "../../lib/errors.ts";
 import { workDir } from "../support/mod.ts";
 
@@ -47,23 +47,45 @@ describe("takeLock()", () => {
     const holder = spawn("sh", ["-c", `while [ ! -s ${lock} ]; do sleep 0.01; done; sleep 0.3; rm ${lock}`]);
     writeFileSync(lock, `${holder.pid}\n`);
     const release = takeLock(lock, "the test");
-    assert.equal(readFileSync(lock, "utf8"), `${process.pid}\n`, "taken once the holder let go, not broken");
+    assert.equal(
+      readFileSync(lock, "utf8"),
+      `${process.pid} ${processStart(process.pid)}\n`,
+      "taken once the holder let go, not broken",
+    );
     release();
     assert.equal(existsSync(lock), false);
   });
 
-  test("takeLock() names the pid of a holder that is gone, and breaks nothing", () => {
+  test("takeLock() takes over a lock whose holder was killed: no lock outlives a killed hook", () => {
     const lock = join(work, "stale.lock");
     const gone = spawnSync("true").pid!;
     writeFileSync(lock, `${gone}\n`);
-    assert.throws(
-      () => takeLock(lock, "the domain XML '/x'"),
-      (error: Error) =>
-        error instanceof FileError &&
-        error.message ===
-          `the lock ${lock} on the domain XML '/x' was left by pid ${gone}, which is not running (a killed httpsisoboot); remove it`,
-    );
-    assert.equal(readFileSync(lock, "utf8"), `${gone}\n`);
+    const release = takeLock(lock, "the domain XML '/x'");
+    assert.equal(readFileSync(lock, "utf8"), `${process.pid} ${processStart(process.pid)}\n`);
+    release();
+    assert.deepEqual(readdirSync(work).filter((name) => name.startsWith("stale.lock")), [], "nothing left beside it");
+  });
+
+  test("takeLock() takes over a lock whose pid now names another process (its start time differs)", () => {
+    const lock = join(work, "reused.lock");
+    const other = spawn("sleep", ["5"]);
+    try {
+      writeFileSync(lock, `${other.pid} 1\n`); // the pid runs, but did not start at tick 1
+      const began = Date.now();
+      takeLock(lock, "the domain XML '/x'")();
+      assert.ok(Date.now() - began < 1000, "not waited for");
+    } finally {
+      other.kill();
+    }
+  });
+});
+
+describe("processStart()", () => {
+  test("processStart() is a process's start time, the same on every read, and undefined once it is gone", () => {
+    const child = spawnSync("true");
+    assert.match(processStart(process.pid)!, /^[0-9]+$/);
+    assert.equal(processStart(process.pid), processStart(process.pid));
+    assert.equal(processStart(child.pid!), undefined);
   });
 });
 

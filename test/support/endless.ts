@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import process from "node:process";
 
 /** The answer to HEAD: a size and byte ranges, as QEMU needs. */
-export const GOOD_HEAD = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nAccept-Ranges: bytes\r\n\r\n";
+export const GOOD_HEAD = 'HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nAccept-Ranges: bytes\r\nETag: "e1"\r\n\r\n';
 
 /** Answers one request: HEAD well; anything else with a 200 and 1 MiB chunks for as long as the socket lasts. */
 export function answerEndless(socket: TLSSocket, request: string): void {
