@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { isRunning, processStart, readRegularFile, takeLock } from "../../lib/io/files.ts";
-import { FileError, LimitError } from "../../lib/errors.ts";
+import { LimitError } from "../../lib/errors.ts";
 import { workDir } from "../support/mod.ts";
 
 const work = workDir("files");
