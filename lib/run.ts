@@ -20,6 +20,7 @@ import { applyEdits } from "./xml/edit.ts";
 import { parseXml } from "./xml/parse.ts";
 import { domainUuid, relayUrlOf } from "./domain/relay_metadata.ts";
 import { unifiedDiff } from "./diff.ts";
+import { type LibvirtVersion, nbdReconnectDelay } from "./libvirt_version.ts";
 
 /** Exit codes, as VDSM reads them: anything but 0 stops the VM from starting. */
 export const EXIT_OK = 0;
@@ -31,6 +32,8 @@ export interface Host {
   file: string;
   /** Where relays keep their files: RELAY_DIRS unless a test says otherwise. */
   dirs?: RelayDirs;
+  /** The host's libvirt, when the hook asked it (relay mode): whether to write `<reconnect delay>`. */
+  libvirt?: LibvirtVersion;
 }
 
 /** The relay a plan needs running before the domain is written. */
@@ -258,7 +261,12 @@ export function checkReport(
 
 function transform(domainXml: string, iso: IsoUrl, host: Host): CdromResult {
   const { settings } = host;
-  if (settings.relay === "nbdkit") return addHttpsCdrom(domainXml, iso, { relayDir: (host.dirs ?? RELAY_DIRS).run });
+  if (settings.relay === "nbdkit") {
+    return addHttpsCdrom(domainXml, iso, {
+      relayDir: (host.dirs ?? RELAY_DIRS).run,
+      reconnectDelay: nbdReconnectDelay(host.libvirt),
+    });
+  }
   return addHttpsCdrom(domainXml, iso, { timeout: settings.timeout, readahead: settings.readahead });
 }
 

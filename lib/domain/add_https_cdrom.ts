@@ -26,6 +26,8 @@ export interface TransformOptions extends Omit<CdromOptions, "relay"> {
    * Without it, QEMU's curl reads the URL with `timeout` and `readahead`.
    */
   relayDir?: string;
+  /** With relayDir: `<reconnect delay>` for the relay's NBD source, where libvirt has it (libvirt_version.ts). */
+  reconnectDelay?: number;
 }
 
 /** The VM's relay, as the CD-ROM names it. */
@@ -99,7 +101,7 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: 
   const target = chooseTarget(machineOf(domain), disks.map(describeDisk));
   const boots = bootOrderEdits(document);
   const source = relay
-    ? { relay: { socket: relay.socket } }
+    ? { relay: { socket: relay.socket, reconnectDelay: options.reconnectDelay } }
     : { timeout: options.timeout, readahead: options.readahead };
   const place = (shown: IsoUrl) => placeCdrom(document, devicesList, cdromElement({ url: shown, target, ...source }));
   // The metadata records the URL with its query values hidden: any local user may read the domain.

@@ -17,8 +17,12 @@ export interface CdromOptions {
   timeout?: number;
   /** `<readahead size>`: bytes QEMU's curl reads beyond each request; a multiple of 512 (direct mode). */
   readahead?: number;
-  /** Read the ISO through the VM's relay, on this NBD socket, instead of with QEMU's curl. */
-  relay?: { socket: string };
+  /**
+   * Read the ISO through the VM's relay, on this NBD socket, instead of with
+   * QEMU's curl; with `reconnectDelay`, QEMU waits that many seconds for a
+   * relay that restarts (libvirt 9.2 and later).
+   */
+  relay?: { socket: string; reconnectDelay?: number };
 }
 
 /** A read-only CD-ROM that QEMU reads from an https URL, booted first. */
@@ -47,7 +51,7 @@ export function cdromElement(cdrom: HttpsCdrom): NewElement {
     attributes: [["type", "network"], ["device", "cdrom"]],
     children: [
       { name: "driver", attributes: [["name", "qemu"], ["type", "raw"]] },
-      cdrom.relay ? relaySource(cdrom.relay.socket) : httpsSource(cdrom),
+      cdrom.relay ? relaySource(cdrom.relay.socket, cdrom.relay.reconnectDelay) : httpsSource(cdrom),
       { name: "target", attributes: [["dev", cdrom.target.dev], ["bus", cdrom.target.bus], ["tray", "closed"]] },
       { name: "readonly", attributes: [] },
       { name: "boot", attributes: [["order", "1"]] },
@@ -72,12 +76,18 @@ function httpsSource(cdrom: HttpsCdrom): NewElement {
   };
 }
 
-/** `<source protocol='nbd'>` on the relay's Unix socket: the URL is not in the disk, only in the metadata. */
-function relaySource(socket: string): NewElement {
+/**
+ * `<source protocol='nbd'>` on the relay's Unix socket, with `<reconnect
+ * delay>` where libvirt has it: the URL is not in the disk, only in the metadata.
+ */
+function relaySource(socket: string, reconnectDelay?: number): NewElement {
+  const reconnect: NewElement[] = reconnectDelay === undefined
+    ? []
+    : [{ name: "reconnect", attributes: [["delay", String(reconnectDelay)]] }];
   return {
     name: "source",
     attributes: [["protocol", "nbd"]],
-    children: [{ name: "host", attributes: [["transport", "unix"], ["socket", socket]] }],
+    children: [{ name: "host", attributes: [["transport", "unix"], ["socket", socket]] }, ...reconnect],
   };
 }
 

@@ -93,6 +93,17 @@ describe("golden fixtures", () => {
     }
   });
 
+  test("addHttpsCdrom() in relay mode writes <reconnect delay> into the NBD source when asked, and only then", () => {
+    const input = readFixture("q35-vdsm.in.xml");
+    const plain = addHttpsCdrom(input, GOLDEN_URL, { relayDir: "/run/httpsisoboot" }).xml;
+    const reconnecting = addHttpsCdrom(input, GOLDEN_URL, { relayDir: "/run/httpsisoboot", reconnectDelay: 10 }).xml;
+    assert.doesNotMatch(plain, /<reconnect/);
+    assert.match(
+      reconnecting,
+      /<source protocol="nbd">\s*<host transport="unix" socket="[^"]+" \/>\s*<reconnect delay="10" \/>\s*<\/source>/,
+    );
+  });
+
   test("addHttpsCdrom() in relay mode refuses a domain without a UUID, which names the relay", () => {
     assert.throws(
       () => addHttpsCdrom(readFixture("no-devices.in.xml"), GOLDEN_URL, { relayDir: "/run/httpsisoboot" }),

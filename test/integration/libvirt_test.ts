@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { addHttpsCdrom } from "../../lib/domain/add_https_cdrom.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
+import { nbdReconnectDelay, parseLibvirtVersion } from "../../lib/libvirt_version.ts";
 import {
   defineOnSystem,
   fixtureCases,
@@ -79,10 +80,30 @@ describe("qemu:///system", { skip: systemLibvirtMissing() }, () => {
     assert.equal(defined.status, 0, defined.stderr);
     try {
       const kept = run("virsh", ["-c", "qemu:///system", "metadata", name, "http://ovirt.org/vm/httpsisoboot/1.0"]);
-      assert.match(kept.stdout, /<relay url="https:\/\/isos\.example\.org:443\/a\.iso\?sig=s"\/>/);
+      assert.match(kept.stdout, /<relay url="https:\/\/isos\.example\.org:443\/a\.iso\?sig=\*\*\*"\/>/);
+      assert.ok(!kept.stdout.includes("sig=s"), "no query value in what `virsh -r dumpxml` shows");
     } finally {
       run("virsh", ["-c", "qemu:///system", "undefine", name]);
     }
+  });
+
+  test("on libvirt 9.2 and later, QEMU's NBD client gets the relay's reconnect-delay", {
+    skip: nbdReconnectDelay(parseLibvirtVersion(run("libvirtd", ["--version"]).stdout)) === undefined
+      ? `libvirt ${run("libvirtd", ["--version"]).stdout.trim().split(" ").at(-1)} here has no NBD <reconnect delay> ` +
+        "(9.2 and later), so the hook does not write it here"
+      : undefined,
+  }, () => {
+    const domain = "<domain type='qemu'><name>httpsisoboot-reconnect</name><uuid>7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21" +
+      "</uuid><memory unit='MiB'>64</memory><os><type arch='x86_64' machine='q35'>hvm</type></os><devices/></domain>";
+    const path = join(work, "reconnect.xml");
+    writeFileSync(
+      path,
+      addHttpsCdrom(domain, "https://isos.example.org/a.iso", { relayDir: "/run/httpsisoboot", reconnectDelay: 10 })
+        .xml,
+    );
+    const native = run("virsh", ["-c", "qemu:///system", "domxml-to-native", "qemu-argv", path]);
+    assert.equal(native.status, 0, native.stderr);
+    assert.match(native.stdout, /"reconnect-delay":10/);
   });
 
   test("qemu:///system refuses an IDE CD-ROM on q35, so the defines above can fail", () => {

@@ -413,6 +413,8 @@ describe("the relay", { skip: whyNot() }, () => {
       ready.stdout,
       /\nrelay: started detached by the hook \(systemd is not PID 1 here, or the unit is not installed\)\n/,
     );
+    const libvirt = spawnSync("libvirtd", ["--version"], { encoding: "utf8" }).stdout.trim().split(" ").at(-1);
+    assert.match(ready.stdout, new RegExp(`\nrelay: reconnect: libvirt ${libvirt?.replaceAll(".", "\\.")} `));
     const missing = check({ HTTPSISOBOOT_RUN_DIR: join(work, "nowhere"), HTTPSISOBOOT_CACHE_DIR: dirs().cache });
     assert.equal(missing.status, 2);
     assert.match(
