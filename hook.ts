@@ -11,24 +11,7 @@
  * @module
  */
 import process from "node:process";
-import {
-  accessSync,
-  closeSync,
-  constants,
-  existsSync,
-  fchmodSync,
-  fchownSync,
-  fstatSync,
-  fsyncSync,
-  lstatSync,
-  openSync,
-  realpathSync,
-  renameSync,
-  type Stats,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { accessSync, constants, existsSync, lstatSync, realpathSync, type Stats, statSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnSync } from "node:child_process";
@@ -63,7 +46,7 @@ import {
 } from "./lib/errors.ts";
 import { CURL_MODULE, curlDriverProblem, QEMU_MODULE_DIRS } from "./lib/curl_driver.ts";
 import { HOOK_GRACE_MS, MAX_DOMAIN_BYTES, MAX_SETTINGS_BYTES, RELAY_READY_MS } from "./lib/limits.ts";
-import { lockFileName, RELAY_DIRS, type RelayDirs, relayPaths, tempFileName } from "./lib/paths.ts";
+import { lockFileName, RELAY_DIRS, type RelayDirs, relayPaths } from "./lib/paths.ts";
 import { type HookPoint, hookPointOf } from "./lib/hook_point.ts";
 import { relayConfigText } from "./lib/relay/config.ts";
 import {
@@ -76,7 +59,16 @@ import {
   nbdkitProblem,
   RELAY_FILTERS,
 } from "./lib/relay/plan.ts";
-import { accessHint, concat, errorCode, readRegularFile, sleepMs, takeLock, userName } from "./lib/io/files.ts";
+import {
+  accessHint,
+  concat,
+  errorCode,
+  readRegularFile,
+  sleepMs,
+  takeLock,
+  userName,
+  writeAtomic,
+} from "./lib/io/files.ts";
 import { VERSION } from "./lib/version.ts";
 import { type LibvirtVersion, parseLibvirtVersion } from "./lib/libvirt_version.ts";
 
@@ -557,43 +549,18 @@ async function readStdin(): Promise<Uint8Array> {
  * unchanged and the temporary file is gone.
  */
 function replaceFile(path: string, text: string, original: Stats): void {
-  const temp = join(dirname(path), tempFileName(randomHex(12)));
-  let fd: number | undefined;
   try {
-    fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    mark("lock");
-    writeAll(fd, new TextEncoder().encode(text));
-    if (original.uid !== process.getuid?.() || original.gid !== process.getgid?.()) {
-      fchownSync(fd, original.uid, original.gid);
-    }
-    fchmodSync(fd, original.mode & 0o7777);
-    mark("write");
-    fsyncSync(fd);
-    mark("fsync");
-    // The descriptor stays open until the end: while it is, no other file can get this inode number.
-    const written = fstatSync(fd);
-    checkUnchanged(path, temp, original, written);
-    renameSync(temp, path);
+    const written = writeAtomic(path, text, {
+      mode: original.mode & 0o7777,
+      owner: { uid: original.uid, gid: original.gid },
+      keep: (written, temp) => checkUnchanged(path, temp, original, written),
+    });
     checkRenamed(path, written);
     mark("rename");
   } catch (error) {
-    try {
-      unlinkSync(temp);
-    } catch { /* it was never created */ }
     if (error instanceof HookError) throw error;
     const code = errorCode(error);
     throw new FileError(`cannot replace the domain XML '${path}': ${code}; the original is unchanged`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-/** Writes every byte, looping on partial writes; a write that makes no progress is an error. */
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let at = 0; at < bytes.length;) {
-    const wrote = writeSync(fd, bytes, at, bytes.length - at);
-    if (wrote <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
-    at += wrote;
   }
 }
 
@@ -626,11 +593,6 @@ function checkRenamed(path: string, written: Stats): void {
 
 function isSameFile(found: Stats, written: Stats): boolean {
   return found.isFile() && found.ino === written.ino && found.dev === written.dev;
-}
-
-function randomHex(bytes: number): string {
-  const random = crypto.getRandomValues(new Uint8Array(bytes));
-  return Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /**

@@ -12,7 +12,10 @@ import process from "node:process";
 import {
   closeSync,
   constants,
+  fchmodSync,
+  fchownSync,
   fstatSync,
+  fsyncSync,
   linkSync,
   openSync,
   readFileSync,
@@ -23,7 +26,8 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
+import { tempFileName } from "../paths.ts";
 import { FileError, LimitError } from "../errors.ts";
 import { LOCK_POLL_MS, LOCK_WAIT_MS } from "../limits.ts";
 
@@ -217,6 +221,62 @@ export function isRunning(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Writes every byte, looping on partial writes; a write that makes no progress is an error. */
+export function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) {
+    const wrote = writeSync(fd, bytes, at, bytes.length - at);
+    if (wrote <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
+    at += wrote;
+  }
+}
+
+/**
+ * Writes a file atomically: a temporary file beside it, created
+ * exclusively under a name nobody can predict and never through a link,
+ * written whole, given its mode and owner on its descriptor, fsynced, and
+ * renamed over `path`. On any failure `path` is as it was and the temporary
+ * file is gone.
+ *
+ * @param options `mode`; `owner`, uid and gid to give it (root only); `keep`,
+ * a check run on the written file's stat before the rename (it throws to stop).
+ */
+export function writeAtomic(
+  path: string,
+  data: Uint8Array | string,
+  options: { mode: number; owner?: { uid: number; gid: number }; keep?: (written: Stats, temp: string) => void },
+): Stats {
+  const temp = join(dirname(path), tempFileName(randomHex(12)));
+  let fd: number | undefined;
+  try {
+    fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    writeAll(fd, typeof data === "string" ? new TextEncoder().encode(data) : data);
+    const { owner } = options;
+    if (owner && (owner.uid !== process.getuid?.() || owner.gid !== process.getgid?.())) {
+      fchownSync(fd, owner.uid, owner.gid);
+    }
+    fchmodSync(fd, options.mode);
+    fsyncSync(fd);
+    // The descriptor stays open until the end: while it is, no other file can get this inode number.
+    const written = fstatSync(fd);
+    options.keep?.(written, temp);
+    renameSync(temp, path);
+    return written;
+  } catch (error) {
+    try {
+      unlinkSync(temp);
+    } catch { /* it was never created */ }
+    throw error;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Hex digits nobody can predict, for temporary names. */
+export function randomHex(bytes: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
 /** Blocks the thread: the hook is a short synchronous program, and a timer would need the event loop. */

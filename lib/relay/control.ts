@@ -24,15 +24,12 @@ import {
   closeSync,
   constants,
   existsSync,
-  fchownSync,
   openSync,
   readdirSync,
   readFileSync,
-  renameSync,
   rmSync,
   statfsSync,
   statSync,
-  writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { connect } from "node:net";
@@ -48,6 +45,7 @@ import {
   readHolder,
   readRegularFile,
   takeLock,
+  writeAtomic,
 } from "../io/files.ts";
 import { RELAY_STOP_MS } from "../limits.ts";
 import { type RelayDirs, type RelayPaths, relayUnit } from "../paths.ts";
@@ -453,17 +451,8 @@ function readSmall(path: string, maxBytes = 64 * 1024): string | undefined {
  * directory's owner (the hook may run as root; the relay never does).
  */
 function writePrivate(path: string, text: string): void {
-  const temp = `${path}.new`;
-  rmSync(temp, { force: true });
-  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    writeSync(fd, text);
-    const owner = statSync(dirname(path));
-    if (process.getuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
+  const { uid, gid } = statSync(dirname(path));
+  writeAtomic(path, text, { mode: 0o600, owner: process.getuid?.() === 0 ? { uid, gid } : undefined });
 }
 
 function pause(ms: number): Promise<void> {

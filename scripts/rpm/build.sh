@@ -13,8 +13,9 @@ version=$(node -p 'require("./package.json").version')
 top=$(mktemp -d)
 trap 'rm -rf "$top"' EXIT
 mkdir -p "$top/SOURCES" dist/rpm
-cp LICENSE README.md scripts/rpm/httpsisoboot.conf scripts/rpm/httpsisoboot-relay@.service scripts/rpm/httpsisoboot.tmpfiles \
-  scripts/rpm/50-httpsisoboot.rules scripts/rpm/httpsisoboot.cil "$top/SOURCES/"
+cp LICENSE README.md scripts/rpm/httpsisoboot.cil "$top/SOURCES/"
+# The unit, the polkit rule, tmpfiles.d and the settings: one source with --install's (lib/host_files.ts).
+node --import tsx scripts/host_files.ts "$top/SOURCES"
 node --import tsx scripts/man.ts > "$top/SOURCES/httpsisoboot.8"
 
 declare -A BUN_TARGET=([x86_64]=bun-linux-x64-baseline [aarch64]=bun-linux-arm64)

@@ -6,6 +6,7 @@
  * and the installed file run through VDSM's own runner as uid 36, x86_64
  * natively and aarch64 under qemu-user.
  */
+import { writeSources } from "../../scripts/host_files.ts";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -152,16 +153,10 @@ describe("RPMs", { skip: missing() }, () => {
     const bunHelp = sh(binary, ["--version"]);
     assert.equal(bunHelp.status, 0, "a stripped Bun binary exits 0");
     assert.doesNotMatch(bunHelp.stdout, /httpsisoboot/, "and is no longer the hook");
-    const packaged = [
-      "httpsisoboot.conf",
-      "httpsisoboot-relay@.service",
-      "httpsisoboot.tmpfiles",
-      "50-httpsisoboot.rules",
-      "httpsisoboot.cil",
-    ];
-    for (const file of ["LICENSE", "README.md", ...packaged.map((name) => `scripts/rpm/${name}`)]) {
+    for (const file of ["LICENSE", "README.md", "scripts/rpm/httpsisoboot.cil"]) {
       sh("cp", [join(ROOT, file), sources]);
     }
+    writeSources(sources);
     writeFileSync(join(sources, "httpsisoboot.8"), ".TH HTTPSISOBOOT 8\n");
     const spec = join(ROOT, "scripts", "rpm", "vdsm-hook-httpsisoboot.spec");
     const defines = ["--define", `_topdir ${top}`, "--define", `hook_version ${VERSION}`];

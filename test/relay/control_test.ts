@@ -2,8 +2,9 @@
 /** How the hook finds and starts relays; starting and stopping real ones is in integration/relay_test.ts. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import process from "node:process";
 import { join } from "node:path";
 import { checkRelayDirs, launcher, relayState, stopRelay } from "../../lib/relay/control.ts";
 import { relayPaths } from "../../lib/paths.ts";
@@ -11,12 +12,16 @@ import { RelayError } from "../../lib/errors.ts";
 import { workDir } from "../support/mod.ts";
 
 const UUID = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
+/** A group that is not kvm: the relay's directory must not be kvm's. */
+const NOT_KVM = 36 + Number(spawnSync("getent", ["group", "36"], { encoding: "utf8" }).stdout.startsWith("kvm:"));
 
 describe("the relay's control", () => {
   const work = workDir("control");
   const dirs = { run: join(work, "run"), cache: join(work, "cache") };
   mkdirSync(dirs.run);
   mkdirSync(dirs.cache);
+  // As the RPM makes it: not root's (a relay never runs as root), and not group kvm.
+  if (process.getuid?.() === 0) chownSync(dirs.run, 36, NOT_KVM);
   const paths = relayPaths(dirs, UUID);
 
   test("launcher() starts relays detached where systemd is not PID 1, as this program with --relay", () => {
@@ -60,5 +65,23 @@ describe("the relay's control", () => {
       );
     }
     checkRelayDirs(dirs);
+  });
+
+  test("checkRelayDirs() refuses a run directory of root's, or of group kvm, whose users could read every VM's ISO", {
+    skip: process.getuid?.() === 0 ? undefined : "needs root, to give the directory away",
+  }, () => {
+    const kvm = Number(spawnSync("getent", ["group", "kvm"], { encoding: "utf8" }).stdout.split(":")[2]);
+    for (
+      const [uid, gid, words] of [[0, NOT_KVM, /is owned by root, and a relay never runs as root/], [
+        36,
+        kvm,
+        /is group kvm, so any user in kvm could read every VM's ISO from its socket; make it group qemu/,
+      ]] as const
+    ) {
+      const run = join(work, `run-${uid}-${gid}`);
+      mkdirSync(run);
+      chownSync(run, uid, gid);
+      assert.throws(() => checkRelayDirs({ run, cache: dirs.cache }), words);
+    }
   });
 });

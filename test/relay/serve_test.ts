@@ -2,7 +2,8 @@
 /** The relay process, `httpsisoboot --relay UUID`, refusing what it must not serve; its serving is in integration/relay_test.ts. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import process from "node:process";
 import { join } from "node:path";
 import { BINARY, run, workDir } from "../support/mod.ts";
 
@@ -14,10 +15,16 @@ describe("httpsisoboot --relay", { skip: noBinary }, () => {
   const dirs = { run: join(work, "run"), cache: join(work, "cache") };
   mkdirSync(dirs.run);
   mkdirSync(dirs.cache);
-  const relay = () =>
-    run(BINARY, ["--relay", UUID], {
-      env: { PATH: "/usr/bin:/bin", HTTPSISOBOOT_RUN_DIR: dirs.run, HTTPSISOBOOT_CACHE_DIR: dirs.cache },
-    });
+  // A relay never runs as root: as root, the test runs it as vdsm (uid 36), whose directories these are.
+  const asRelayUser = process.getuid?.() === 0 ? ["setpriv", "--reuid=36", "--regid=36", "--clear-groups", "--"] : [];
+  const give = (path: string) => process.getuid?.() === 0 && chownSync(path, 36, 36);
+  give(dirs.run);
+  give(dirs.cache);
+  const relayAs = (env: Record<string, string>) => {
+    const [command, ...args] = [...asRelayUser, BINARY, "--relay", UUID];
+    return run(command, args, { env: { PATH: "/usr/bin:/bin", ...env } });
+  };
+  const relay = () => relayAs({ HTTPSISOBOOT_RUN_DIR: dirs.run, HTTPSISOBOOT_CACHE_DIR: dirs.cache });
   const config = join(dirs.run, `${UUID}.relay`);
   const good = JSON.stringify({
     url: "https://127.0.0.1:1/a.iso?sig=TOPSECRET",
@@ -31,6 +38,7 @@ describe("httpsisoboot --relay", { skip: noBinary }, () => {
   test("the relay refuses a config another user can read: it holds the URL's query", () => {
     writeFileSync(config, good);
     chmodSync(config, 0o644);
+    give(config);
     const outcome = relay();
     assert.equal(outcome.status, 2);
     assert.equal(
@@ -43,6 +51,7 @@ describe("httpsisoboot --relay", { skip: noBinary }, () => {
   test("the relay refuses a config the hook would not have written", () => {
     writeFileSync(config, good.replace("https://", "http://"), { mode: 0o600 });
     chmodSync(config, 0o600);
+    give(config);
     const outcome = relay();
     assert.equal(outcome.status, 2);
     assert.match(outcome.stderr, /has a URL the hook would refuse; start the VM again, which writes it anew\n$/);
@@ -50,9 +59,7 @@ describe("httpsisoboot --relay", { skip: noBinary }, () => {
   });
 
   test("the relay without a config says so", () => {
-    const outcome = run(BINARY, ["--relay", UUID], {
-      env: { PATH: "/usr/bin:/bin", HTTPSISOBOOT_RUN_DIR: join(work, "empty"), HTTPSISOBOOT_CACHE_DIR: dirs.cache },
-    });
+    const outcome = relayAs({ HTTPSISOBOOT_RUN_DIR: join(work, "empty"), HTTPSISOBOOT_CACHE_DIR: dirs.cache });
     assert.equal(outcome.status, 2);
     assert.match(
       outcome.stderr,
