@@ -101,6 +101,15 @@ export async function main(args: string[], env: Environment): Promise<number> {
         return await runHookPoint(env);
       case "relay":
         return await (await import("./lib/relay/serve.ts")).serveRelay(command.uuid, relayDirs(env));
+      case "install": {
+        const { install } = await import("./edge/install.ts");
+        const nbdkit = () => nbdkitProblem(findNbdkit(), env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE);
+        say(`httpsisoboot: ${install(command.root, { nbdkit, dirs: relayDirs(env) })}\n`);
+        return EXIT_OK;
+      }
+      case "uninstall":
+        say(`httpsisoboot: ${(await import("./edge/install.ts")).uninstall(command.root, relayDirs(env))}\n`);
+        return EXIT_OK;
     }
   } catch (error) {
     say(`httpsisoboot: ${errorLine(error)}\n`);

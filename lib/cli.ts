@@ -14,6 +14,7 @@ export type Command =
   | { mode: "dry-run"; url?: string; file?: string; diff: boolean }
   | { mode: "check"; url: string }
   | { mode: "relay"; uuid: string }
+  | { mode: "install" | "uninstall"; root: string }
   | { mode: "help" }
   | { mode: "version" };
 
@@ -43,6 +44,9 @@ export function parseCommand(args: string[]): Command {
         relay: { type: "string" },
         url: { type: "string" },
         diff: { type: "boolean" },
+        install: { type: "boolean" },
+        uninstall: { type: "boolean" },
+        root: { type: "string" },
         // Read by hook.ts from the raw arguments, so it works even when parsing fails.
         debug: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -64,6 +68,8 @@ export function parseCommand(args: string[]): Command {
     }
     return { mode: "relay", uuid: values.relay };
   }
+  if (values.install || values.uninstall) return installCommand(values, positionals);
+  if (values.root !== undefined) throw new UsageError("--root goes with --install or --uninstall; see --help");
   if (values.check !== undefined) {
     if (values["dry-run"] || positionals.length > 0) throw new UsageError("--check takes only a URL; see --help");
     return { mode: "check", url: values.check };
@@ -79,6 +85,19 @@ export function parseCommand(args: string[]): Command {
     );
   }
   return { mode: "hook" };
+}
+
+/** `--install` or `--uninstall`, on this host or under `--root DIR` (an absolute path: a staging root). */
+function installCommand(values: Record<string, unknown>, positionals: string[]): Command {
+  const others = Object.keys(values).filter((key) => !["install", "uninstall", "root", "debug"].includes(key));
+  if ((values.install && values.uninstall) || others.length > 0 || positionals.length > 0) {
+    throw new UsageError("--install and --uninstall take only --root DIR; see --help");
+  }
+  const root = (values.root as string | undefined) ?? "";
+  if (root !== "" && (!root.startsWith("/") || root === "/")) {
+    throw new UsageError("--root takes the absolute path of a staging root, not '/' (leave it out for this host)");
+  }
+  return { mode: values.install ? "install" : "uninstall", root: root.replace(/\/+$/, "") };
 }
 
 /** parseArgs's complaint, in our words: it names the option and nothing else. */

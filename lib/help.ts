@@ -13,6 +13,12 @@ Usage:
   httpsisoboot --dry-run [--url URL] [--diff] [FILE|-]
   httpsisoboot --check URL
   httpsisoboot --relay UUID         a VM's relay (the hook, or systemd, starts it)
+  httpsisoboot --install [--root DIR]
+                                    as root, put this binary at every hook point,
+                                    with the relay's unit, polkit rule, tmpfiles.d
+                                    and settings (what the RPM installs)
+  httpsisoboot --uninstall [--root DIR]
+                                    take all of that away, but the settings
   httpsisoboot --help | --version
 
 Hook mode reads two environment variables:

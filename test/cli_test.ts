@@ -10,6 +10,8 @@ describe("parseCommand()", () => {
     [["--debug"], { mode: "hook" }],
     [["--help"], { mode: "help" }],
     [["-V"], { mode: "version" }],
+    [["--install"], { mode: "install", root: "" }],
+    [["--uninstall", "--root", "/stage/"], { mode: "uninstall", root: "/stage" }],
     [["--check", "https://a.example/x.iso"], { mode: "check", url: "https://a.example/x.iso" }],
     [["--dry-run"], { mode: "dry-run", url: undefined, file: undefined, diff: false }],
     [["--dry-run", "--diff", "--url", "https://a.example/x.iso", "-"], {

@@ -17,7 +17,7 @@ trap 'bash test/host.sh stop; rm -rf "$logs"' EXIT
 echo "== checks: deno fmt, deno lint, deno check, shellcheck"
 deno fmt --check --quiet || exit 1
 deno lint --quiet || exit 1
-deno check --quiet hook.ts lib/ test/ e2e/ bench/ scripts/ || exit 1
+deno check --quiet hook.ts lib/ edge/ test/ e2e/ bench/ scripts/ || exit 1
 shellcheck test/*.sh e2e/*.sh scripts/*.sh vagrant/*.sh .ci/run || exit 1
 
 deno task --quiet bundle || exit 1
