@@ -5,7 +5,8 @@
  * VDSM runs it; the guest's own serial output proves what it booted.
  *
  * One world (world.ts) is set up for four suites: boot.ts, preflight.ts,
- * lifecycle.ts and faults.ts. HTTPSISOBOOT_ARTIFACT picks the artifact (default:
+ * lifecycle.ts and faults.ts; systemd.ts has a host of its own, booted with
+ * systemd as PID 1 (systemd_host.ts). HTTPSISOBOOT_ARTIFACT picks the artifact (default:
  * dist/httpsisoboot when it exists, else dist/httpsisoboot.mjs).
  */
 import { after, before, describe } from "node:test";
@@ -16,6 +17,7 @@ import { bootSuite } from "./boot.ts";
 import { preflightSuite } from "./preflight.ts";
 import { faultSuite } from "./faults.ts";
 import { lifecycleSuite } from "./lifecycle.ts";
+import { systemdSuite } from "./systemd.ts";
 
 const world = new World();
 
@@ -38,3 +40,5 @@ describe("e2e: VMs boot the https ISO first", { skip: whyNot() }, () => {
   lifecycleSuite(world);
   faultSuite(world);
 });
+
+systemdSuite();

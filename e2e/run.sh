@@ -9,5 +9,6 @@ export PATH="$PWD/node_modules/.bin:$PATH" NO_COLOR=1
 
 bash test/host.sh install
 [ -e dist/httpsisoboot.mjs ] || deno task --quiet bundle
+[ -e dist/httpsisoboot ] || npm run --silent binary >/dev/null
 # In this process, not a --test child, so that Ctrl-C reaches the suite's cleanup.
 node --import tsx e2e/e2e_test.ts

@@ -97,6 +97,27 @@ export interface VdsmRunner {
 }
 
 /**
+ * The throwaway vdsm package in a new directory under `dir`, for hooks
+ * under `hooksDir`, with driver.py, which reads one request as JSON on stdin
+ * ({ point, xml, custom, vmId }) and prints the answer ({ xml } or
+ * { error }). Its paths are absolute: a host that runs it (a container)
+ * must see `dir` at the same path.
+ */
+export function runnerPackage(dir: string, hooksDir: string): string {
+  const packageDir = mkdtempSync(join(dir, "vdsm-runner-"));
+  chmodSync(packageDir, 0o755);
+  const files: Record<string, string> = { ...STAND_INS, "vdsm/common/hooks.py": readFileSync(HOOKS_PY, "utf8") };
+  files["vdsm/common/constants.py"] = `P_VDSM_HOOKS = ${JSON.stringify(hooksDir.replace(/\/?$/, "/"))}\n` +
+    `P_VDSM_RUN = ${JSON.stringify(join(packageDir, "run") + "/")}\n`;
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(packageDir, name, ".."), { recursive: true, mode: 0o755 });
+    writeFileSync(join(packageDir, name), text, { mode: 0o644 });
+  }
+  writeFileSync(join(packageDir, "driver.py"), DRIVER, { mode: 0o644 });
+  return packageDir;
+}
+
+/**
  * Makes the throwaway vdsm package in `dir` for hooks under `hooksDir`. Both
  * must be readable by uid 36. `gid` is vdsmd's group: 36 (kvm on EL) unless
  * given; `groups`, its supplementary groups (none unless given): a test that
@@ -108,16 +129,7 @@ export function vdsmRunner(
   hooksDir: string,
   options: { command?: string[]; gid?: number; groups?: number[] } = {},
 ): VdsmRunner {
-  const packageDir = mkdtempSync(join(dir, "vdsm-runner-"));
-  chmodSync(packageDir, 0o755);
-  const files: Record<string, string> = { ...STAND_INS, "vdsm/common/hooks.py": readFileSync(HOOKS_PY, "utf8") };
-  files["vdsm/common/constants.py"] = `P_VDSM_HOOKS = ${JSON.stringify(hooksDir.replace(/\/?$/, "/"))}\n` +
-    `P_VDSM_RUN = ${JSON.stringify(join(packageDir, "run") + "/")}\n`;
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(join(packageDir, name, ".."), { recursive: true, mode: 0o755 });
-    writeFileSync(join(packageDir, name), text, { mode: 0o644 });
-  }
-  writeFileSync(join(packageDir, "driver.py"), DRIVER, { mode: 0o644 });
+  const packageDir = runnerPackage(dir, hooksDir);
   const run: VdsmRunner["run"] = (point, xml, runOptions = {}) => {
     // In a session of its own, killed whole once the runner has printed its answer.
     const killer = runOptions.killSession ? ["setsid", "--wait", "sh", "-c", '"$@"; pkill -KILL -s 0', "sh"] : [];
