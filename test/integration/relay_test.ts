@@ -43,6 +43,7 @@ import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
 import { killNaming, processesNaming } from "../support/processes.ts";
 import { type Fault, type FaultProxy, spawnFaultProxy } from "../support/fault_proxy.ts";
 import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
+import { answerHostile, eachRequest, HOSTILE_MODES, type HostileMode } from "../support/endless.ts";
 
 const SECRET = "sig=TOPSECRET-3f9a";
 
@@ -373,6 +374,30 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.equal(refused.status, 2);
     assert.match(refused.stderr, new RegExp(`beyond relay_cache_total \\(1% of what ${dirs().cache} has free, in `));
   });
+
+  for (const mode of HOSTILE_MODES) {
+    test(`a hostile server (${mode}) never takes the relay's front past 100 MiB, and the guest gets no byte it sent`, async () => {
+      const hostile = await hostileServer(mode);
+      try {
+        const vm = await startVm({
+          url: `https://localhost:${(hostile.address() as { port: number }).port}/h.iso?${SECRET}`,
+          conf: settings("hostile", "preflight = no\ntimeout = 2\n"),
+        });
+        const front = pidOf(vm.uuid);
+        const read = spawnSync(
+          "qemu-io",
+          ["-r", "-f", "raw", `nbd+unix:///?socket=${socketOf(vm.uuid)}`, "-c", "read -P 0 0 4M"],
+          { encoding: "utf8", timeout: 40_000 },
+        );
+        assert.notEqual(read.status, 0, "no read of the hostile server's bytes succeeds");
+        const peak = Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${front}/status`, "utf8"))?.[1]);
+        assert.ok(peak > 0 && peak < 100 * 1024, `the front's peak RSS: ${(peak / 1024).toFixed(1)} MiB`);
+        await destroyVm(vm);
+      } finally {
+        hostile.close();
+      }
+    });
+  }
 
   test("an ISO replaced on the server while the relay serves it is never mixed: the read fails", async () => {
     const vm = await startVm({ conf: settings("changed", "timeout = 2\n") });
@@ -825,6 +850,22 @@ describe("the relay", { skip: whyNot() }, () => {
     });
   });
 });
+
+/** A hostile ISO server on loopback (endless.ts's answerHostile), whose connections end with it. */
+function hostileServer(mode: HostileMode): Promise<TlsServer> {
+  const sockets = new Set<import("node:tls").TLSSocket>();
+  const server = createTlsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    eachRequest(socket, answerHostile(mode));
+  });
+  const close = server.close.bind(server);
+  server.close = (callback?: (error?: Error) => void) => {
+    for (const socket of sockets) socket.destroy();
+    return close(callback);
+  };
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
 
 /** A TLS server that takes connections and never answers: what a hung ISO server looks like. */
 function silentServer(): Promise<TlsServer> {

@@ -47,3 +47,51 @@ if (import.meta.main ?? (process.argv[1]?.endsWith("endless.ts") && process.argv
   );
   server.listen(0, "127.0.0.1", () => writeFileSync(portFile, String((server.address() as { port: number }).port)));
 }
+
+/** The size of the file the hostile answers below pretend to serve: 64 MiB. */
+export const HOSTILE_SIZE = 64 << 20;
+
+/** What a hostile server does to the relay, each bounded (1 GiB, 30 s a connection) so that the tests end. */
+export const HOSTILE_MODES = ["junk-after-head", "overlong-206", "endless-headers", "trickle"] as const;
+export type HostileMode = typeof HOSTILE_MODES[number];
+
+const HOSTILE_HEAD =
+  `HTTP/1.1 200 OK\r\nContent-Length: ${HOSTILE_SIZE}\r\nAccept-Ranges: bytes\r\nETag: "hostile"\r\n\r\n`;
+
+/**
+ * Answers as a hostile ISO server: a good HEAD, then `mode`:
+ * - junk-after-head: bytes with no request in flight, as fast as the socket takes them;
+ * - overlong-206: a right 206 head, then a body that never ends;
+ * - endless-headers: a 206 whose headers never end;
+ * - trickle: a right 206 head, then a byte every 200 ms.
+ */
+export function answerHostile(mode: HostileMode): (socket: TLSSocket, request: string) => void {
+  return (socket, request) => {
+    if (request.startsWith("HEAD")) {
+      socket.write(HOSTILE_HEAD);
+      if (mode === "junk-after-head") pump(socket, Buffer.alloc(1 << 20, 0x4a));
+      return;
+    }
+    const [start, end] = /range: bytes=(\d+)-(\d+)/i.exec(request)?.slice(1).map(Number) ?? [0, 0];
+    const head = `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${start}-${end}/${HOSTILE_SIZE}\r\n` +
+      `Content-Length: ${end - start + 1}\r\nETag: "hostile"\r\n`;
+    if (mode === "endless-headers") return pump(socket, Buffer.from(`${head}${"X-Pad: y\r\n".repeat(10_000)}`));
+    socket.write(`${head}\r\n`);
+    if (mode === "overlong-206" || mode === "junk-after-head") pump(socket, Buffer.alloc(1 << 20, 0x42));
+    if (mode === "trickle") {
+      const timer = setInterval(() => socket.destroyed ? clearInterval(timer) : socket.write("t"), 200);
+      setTimeout(() => clearInterval(timer), 30_000);
+    }
+  };
+}
+
+/** Writes `chunk` again and again as fast as the socket drains: 1 GiB or 30 s at most. */
+function pump(socket: TLSSocket, chunk: Uint8Array): void {
+  let sent = 0;
+  const until = Date.now() + 30_000;
+  const more = () => {
+    while (!socket.destroyed && sent < 2 ** 30 && Date.now() < until && socket.write(chunk)) sent += chunk.length;
+    if (!socket.destroyed && sent < 2 ** 30 && Date.now() < until) socket.once("drain", more);
+  };
+  more();
+}
