@@ -13,6 +13,12 @@
  * - the same reads without a guest, so that TCG's noise is out of the figure:
  *   qemu-img bench through a fresh relay and through QEMU's curl, in a boot
  *   loader's 2 KiB reads and in a kernel's 128 KiB ones;
+ * - one relay under each hostile server of endless.ts (junk with no request
+ *   in flight, a 206 that never ends, endless headers, a trickle): the
+ *   front's and nbdkit's peak RSS and CPU seconds while a guest's 4 MiB read
+ *   fails against it;
+ * - the cache's size on disk against relay_cache_size (16 MiB) for 64 KiB,
+ *   1 MiB and 4 MiB reads spread over a sparse 4 GiB ISO;
  * - what NBD itself costs the same boot, with no network and no libvirt:
  *   QEMU reading the ISO file, and reading it through nbdkit's file plugin,
  *   bare and with the relay's filters.
@@ -20,7 +26,18 @@
  * A benchmark, not a test: it asserts nothing.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  truncateSync,
+} from "node:fs";
+import { createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { answerHostile, eachRequest, HOSTILE_MODES } from "../test/support/endless.ts";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { World } from "../e2e/world.ts";
@@ -44,6 +61,8 @@ export async function relayBench(): Promise<void> {
     await boots(world);
     await reads(world);
     await twenty(world);
+    await hostile(world);
+    cacheBound(world);
     await nbdFloor(world);
   } finally {
     world.tearDown();
@@ -96,16 +115,7 @@ function relayFootprint(world: World, domain: DomainSpec): string {
     const name = readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay") ? "front" : "nbdkit";
     return `${name} ${(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024).toFixed(1)} MiB`;
   });
-  let cache = 0;
-  for (const pid of pids) {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(world.relayDirs.cache)) {
-          cache = Math.max(cache, statSync(`/proc/${pid}/fd/${fd}`).blocks * 512);
-        }
-      } catch { /* closed meanwhile */ }
-    }
-  }
+  const cache = cacheOnDisk(world, domain);
   return `peak RSS ${rss.join(", ")}; cache ${(cache / 1048576).toFixed(1)} MiB on disk (relay_cache_size 1 GiB)`;
 }
 
@@ -142,6 +152,136 @@ async function twenty(world: World): Promise<void> {
       `${(pss / 1024 / ok.length).toFixed(1)} MiB a relay`,
   );
   for (const vm of vms) world.runPoint("after_vm_destroy", join(world.work, `vm-${vm.name}`, "domxml"));
+}
+
+/** A relay under each hostile server: peak RSS and CPU seconds of the front and nbdkit. */
+async function hostile(world: World): Promise<void> {
+  console.log("\none relay under a hostile server, while a guest's 4 MiB read fails against it (timeout = 2):\n");
+  console.log("| the server | front peak RSS | front CPU | nbdkit peak RSS | nbdkit CPU | the read |");
+  console.log("|---|---:|---:|---:|---:|---|");
+  for (const mode of HOSTILE_MODES) {
+    const sockets = new Set<TLSSocket>();
+    const server = createTlsServer(
+      { cert: readFileSync(world.trusted!.cert), key: readFileSync(world.trusted!.key) },
+      (socket) => {
+        sockets.add(socket);
+        eachRequest(socket, answerHostile(mode));
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const vm = world.spec(`bench-hostile-${mode}`, "pc", "bios");
+    const path = world.domainFile(vm);
+    try {
+      const { command, env } = world.hookCommand("before_vm_start");
+      const started = spawnSync(command[0], command.slice(1), {
+        env: {
+          ...env,
+          HTTPSISOBOOT_CONFIG: world.settings("bench-hostile", "preflight = no\ntimeout = 2\n"),
+          _hook_domxml: path,
+          httpsisoboot: `https://localhost:${(server.address() as { port: number }).port}/h.iso`,
+        },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      if (started.status !== 0) {
+        console.log(`| ${mode} | the relay did not start: ${started.stderr.trim()} |`);
+        continue;
+      }
+      const socket = join(world.relayDirs.run, `${uuidOf(path)}.sock`);
+      const began = Date.now();
+      const read = spawnSync("qemu-io", ["-r", "-f", "raw", `nbd+unix:///?socket=${socket}`, "-c", "read 0 4M"], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      const outcome = read.status === 0 ? "read" : `refused in ${((Date.now() - began) / 1000).toFixed(1)} s`;
+      const usage = world.relayLeft(vm).processes.map((pid) => processUsage(pid));
+      const front = usage.find((one) => one.front) ?? { rss: 0, cpu: 0 };
+      const nbdkit = usage.find((one) => !one.front) ?? { rss: 0, cpu: 0 };
+      console.log(
+        `| ${mode} | ${front.rss.toFixed(1)} MiB | ${front.cpu.toFixed(2)} s | ${nbdkit.rss.toFixed(1)} MiB | ${
+          nbdkit.cpu.toFixed(2)
+        } s | ${outcome} |`,
+      );
+    } finally {
+      world.runPoint("after_vm_destroy", path);
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
+  }
+}
+
+/** A relay process's peak RSS (MiB) and CPU seconds so far. */
+function processUsage(pid: number): { front: boolean; rss: number; cpu: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return {
+    front: readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay"),
+    rss: Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024,
+    cpu: (Number(fields[11]) + Number(fields[12])) / 100, // utime + stime, in USER_HZ (100 on Linux)
+  };
+}
+
+/** The VM UUID in a domain file. */
+function uuidOf(path: string): string {
+  return /<uuid>([^<]+)<\/uuid>/.exec(readFileSync(path, "utf8"))![1].trim();
+}
+
+/** The cache's size on disk against relay_cache_size, for reads of three sizes spread over a sparse 4 GiB ISO. */
+function cacheBound(world: World): void {
+  const sparse = join(world.work, "www", "sparse.iso");
+  copyFileSync(join(world.work, "www", "payload.iso"), sparse);
+  truncateSync(sparse, 4 * 1024 ** 3);
+  console.log(
+    "\nthe cache on disk against relay_cache_size = 16M, 256 MiB read in reads spread over a sparse 4 GiB ISO:\n",
+  );
+  console.log("| read size | reads | cache on disk | relay_cache_size |\n|---:|---:|---:|---:|");
+  try {
+    for (const kib of [64, 1024, 4096]) {
+      const vm = world.spec(`bench-cache-${kib}`, "pc", "bios");
+      const path = world.domainFile(vm);
+      const { command, env } = world.hookCommand("before_vm_start");
+      const started = spawnSync(command[0], command.slice(1), {
+        env: {
+          ...env,
+          HTTPSISOBOOT_CONFIG: world.settings("bench-cache", "relay_cache_size = 16M\n"),
+          _hook_domxml: path,
+          httpsisoboot: `https://localhost:${world.ports.trusted}/sparse.iso`,
+        },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      if (started.status !== 0) {
+        console.log(`| ${kib} KiB | the relay did not start: ${started.stderr.trim()} |`);
+        continue;
+      }
+      const count = (256 * 1024) / kib;
+      const stride = Math.floor((4 * 1024 * 1024) / count); // KiB between reads: the whole file
+      const reads = Array.from({ length: count }, (_, i) => ["-c", `read -q ${i * stride}k ${kib}k`]).flat();
+      const socket = join(world.relayDirs.run, `${uuidOf(path)}.sock`);
+      spawnSync("qemu-io", ["-r", "-f", "raw", `nbd+unix:///?socket=${socket}`, ...reads], { timeout: 600_000 });
+      const cache = cacheOnDisk(world, vm);
+      console.log(`| ${kib} KiB | ${count} | ${(cache / 1048576).toFixed(1)} MiB | 16 MiB |`);
+      world.runPoint("after_vm_destroy", path);
+    }
+  } finally {
+    rmSync(sparse, { force: true });
+  }
+}
+
+/** The largest cache file a relay's processes hold open, on disk. */
+function cacheOnDisk(world: World, domain: DomainSpec): number {
+  let cache = 0;
+  for (const pid of world.relayLeft(domain).processes) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(world.relayDirs.cache)) {
+          cache = Math.max(cache, statSync(`/proc/${pid}/fd/${fd}`).blocks * 512);
+        }
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return cache;
 }
 
 /** The bytes qemu-img bench reads: the payload's size, from the ISO's start. */

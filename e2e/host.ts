@@ -15,7 +15,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writ
 import { join } from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
 import { log } from "./steps.ts";
-import { systemTrustBundle } from "../lib/preflight/trust.ts";
+import { systemTrustBundle } from "../edge/http/trust.ts";
 import { STATE } from "./leftovers.ts";
 import { stopProcess } from "../test/support/processes.ts";
 

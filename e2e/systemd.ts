@@ -20,7 +20,7 @@ import { buildDataIso } from "../test/support/iso.ts";
 import { makeAuthority, makeServerCert } from "../test/support/tls.ts";
 import { freePort, type Nginx, startNginx } from "../test/support/nginx.ts";
 import { runnerMissing, runnerPackage } from "../test/support/vdsm_runner.ts";
-import { sleepMs } from "../lib/io/files.ts";
+import { sleepMs } from "../edge/io/processes.ts";
 import { relayUnit } from "../lib/paths.ts";
 import { log, step } from "./steps.ts";
 import { cachedRoot, SystemdHost, systemdHostMissing } from "./systemd_host.ts";

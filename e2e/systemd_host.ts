@@ -20,7 +20,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from "node:path";
 import process from "node:process";
 import { ROOT } from "../test/support/mod.ts";
-import { sleepMs } from "../lib/io/files.ts";
+import { sleepMs } from "../edge/io/processes.ts";
 import { stopProcess } from "../test/support/processes.ts";
 
 /** What the root holds beyond debootstrap's minbase: systemd as init, dbus, polkit, nbdkit, QEMU's NBD client. */

@@ -96,6 +96,8 @@ interface Certificates {
 export class World {
   work = "";
   ports = { trusted: 0, untrusted: 0, noRanges: 0, down: 0 };
+  /** The certificate nginx serves on `ports.trusted`, from the run's CA, which QEMU and the relays trust. */
+  trusted?: ServerCert;
   isos = { httpsBios: "", httpsUefi: "", localBios: "", localUefi: "" };
   payloadHash = "";
   /**
@@ -144,6 +146,7 @@ export class World {
       "made a test CA, an untrusted CA and their server certificates",
       () => this.#makeCertificates(),
     );
+    this.trusted = tls.trusted;
     await this.#startNginx(www, tls);
     this.#proxy = await spawnFaultProxy({
       cert: tls.trusted.cert,

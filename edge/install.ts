@@ -30,9 +30,9 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { HostError, RelayError, UsageError } from "../lib/errors.ts";
 import { BINARY_PATH, type HostFile, installPlan, type InstallStep, TMPFILES } from "../lib/host_files.ts";
-import { randomHex, writeAtomic } from "../lib/io/files.ts";
+import { randomHex, writeAtomic } from "./io/files.ts";
 import { type RelayDirs, relayPaths } from "../lib/paths.ts";
-import { relayState } from "../lib/relay/control.ts";
+import { relayState } from "./relay/control.ts";
 
 /** What installing needs from the caller. */
 export interface InstallContext {

@@ -13,7 +13,7 @@ import { RELAY_DIRS, type RelayDirs } from "./paths.ts";
 import { type RelayConfig, relayConfig } from "./relay/config.ts";
 import { HookError, printable, UrlError } from "./errors.ts";
 import { checkAllowed } from "./policy.ts";
-import type { ServerReport } from "./preflight/preflight.ts";
+import type { ServerReport } from "./preflight/report.ts";
 import type { Settings } from "./settings.ts";
 import { type IsoUrl, parseIsoUrl } from "./url.ts";
 import { applyEdits } from "./xml/edit.ts";

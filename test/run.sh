@@ -27,7 +27,7 @@ npm run --silent binary:arm64 >/dev/null || exit 1
 echo "== node --test"
 node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=./test/support/count_reporter.mjs --test-reporter-destination="$logs/node.json" \
-  test/*_test.ts test/*/*_test.ts
+  test/*_test.ts test/*/*_test.ts test/*/*/*_test.ts
 node_status=$?
 echo "== deno test"
 deno test -A --reporter=dot --junit-path="$logs/deno.xml" test/

@@ -13,7 +13,7 @@
  * @module
  */
 import { RelayError } from "../errors.ts";
-import type { Response } from "../preflight/http1.ts";
+import type { Response } from "../http/response.ts";
 
 /** A request nbdkit's curl plugin makes: HEAD for the size, GET of a byte range for data. */
 export interface FrontRequest {

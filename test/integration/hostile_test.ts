@@ -30,7 +30,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { join } from "node:path";
 import process from "node:process";
 import { Buffer } from "node:buffer";
-import { preflight } from "../../lib/preflight/preflight.ts";
+import { preflight } from "../../edge/preflight.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import { PolicyError, ServerError } from "../../lib/errors.ts";
 import { makeAuthority, makeServerCert, trustingPrefix } from "../support/tls.ts";

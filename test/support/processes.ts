@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
-import { isRunning, sleepMs } from "../../lib/io/files.ts";
+import { isRunning, sleepMs } from "../../edge/io/processes.ts";
 
 /** Each process's pid, while it runs. */
 function runningPids(): number[] {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /** A throw-away certificate authority and server certificates, made with openssl for each run. */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { systemTrustBundle } from "../../lib/preflight/trust.ts";
+import { systemTrustBundle } from "../../edge/http/trust.ts";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 

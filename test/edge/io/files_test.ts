@@ -5,9 +5,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { isRunning, processStart, readRegularFile, takeLock } from "../../lib/io/files.ts";
-import { LimitError } from "../../lib/errors.ts";
-import { workDir } from "../support/mod.ts";
+import { isRunning, processStart } from "../../../edge/io/processes.ts";
+import { readRegularFile } from "../../../edge/io/files.ts";
+import { takeLock } from "../../../edge/io/lock.ts";
+import { LimitError } from "../../../lib/errors.ts";
+import { workDir } from "../../support/mod.ts";
 
 const work = workDir("files");
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { resolveLocation } from "../../lib/preflight/preflight.ts";
-import { parseIsoUrl } from "../../lib/url.ts";
+import { resolveLocation } from "../lib/redirect.ts";
+import { parseIsoUrl } from "../lib/url.ts";
 
 describe("resolveLocation()", () => {
   const current = parseIsoUrl("https://isos.example.org:8443/el9/boot.iso?sig=1");

@@ -12,12 +12,12 @@ import { createServer, type Server, type TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Front, startFront } from "../../lib/relay/front.ts";
-import { parseIsoUrl } from "../../lib/url.ts";
-import type { AllowRule } from "../../lib/settings.ts";
-import { eachRequest } from "../support/endless.ts";
-import { makeAuthority, makeServerCert, type ServerCert } from "../support/tls.ts";
-import { workDir } from "../support/mod.ts";
+import { type Front, startFront } from "../../../edge/relay/front.ts";
+import { parseIsoUrl } from "../../../lib/url.ts";
+import type { AllowRule } from "../../../lib/settings.ts";
+import { eachRequest } from "../../support/endless.ts";
+import { makeAuthority, makeServerCert, type ServerCert } from "../../support/tls.ts";
+import { workDir } from "../../support/mod.ts";
 
 const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
 const FILE = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 251));

@@ -22,53 +22,34 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { HookError, ServerError } from "../errors.ts";
-import { DESCRIPTOR_BYTES, DESCRIPTOR_OFFSET, MAX_REDIRECTS } from "../limits.ts";
-import { checkAllowed } from "../policy.ts";
-import type { AllowRule } from "../settings.ts";
-import { type IsoUrl, parseIsoUrl } from "../url.ts";
-import { exchange, type Request, type Response } from "./http1.ts";
-import { readVolumeDescriptor } from "./iso9660.ts";
-import { systemTrustBundle } from "./trust.ts";
-import { type Validator, validatorOf } from "../relay/http.ts";
+
+import { ServerError } from "../lib/errors.ts";
+
+import { DESCRIPTOR_BYTES, DESCRIPTOR_OFFSET, MAX_REDIRECTS } from "../lib/limits.ts";
+
+import { type IsoUrl } from "../lib/url.ts";
+
+import { exchange } from "./http/client.ts";
+
+import { type Request, type Response } from "../lib/http/response.ts";
+
+import { readVolumeDescriptor } from "../lib/preflight/iso9660.ts";
+
+import { systemTrustBundle } from "./http/trust.ts";
+
+import { type Validator, validatorOf } from "../lib/relay/http.ts";
+
+import { redirectTarget } from "../lib/redirect.ts";
+
+import type { PreflightOptions, ServerReport } from "../lib/preflight/report.ts";
+
+export type { PreflightOptions, ServerReport };
 
 const DESCRIPTOR_RANGE = `bytes=${DESCRIPTOR_OFFSET}-${DESCRIPTOR_OFFSET + DESCRIPTOR_BYTES - 1}`;
+
 const HEAD: Request = { method: "HEAD" };
+
 const GET_DESCRIPTOR: Request = { method: "GET", range: DESCRIPTOR_RANGE, bodyBytes: DESCRIPTOR_BYTES };
-
-/** What preflight found. */
-export interface ServerReport {
-  /** The URL after redirects, query values hidden. */
-  finalUrl: string;
-  /** Redirects followed. */
-  redirects: number;
-  /** The ISO's size in bytes, from Content-Length. */
-  size: number;
-  /** The common name of the certificate's issuer. */
-  issuer: string;
-  /** "ISO 9660" or "UDF". */
-  format: string;
-  /** The ISO 9660 volume label, printable, when there is one. */
-  label: string;
-  /** What names this version of the file (a strong ETag, or Last-Modified), when the server sends one. */
-  validator?: Validator;
-}
-
-export interface PreflightOptions {
-  /** The whole check's time limit, in milliseconds. */
-  timeoutMs: number;
-  /** The host's `allow` setting, applied to every redirect target too. */
-  allow: AllowRule[];
-  /** The settings file, named in messages. */
-  settingsFile: string;
-  /** The trust bundle; the system's when absent. */
-  caFile?: string;
-  /**
-   * Whether the server must name the file's version (relay mode): the relay
-   * checks it on every answer, so a server without one is refused here.
-   */
-  requireValidator?: boolean;
-}
 
 /**
  * Checks that `url` serves an ISO image the way QEMU needs it.
@@ -98,7 +79,11 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
       if (redirects === MAX_REDIRECTS) {
         throw new ServerError(`${url.redacted} redirects more than ${MAX_REDIRECTS} times; give the VM the final URL`);
       }
-      current = redirectTarget(current, head, options, where);
+      current = redirectTarget(head.headers.get("location")!, current, {
+        ...options,
+        where,
+        status: head.status,
+      });
       continue;
     }
     const size = checkHead(head, where);
@@ -113,42 +98,6 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
     }
     return { finalUrl: current.redacted, redirects, size, issuer, ...volume, validator };
   }
-}
-
-/**
- * The URL a redirect leads to, held to the same rules as the first: an https
- * URL parseIsoUrl accepts, on a server `allow` names. What the Location
- * header says never reaches a message.
- */
-function redirectTarget(current: IsoUrl, head: Response, options: PreflightOptions, where: string): IsoUrl {
-  const location = head.headers.get("location")!;
-  let next: IsoUrl;
-  try {
-    next = parseIsoUrl(resolveLocation(location, current));
-  } catch (error) {
-    if (!(error instanceof HookError)) throw error;
-    throw new ServerError(
-      `${where} redirects (HTTP ${head.status}) to a URL the hook refuses (not https, or not a URL QEMU would fetch as written); ` +
-        `give the VM the final URL`,
-    );
-  }
-  checkAllowed(next, options.allow, options.settingsFile, `${where} redirects (HTTP ${head.status}) to a server`);
-  return next;
-}
-
-/**
- * Resolves a Location header against the current URL without a URL parser
- * that would rewrite the host (`0x7f000001` to `127.0.0.1`) or the path: an
- * absolute URL is taken as written, `//host/…` gets `https:`, and a path is
- * joined to the current server.
- */
-export function resolveLocation(location: string, current: IsoUrl): string {
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:/.test(location)) return location;
-  if (location.startsWith("//")) return `https:${location}`;
-  const origin = current.href.slice(0, current.href.length - current.requestTarget.length);
-  if (location.startsWith("/")) return origin + location;
-  const directory = current.requestTarget.split("?")[0].replace(/[^/]*$/, "");
-  return origin + directory + location;
 }
 
 /** The size, from a HEAD answer QEMU would accept. */

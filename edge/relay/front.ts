@@ -24,22 +24,32 @@
  * @module
  */
 import { createServer, type Server, type Socket } from "node:net";
+
 import type { TLSSocket } from "node:tls";
-import { HookError, printable } from "../errors.ts";
+
+import { HookError, printable } from "../../lib/errors.ts";
+
 import {
   MAX_HEADER_BYTES,
   MAX_REDIRECTS,
   RELAY_BLOCK_BYTES,
   RELAY_FRONT_BLOCKS,
   RELAY_UPSTREAM_HELD_BYTES,
-} from "../limits.ts";
-import { concat } from "../io/files.ts";
-import { checkAllowed } from "../policy.ts";
-import { certificateProblem, openTls, parseResponseHead, requestHead } from "../preflight/http1.ts";
-import { resolveLocation } from "../preflight/preflight.ts";
-import type { AllowRule } from "../settings.ts";
-import { type IsoUrl, parseIsoUrl } from "../url.ts";
-import { VERSION } from "../version.ts";
+} from "../../lib/limits.ts";
+
+import { concat } from "../../lib/bytes.ts";
+
+import { certificateProblem, openTls } from "../http/client.ts";
+
+import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
+
+import { redirectTarget } from "../../lib/redirect.ts";
+
+import type { AllowRule } from "../../lib/settings.ts";
+
+import { type IsoUrl } from "../../lib/url.ts";
+import { VERSION } from "../../lib/version.ts";
+
 import {
   type FileFacts,
   frontAnswer,
@@ -49,7 +59,7 @@ import {
   keepsAlive,
   parseFrontRequest,
   type Verdict,
-} from "./http.ts";
+} from "../../lib/relay/http.ts";
 
 /** What the front needs. */
 export interface FrontOptions {
@@ -193,7 +203,11 @@ async function ask(
     const verdict = judgeAnswer(request, head, pool.facts);
     if (verdict.kind === "redirect") {
       upstream.discard();
-      url = redirectTarget(url, verdict, options);
+      url = redirectTarget(verdict.location, url, {
+        ...options,
+        where: options.url.redacted,
+        status: verdict.status,
+      });
       continue;
     }
     if (verdict.kind === "refused") {
@@ -277,23 +291,6 @@ class Blocks {
     while (this.held.size > RELAY_FRONT_BLOCKS) this.held.delete(this.held.keys().next().value!);
     return block;
   }
-}
-
-/** A redirect's target, held to the hook's rules: https, a URL QEMU would fetch as written, on an allowed server. */
-function redirectTarget(
-  current: IsoUrl,
-  verdict: Extract<Verdict, { kind: "redirect" }>,
-  options: FrontOptions,
-): IsoUrl {
-  const where = `${options.url.redacted} redirects (HTTP ${verdict.status}) to`;
-  let next: IsoUrl;
-  try {
-    next = parseIsoUrl(resolveLocation(verdict.location, current));
-  } catch {
-    throw new HookError(`${where} a URL the hook refuses (not https, or not fetched as written)`);
-  }
-  checkAllowed(next, options.allow, options.settingsFile, `${where} a server`);
-  return next;
 }
 
 /** The server's connections: idle ones kept for reuse, and what earlier answers said of the file. */

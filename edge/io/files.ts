@@ -16,7 +16,6 @@ import {
   fchownSync,
   fstatSync,
   fsyncSync,
-  linkSync,
   openSync,
   readFileSync,
   readSync,
@@ -27,9 +26,13 @@ import {
   writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { tempFileName } from "../paths.ts";
-import { FileError, LimitError } from "../errors.ts";
-import { LOCK_POLL_MS, LOCK_WAIT_MS } from "../limits.ts";
+
+import { tempFileName } from "../../lib/paths.ts";
+
+import { FileError, LimitError } from "../../lib/errors.ts";
+
+import { concat } from "../../lib/bytes.ts";
+import { sleepMs } from "./processes.ts";
 
 /**
  * Reads a regular file, at most `maxBytes`. A FIFO, device, socket or
@@ -87,146 +90,20 @@ function readAtMost(fd: number, maxBytes: number, what: string): Uint8Array {
 }
 
 /**
- * Takes a lock file: created exclusively, holding the holder's pid and start
- * time. A lock another httpsisoboot holds is waited for, LOCK_WAIT_MS at
- * most. One whose holder is gone (a killed hook, or its pid now another
- * process's) is taken over, so no lock outlives a killed hook: moved aside
- * under a name of this process's own, and removed only if what was moved is
- * still the dead holder's; a live holder's lock, moved in a race, is put
- * back. Returns the function that releases it.
- *
- * @param lockPath The lock file.
- * @param subject What it locks, for messages: "the domain XML '/tmp/x'".
- * @throws {FileError} If it cannot be taken in time, or its directory cannot be written.
+ * Writes every byte, looping on partial writes, and waiting 1 ms at a time
+ * while a non-blocking pipe is full (EAGAIN); a write that makes no
+ * progress is an error. The one full-write loop: files, stdout and stderr.
  */
-export function takeLock(lockPath: string, subject: string): () => void {
-  const until = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    const fd = tryCreate(lockPath, subject);
-    if (fd !== undefined) {
-      writeSync(fd, `${process.pid} ${processStart(process.pid)}\n`);
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(lockPath);
-        } catch { /* already gone: nothing to release */ }
-      };
-    }
-    const holder = readHolder(lockPath);
-    // Read again once the holder is seen gone: a holder that released the
-    // lock and ended in between took its lock with it, and is no killed hook.
-    if (holder !== undefined && !isProcess(holder) && readHolder(lockPath)?.text === holder.text) {
-      takeOver(lockPath, holder.text);
-      continue;
-    }
-    if (Date.now() >= until) {
-      throw new FileError(
-        `another httpsisoboot (pid ${holder?.pid ?? "unknown"}) held the lock ${lockPath} on ${subject} for more than ${
-          LOCK_WAIT_MS / 1000
-        } s; start the VM again`,
-      );
-    }
-    sleepMs(LOCK_POLL_MS);
-  }
-}
-
-/** Removes a dead holder's lock, and only that: what was moved aside is checked, and a live one put back. */
-function takeOver(lockPath: string, stale: string): void {
-  const aside = `${lockPath}.${process.pid}.stale`;
-  try {
-    renameSync(lockPath, aside);
-  } catch {
-    return; // another waiter took it over first
-  }
-  if (readHolder(aside)?.text !== stale) {
-    try {
-      linkSync(aside, lockPath); // a live holder's: back where it was, unless a new one is there already
-    } catch { /* EEXIST: the new holder's stays */ }
-  }
-  unlinkSync(aside);
-}
-
-/** A process as a lock or pid file names it: its pid, and its start time when the file has it. */
-export interface ProcessId {
-  pid: number;
-  start?: string;
-  /** The file's text, to tell whether it changed. */
-  text: string;
-}
-
-/** The holder a lock or pid file names; undefined while it is not written yet, or if it is not one. */
-export function readHolder(path: string): ProcessId | undefined {
-  try {
-    const { bytes } = readRegularFile(path, { maxBytes: 64, followSymlinks: false, what: "the lock" });
-    const text = new TextDecoder().decode(bytes);
-    const match = /^([1-9][0-9]{0,9})(?: ([0-9]{1,20}))?\n$/.exec(text);
-    return match ? { pid: Number(match[1]), start: match[2], text } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Whether the process a file names still runs: its pid runs, and started
- * when the file says (a pid reused by another process is not it).
- */
-export function isProcess(id: { pid: number; start?: string }): boolean {
-  return isRunning(id.pid) && (id.start === undefined || processStart(id.pid) === id.start);
-}
-
-/**
- * When a process started, in clock ticks since boot (/proc/PID/stat's 22nd
- * field): with the pid, what names one process for as long as the host runs.
- * Undefined once it has ended.
- */
-export function processStart(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    // The fields after the command name, which is in parentheses and may itself hold ") ".
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
-/** The lock's descriptor, or undefined when another run holds it. */
-function tryCreate(lockPath: string, subject: string): number | undefined {
-  try {
-    return openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  } catch (error) {
-    const code = errorCode(error);
-    if (code === "EEXIST") return undefined;
-    const hint = code === "EACCES"
-      ? accessHint(dirname(lockPath), "write")
-      : `; the hook needs write access to ${dirname(lockPath)}`;
-    throw new FileError(`cannot lock ${subject}: ${code}${hint}`);
-  }
-}
-
-/**
- * Whether a process runs (one of another user's too). A zombie does not: it
- * has ended, and only waits for its parent, or for init when it was
- * detached, to reap it, which some inits do only every second or two.
- */
-export function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if (errorCode(error) !== "EPERM") return false;
-  }
-  try {
-    // The state follows the command name in parentheses, which may itself hold ") ".
-    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** Writes every byte, looping on partial writes; a write that makes no progress is an error. */
 export function writeAll(fd: number, bytes: Uint8Array): void {
   for (let at = 0; at < bytes.length;) {
-    const wrote = writeSync(fd, bytes, at, bytes.length - at);
+    let wrote: number;
+    try {
+      wrote = writeSync(fd, bytes, at, bytes.length - at);
+    } catch (error) {
+      if (errorCode(error) !== "EAGAIN") throw error;
+      sleepMs(1);
+      continue;
+    }
     if (wrote <= 0) throw Object.assign(new Error("write made no progress"), { code: "EIO" });
     at += wrote;
   }
@@ -277,22 +154,6 @@ export function writeAtomic(
 export function randomHex(bytes: number): string {
   const random = crypto.getRandomValues(new Uint8Array(bytes));
   return Array.from(random, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-/** Blocks the thread: the hook is a short synchronous program, and a timer would need the event loop. */
-export function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Joins byte chunks. Not Buffer.concat: node:buffer costs Bun about 1.5 ms to load, on every VM start. */
-export function concat(chunks: Uint8Array[]): Uint8Array {
-  const all = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, at);
-    at += chunk.length;
-  }
-  return all;
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { ServerError } from "../errors.ts";
+import { ServerError } from "../../lib/errors.ts";
 
 /** System trust bundles: EL's, then Debian's. */
 const TRUST_BUNDLES = ["/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/certs/ca-certificates.crt"];

@@ -36,15 +36,16 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 import process from "node:process";
-import { errorLine, RelayError } from "../errors.ts";
-import { MAX_RELAY_CONFIG_BYTES, RELAY_STOP_MS } from "../limits.ts";
-import { type RelayDirs, type RelayPaths, relayPaths } from "../paths.ts";
-import { systemTrustBundle } from "../preflight/trust.ts";
-import { processStart, readHolder } from "../io/files.ts";
-import { parseIsoUrl } from "../url.ts";
-import { parseRelayConfig, type RelayConfig } from "./config.ts";
+import { errorLine, RelayError } from "../../lib/errors.ts";
+import { MAX_RELAY_CONFIG_BYTES, RELAY_STOP_MS } from "../../lib/limits.ts";
+import { type RelayDirs, type RelayPaths, relayPaths } from "../../lib/paths.ts";
+import { systemTrustBundle } from "../http/trust.ts";
+import { pause, processStart, readHolder, stopProcess } from "../io/processes.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import { parseRelayConfig, type RelayConfig } from "../../lib/relay/config.ts";
 import { type Front, startFront } from "./front.ts";
-import { frontSocket, NBDKIT_BINARIES, nbdkitArgs } from "./plan.ts";
+import { frontSocket, NBDKIT_BINARIES, nbdkitArgs } from "../../lib/relay/plan.ts";
+import { findNbdkit, selinuxEnabled } from "../io/probes.ts";
 
 /**
  * Runs the relay of the VM `uuid` until it is stopped.
@@ -123,9 +124,9 @@ function prepareDirectories(paths: RelayPaths): void {
 
 /** nbdkit as a child, in a clean environment: TMPDIR for its cache, no proxy or key-log variables. */
 function startNbdkit(paths: RelayPaths, config: RelayConfig): ChildProcess {
-  const binary = NBDKIT_BINARIES.find((path) => existsSync(path));
+  const binary = findNbdkit().binary;
   if (!binary) throw new RelayError(`nbdkit is not installed (${NBDKIT_BINARIES.join(" or ")})`);
-  return spawn(binary, nbdkitArgs(paths, config, { selinux: existsSync("/sys/fs/selinux/enforce") }), {
+  return spawn(binary, nbdkitArgs(paths, config, { selinux: selinuxEnabled() }), {
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TMPDIR: paths.cache, LC_ALL: "C" },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -142,7 +143,7 @@ function startNbdkit(paths: RelayPaths, config: RelayConfig): ChildProcess {
 async function openToGroup(socket: string, nbdkit: ChildProcess): Promise<void> {
   while (!existsSync(socket)) {
     if (nbdkit.exitCode !== null || nbdkit.signalCode !== null) throw new RelayError("nbdkit ended at its start");
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await pause(5);
   }
   const group = statSync(dirname(socket)).gid;
   try {
@@ -169,7 +170,7 @@ function untilStopped(
     const stop = async () => {
       if (stopping) return;
       stopping = true;
-      await endChild(nbdkit);
+      await stopProcess({ pid: nbdkit.pid!, start: processStart(nbdkit.pid!) }, RELAY_STOP_MS / 2);
       await front.close();
       removeRuntime(paths);
       rmSync(paths.config, { force: true });
@@ -188,19 +189,6 @@ function untilStopped(
       removeOwnPid(paths);
       resolve(1);
     });
-  });
-}
-
-/** SIGTERM, then SIGKILL after RELAY_STOP_MS / 2. */
-function endChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), RELAY_STOP_MS / 2);
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill("SIGTERM");
   });
 }
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
-import { BINARY, run, workDir } from "../support/mod.ts";
+import { BINARY, run, workDir } from "../../support/mod.ts";
 
 const UUID = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
 const noBinary = existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``;

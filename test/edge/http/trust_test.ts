@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { systemTrustBundle } from "../../lib/preflight/trust.ts";
-import { ROOT } from "../support/mod.ts";
+import { systemTrustBundle } from "../../../edge/http/trust.ts";
+import { ROOT } from "../../support/mod.ts";
 
 describe("systemTrustBundle()", () => {
   test("systemTrustBundle() names the system's PEM bundle, EL's or Debian's, never the runtime's roots", () => {
@@ -19,7 +19,7 @@ describe("systemTrustBundle()", () => {
   }, () => {
     // Both bundles hidden under empty tmpfs mounts, in a namespace of this child's own.
     const script = `for dir in /etc/pki/tls/certs /etc/ssl/certs; do [ -d "$dir" ] && mount -t tmpfs none "$dir"; done
-      exec node --import tsx -e 'import("./lib/preflight/trust.ts").then((m) => m.systemTrustBundle()).catch((e) => { console.log(e.name + ": " + e.message); })'`;
+      exec node --import tsx -e 'import("./edge/http/trust.ts").then((m) => m.systemTrustBundle()).catch((e) => { console.log(e.name + ": " + e.message); })'`;
     const run = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", script], {
       cwd: ROOT,
       encoding: "utf8",

@@ -34,24 +34,15 @@ import {
 import { dirname, join } from "node:path";
 import { connect } from "node:net";
 import process from "node:process";
-import { printable, RelayError } from "../errors.ts";
-import {
-  accessHint,
-  errorCode,
-  groupName,
-  isProcess,
-  isRunning,
-  type ProcessId,
-  readHolder,
-  readRegularFile,
-  takeLock,
-  writeAtomic,
-} from "../io/files.ts";
-import { RELAY_STOP_MS } from "../limits.ts";
-import { type RelayDirs, type RelayPaths, relayUnit } from "../paths.ts";
-import { NbdInfo } from "./nbd.ts";
-import { budgetProblem, cacheBudget, type Reservation } from "./budget.ts";
-import { parseRelayConfig, type RelayConfig, relayConfigText } from "./config.ts";
+import { printable, RelayError } from "../../lib/errors.ts";
+import { accessHint, errorCode, groupName, readRegularFile, writeAtomic } from "../io/files.ts";
+import { isProcess, isRunning, pause, type ProcessId, readHolder, stopProcess } from "../io/processes.ts";
+import { takeLock } from "../io/lock.ts";
+import { RELAY_STOP_MS } from "../../lib/limits.ts";
+import { type RelayDirs, type RelayPaths, relayUnit } from "../../lib/paths.ts";
+import { NbdInfo } from "../../lib/relay/nbd.ts";
+import { budgetProblem, cacheBudget, type Reservation } from "../../lib/relay/budget.ts";
+import { parseRelayConfig, type RelayConfig, relayConfigText } from "../../lib/relay/config.ts";
 
 /** The unit's file, where the RPM puts it (or an admin). */
 const UNIT_FILES = [
@@ -255,37 +246,17 @@ async function stopLocked(paths: RelayPaths, uuid: string, launcher: Launcher, s
 }
 
 /**
- * SIGTERM, then SIGKILL once RELAY_STOP_MS have passed; returns when the
- * process is gone, and gives up RELAY_STOP_MS after the SIGKILL: every wait
- * has a limit.
+ * SIGTERM, then SIGKILL once RELAY_STOP_MS have passed; gives up
+ * RELAY_STOP_MS after the SIGKILL: every wait has a limit.
  *
  * @throws {RelayError} If it outlives the SIGKILL (a process stuck in the kernel).
  */
 async function terminate(relay: ProcessId, uuid: string): Promise<void> {
-  signal(relay.pid, "SIGTERM");
-  if (await gone(relay, RELAY_STOP_MS)) return;
-  signal(relay.pid, "SIGKILL");
-  if (await gone(relay, RELAY_STOP_MS)) return;
+  if (await stopProcess(relay, RELAY_STOP_MS)) return;
   throw new RelayError(
     `the relay of VM ${uuid} (pid ${relay.pid}) did not end within ${RELAY_STOP_MS / 1000} s of SIGKILL; ` +
       `its files are removed, but check the process (ps -o stat,wchan -p ${relay.pid})`,
   );
-}
-
-/** Whether the process ends within `ms`. */
-async function gone(relay: ProcessId, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (isProcess(relay)) {
-    if (Date.now() >= until) return false;
-    await pause(10);
-  }
-  return true;
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch { /* gone already */ }
 }
 
 /** Starts the relay; returns its pid when the hook started it, else undefined (systemd's). */
@@ -453,8 +424,4 @@ function readSmall(path: string, maxBytes = 64 * 1024): string | undefined {
 function writePrivate(path: string, text: string): void {
   const { uid, gid } = statSync(dirname(path));
   writeAtomic(path, text, { mode: 0o600, owner: process.getuid?.() === 0 ? { uid, gid } : undefined });
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

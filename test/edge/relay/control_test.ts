@@ -6,10 +6,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import { join } from "node:path";
-import { checkRelayDirs, launcher, relayState, stopRelay } from "../../lib/relay/control.ts";
-import { relayPaths } from "../../lib/paths.ts";
-import { RelayError } from "../../lib/errors.ts";
-import { workDir } from "../support/mod.ts";
+import { checkRelayDirs, launcher, relayState, stopRelay } from "../../../edge/relay/control.ts";
+import { relayPaths } from "../../../lib/paths.ts";
+import { RelayError } from "../../../lib/errors.ts";
+import { workDir } from "../../support/mod.ts";
 
 const UUID = "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21";
 /** A group that is not kvm: the relay's directory must not be kvm's. */

@@ -2,7 +2,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { type Request, ResponseReader } from "../../lib/preflight/http1.ts";
+import { type Request, ResponseReader } from "../../lib/http/response.ts";
 import { ServerError } from "../../lib/errors.ts";
 
 const HEAD: Request = { method: "HEAD" };

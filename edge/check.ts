@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * `--check URL`: what the ISO server answers to QEMU's questions, and
+ * whether and how relays run on this host.
+ *
+ * This module asks the server and probes the host.
+ *
+ * @module
+ */
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+
+import { checkReport, checkUrl, EXIT_FAILURE, EXIT_OK, type Host } from "../lib/run.ts";
+import { HookError, HostError, printable } from "../lib/errors.ts";
+import { nbdkitProbeArgs, nbdkitProblem, RELAY_FILTERS } from "../lib/relay/plan.ts";
+import { userName } from "./io/files.ts";
+import { print } from "./io/output.ts";
+import { checkCurlDriver, findNbdkit, libvirtVersion } from "./io/probes.ts";
+import { Environment, readSettings, runPreflight, selfCommand } from "./host.ts";
+
+/** `--check URL`: what the server answers to QEMU's questions. */
+export async function check(url: string, env: Environment): Promise<number> {
+  const host = readSettings(env);
+  const iso = checkUrl(url, host);
+  const relayMode = host.settings.relay === "nbdkit";
+  const driver = relayMode ? curlDriverNote() : checkCurlDriver();
+  const report = await runPreflight(iso, host);
+  const relay = relayMode
+    ? await relayReadiness(host)
+    : { lines: ["off: QEMU's curl driver reads the ISO, without retries"], ok: true };
+  const { describeExpiry, signedUrlExpiry } = await import("../lib/expiry.ts");
+  const expiry = signedUrlExpiry(iso.query);
+  print(checkReport(report, { driver, relay: relay.lines, signature: expiry && describeExpiry(expiry, new Date()) }));
+  return relay.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** In relay mode QEMU's curl driver is not needed: say where it is, or that only relay = off would need it. */
+export function curlDriverNote(): string {
+  try {
+    return checkCurlDriver();
+  } catch (error) {
+    if (!(error instanceof HostError)) throw error;
+    return "not installed; only relay = off needs it";
+  }
+}
+
+/**
+ * Whether relays can run on this host, as --check reports it: nbdkit loads
+ * its curl plugin and the filters (as libvirt probes it), the relays'
+ * directories are there and writable, and how the hook starts a relay.
+ */
+export async function relayReadiness(host: Host): Promise<{ lines: string[]; ok: boolean }> {
+  const refuse = (why: string) => ({ lines: [`cannot run here: ${why}`], ok: false });
+  const found = findNbdkit();
+  const problem = nbdkitProblem(found, host.file);
+  if (problem) return refuse(problem);
+  const probe = spawnSync(found.binary!, nbdkitProbeArgs(), {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if (probe.status !== 0) {
+    return refuse(
+      `${found.binary} cannot load its curl plugin and filters: ${printable(probe.stderr.split("\n")[0], 200)}`,
+    );
+  }
+  const { checkRelayDirs, launcher } = await import("./relay/control.ts");
+  try {
+    checkRelayDirs(host.dirs!);
+  } catch (error) {
+    if (!(error instanceof HookError)) throw error;
+    return refuse(error.message);
+  }
+  const version = printable(probe.stdout.split("\n")[0], 40);
+  const start = launcher(selfCommand(), "00000000-0000-0000-0000-000000000000").kind === "systemd"
+    ? "by systemd, as httpsisoboot-relay@<uuid>.service"
+    : "detached by the hook (systemd is not PID 1 here, or the unit is not installed)";
+  const { describeReconnect } = await import("../lib/libvirt_version.ts");
+  return {
+    lines: [
+      `${version}, ${found.binary}, with the curl plugin and the ${RELAY_FILTERS.slice(0, -1).join(", ")} and ${
+        RELAY_FILTERS.at(-1)
+      } filters`,
+      `directories: ${host.dirs!.run} and ${host.dirs!.cache}, writable by ${userName(process.getuid?.() ?? -1)}`,
+      `started ${start}`,
+      `reconnect: ${describeReconnect(libvirtVersion())}`,
+    ],
+    ok: true,
+  };
+}
