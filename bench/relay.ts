@@ -38,6 +38,7 @@ import {
 } from "node:fs";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { answerHostile, eachRequest, HOSTILE_MODES } from "../test/support/endless.ts";
+import { runAsync } from "../test/support/processes.ts";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { World } from "../e2e/world.ts";
@@ -173,15 +174,15 @@ async function hostile(world: World): Promise<void> {
     const path = world.domainFile(vm);
     try {
       const { command, env } = world.hookCommand("before_vm_start");
-      const started = spawnSync(command[0], command.slice(1), {
+      // Not spawnSync: the hostile server is in this process, and must answer meanwhile.
+      const started = await runAsync(command[0], command.slice(1), {
         env: {
           ...env,
           HTTPSISOBOOT_CONFIG: world.settings("bench-hostile", "preflight = no\ntimeout = 2\n"),
           _hook_domxml: path,
           httpsisoboot: `https://localhost:${(server.address() as { port: number }).port}/h.iso`,
         },
-        encoding: "utf8",
-        timeout: 60_000,
+        timeoutMs: 60_000,
       });
       if (started.status !== 0) {
         console.log(`| ${mode} | the relay did not start: ${started.stderr.trim()} |`);
@@ -189,9 +190,8 @@ async function hostile(world: World): Promise<void> {
       }
       const socket = join(world.relayDirs.run, `${uuidOf(path)}.sock`);
       const began = Date.now();
-      const read = spawnSync("qemu-io", ["-r", "-f", "raw", `nbd+unix:///?socket=${socket}`, "-c", "read 0 4M"], {
-        encoding: "utf8",
-        timeout: 60_000,
+      const read = await runAsync("qemu-io", ["-r", "-f", "raw", `nbd+unix:///?socket=${socket}`, "-c", "read 0 4M"], {
+        timeoutMs: 60_000,
       });
       const outcome = read.status === 0 ? "read" : `refused in ${((Date.now() - began) / 1000).toFixed(1)} s`;
       const usage = world.relayLeft(vm).processes.map((pid) => processUsage(pid));

@@ -38,6 +38,12 @@ import {
 } from "../../lib/limits.ts";
 
 import { concat } from "../../lib/bytes.ts";
+import {
+  readAhead,
+  type ReadAheadState,
+  RELAY_PARALLEL_GETS,
+  RELAY_READAHEAD_BLOCKS,
+} from "../../lib/relay/readahead.ts";
 
 import { certificateProblem, openTls } from "../http/client.ts";
 
@@ -91,11 +97,15 @@ const MAX_IDLE = 4;
  */
 export function startFront(path: string, options: FrontOptions): Promise<Front> {
   const pool = new Pool(options);
-  const blocks = new Blocks(async (index, arriving) => {
-    const start = index * RELAY_BLOCK_BYTES;
-    const end = Math.min(start + RELAY_BLOCK_BYTES, pool.facts.size!) - 1;
-    await ask({ method: "GET", range: { start, end } }, options, pool, arriving);
-  });
+  const blocks = new Blocks(
+    async (index, arriving) => {
+      const start = index * RELAY_BLOCK_BYTES;
+      const end = Math.min(start + RELAY_BLOCK_BYTES, pool.facts.size!) - 1;
+      await ask({ method: "GET", range: { start, end } }, options, pool, arriving);
+    },
+    () => pool.facts.size === undefined ? undefined : Math.ceil(pool.facts.size / RELAY_BLOCK_BYTES),
+    options.log,
+  );
   const server: Server = createServer((client) => serveClient(client, options, pool, blocks));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -263,33 +273,73 @@ class Arriving {
 }
 
 /**
- * The file's blocks the front holds, RELAY_FRONT_BLOCKS at most, least
- * recently used dropped first; a block being fetched is held as it arrives,
- * so two requests for it make one GET. A failed fetch is not held.
- *
- * It fetches nothing ahead: tried, fetching the next block meanwhile took
- * the e2e boot from 23 GETs to 31 (GRUB does not read in order) for no gain
- * the bench could tell from its noise.
+ * The file's blocks the front holds: RELAY_FRONT_BLOCKS the guest has read,
+ * and up to RELAY_READAHEAD_BLOCKS fetched ahead of a guest that reads in
+ * order (readahead.ts), least recently used dropped first. A block being
+ * fetched is held as it arrives, so two requests for it make one GET. A
+ * failed fetch is not held: a block fetched ahead that failed is fetched
+ * again when asked. At most RELAY_PARALLEL_GETS GETs are in flight for
+ * reading ahead; a read the guest waits for never waits for them.
  */
 class Blocks {
   private held = new Map<number, Arriving>();
+  private order: ReadAheadState = { run: 0 };
+  private queue: number[] = [];
+  private fetching = 0;
 
-  constructor(private readonly fetch: (index: number, into: Arriving) => Promise<void>) {}
+  constructor(
+    private readonly fetch: (index: number, into: Arriving) => Promise<void>,
+    private readonly blockCount: () => number | undefined,
+    private readonly log: (line: string) => void,
+  ) {}
 
   get(index: number): Arriving {
     let block = this.held.get(index);
     if (block) this.held.delete(index);
-    else {
-      const arriving = new Arriving();
-      block = arriving;
-      this.fetch(index, arriving).catch((error) => {
-        arriving.fail(error);
-        if (this.held.get(index) === arriving) this.held.delete(index);
-      });
-    }
+    else block = this.start(index, false);
     this.held.set(index, block);
-    while (this.held.size > RELAY_FRONT_BLOCKS) this.held.delete(this.held.keys().next().value!);
+    this.readAhead(index);
+    this.trim();
     return block;
+  }
+
+  private readAhead(index: number): void {
+    const blocks = this.blockCount();
+    if (blocks === undefined) return;
+    const plan = readAhead(this.order, index, blocks);
+    this.order = plan.state;
+    // A read out of order empties the queue: what was planned ahead of the old place is not wanted.
+    if (plan.ahead.length > 0 || plan.state.run === 1) this.queue = plan.ahead;
+    this.pump();
+  }
+
+  /** Starts the queued blocks, while fewer than RELAY_PARALLEL_GETS are in flight. */
+  private pump(): void {
+    while (this.fetching < RELAY_PARALLEL_GETS && this.queue.length > 0) {
+      const ahead = this.queue.shift()!;
+      if (!this.held.has(ahead)) this.held.set(ahead, this.start(ahead, true));
+    }
+    this.trim();
+  }
+
+  private start(index: number, ahead: boolean): Arriving {
+    const arriving = new Arriving();
+    this.fetching++;
+    this.fetch(index, arriving).catch((error) => {
+      arriving.fail(error);
+      if (this.held.get(index) === arriving) this.held.delete(index);
+      if (ahead) this.log(`${describe(error)}; it was fetched ahead, and will be fetched again when asked`);
+    }).finally(() => {
+      this.fetching--;
+      this.pump();
+    });
+    return arriving;
+  }
+
+  private trim(): void {
+    while (this.held.size > RELAY_FRONT_BLOCKS + RELAY_READAHEAD_BLOCKS) {
+      this.held.delete(this.held.keys().next().value!);
+    }
   }
 }
 

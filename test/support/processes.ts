@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import process from "node:process";
+import { spawn } from "node:child_process";
 import { isRunning, sleepMs } from "../../edge/io/processes.ts";
 
 /** Each process's pid, while it runs. */
@@ -59,4 +60,28 @@ export function stopProcess(pid: number, signal: NodeJS.Signals = "SIGTERM", gra
   try {
     if (isRunning(pid)) process.kill(pid, "SIGKILL");
   } catch { /* ended just now */ }
+}
+
+/**
+ * Runs a command without blocking the event loop, so that servers in this
+ * process (a hostile ISO server) go on answering meanwhile; kills it after
+ * `timeoutMs`.
+ */
+export function runAsync(
+  command: string,
+  args: string[],
+  options: { timeoutMs: number; env?: Record<string, string | undefined> },
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { env: options.env as NodeJS.ProcessEnv | undefined });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }

@@ -180,7 +180,7 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     ]);
   });
 
-  test("the front serves each block from one GET, fetches nothing ahead, and reuses a connection idle for longer than the timeout", async () => {
+  test("the front serves each block from one GET, fetches nothing ahead of reads out of order, and reuses a connection idle for longer than the timeout", async () => {
     const big = Buffer.from(Array.from({ length: (5 << 20) / 2 }, (_, i) => i % 253));
     const iso = await server(cert, (socket, request) => {
       if (request.startsWith("HEAD")) {
@@ -215,6 +215,61 @@ describe("the relay's front", { skip: noOpenssl }, () => {
     ], "each block once, and a read across two blocks takes both");
     assert.equal(iso.seen.connections, 1, "one connection, kept through the idle time");
     assert.deepEqual(logs, [], "no request failed (an idle connection used to time out and fail the next one)");
+  });
+
+  /** A 16 MiB file served with a strong ETag, counting GETs and the connections with a GET in flight at once. */
+  async function bigServer() {
+    const big = Buffer.from(Array.from({ length: 16 << 20 }, (_, i) => (i * 7) % 251));
+    const stats = { gets: [] as string[], inFlight: 0, mostInFlight: 0 };
+    const iso = await server(cert, (socket, request) => {
+      if (request.startsWith("HEAD")) {
+        return void socket.write(
+          `HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\nAccept-Ranges: bytes\r\nETag: "big"\r\n\r\n`,
+        );
+      }
+      const [start, end] = /range: bytes=(\d+)-(\d+)/i.exec(request)!.slice(1).map(Number);
+      stats.gets.push(`${start >> 20}`);
+      stats.inFlight++;
+      stats.mostInFlight = Math.max(stats.mostInFlight, stats.inFlight);
+      // 50 ms of round trip, so that GETs meet in flight when they are in parallel.
+      setTimeout(() => {
+        socket.write(
+          `HTTP/1.1 206 P\r\nETag: "big"\r\nContent-Range: bytes ${start}-${end}/${big.length}\r\nContent-Length: ${
+            end - start + 1
+          }\r\n\r\n`,
+        );
+        socket.write(big.subarray(start, end + 1), () => stats.inFlight--);
+      }, 50);
+    });
+    return { iso, big, stats };
+  }
+
+  const readBlock = async (path: string, big: Buffer, index: number) => {
+    const start = index << 20;
+    const { raw } = await ask(path, [`GET /iso HTTP/1.1\r\nRange: bytes=${start}-${start + 65535}`]);
+    assert.ok(raw.includes(big.subarray(start, start + 65536)), `block ${index}`);
+  };
+
+  test("reads in order make the front fetch the next 8 blocks ahead, in parallel, and the reads that follow cost no GET", async () => {
+    const { iso, big, stats } = await bigServer();
+    const path = await frontFor(iso.port, "ahead");
+    for (const index of [0, 1, 2]) await readBlock(path, big, index);
+    for (let waited = 0; stats.gets.length < 11 && waited < 20_000; waited += 20) await sleep(20);
+    assert.deepEqual(stats.gets, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10"], "blocks 3 to 10 ahead");
+    assert.ok(stats.mostInFlight > 1 && stats.mostInFlight <= 4, `${stats.mostInFlight} GETs at once, at most 4`);
+    for (const index of [3, 4, 5, 6]) await readBlock(path, big, index);
+    assert.ok(
+      stats.gets.length <= 15,
+      `the reads of blocks fetched ahead asked nothing more than the next: ${stats.gets}`,
+    );
+  });
+
+  test("random reads fetch nothing ahead: one GET for each block read", async () => {
+    const { iso, big, stats } = await bigServer();
+    const path = await frontFor(iso.port, "random");
+    for (const index of [5, 1, 9, 3, 4, 12]) await readBlock(path, big, index);
+    await sleep(300);
+    assert.deepEqual(stats.gets, ["5", "1", "9", "3", "4", "12"]);
   });
 
   test("the front answers a part once its bytes have come, and a block cut short fails only the parts that never came", async () => {
