@@ -13,6 +13,10 @@
  * - the same reads without a guest, so that TCG's noise is out of the figure:
  *   qemu-img bench through a fresh relay and through QEMU's curl, in a boot
  *   loader's 2 KiB reads and in a kernel's 128 KiB ones;
+ * - a 512 MiB ISO read in order (qemu-img bench, 1 MiB reads) through a
+ *   link of 400 Mbit/s with 0, 20 and 100 ms of round trip: the relay with
+ *   its read-ahead, the relay without it (relay_readahead = 0, the relay of
+ *   before), and QEMU's curl;
  * - one relay under each hostile server of endless.ts (junk with no request
  *   in flight, a 206 that never ends, endless headers, a trickle): the
  *   front's and nbdkit's peak RSS and CPU seconds while a guest's 4 MiB read
@@ -61,6 +65,7 @@ export async function relayBench(): Promise<void> {
     );
     await boots(world);
     await reads(world);
+    await sequential(world);
     await twenty(world);
     await hostile(world);
     cacheBound(world);
@@ -303,7 +308,7 @@ async function reads(world: World): Promise<void> {
     "| added round trip | read size | relay | direct (QEMU's curl) | relay ÷ direct |\n|---:|---:|---:|---:|---:|",
   );
   const url = `https://localhost:${world.proxy.port}/payload.iso`;
-  const direct = `driver=https,url=${url},readahead=${DEFAULT_SETTINGS.readahead},timeout=${DEFAULT_SETTINGS.timeout}`;
+  const direct = curlImage(url);
   for (const ms of [0, 20]) {
     const fault: Fault = ms ? { mode: "latency", ms } : { mode: "none" };
     for (const size of [2048, 128 * 1024]) {
@@ -330,9 +335,75 @@ async function reads(world: World): Promise<void> {
   }
 }
 
+/** The link of the sequential bench: 400 Mbit/s, shared by every connection. */
+const LINK_BYTES_PER_SECOND = 50_000_000;
+const SEQUENTIAL_MIB = 512;
+
+/**
+ * A 512 MiB ISO read in order, 1 MiB at a time at queue depth 1, through a
+ * 400 Mbit/s link with a round trip of 0, 20 and 100 ms: what an
+ * installer reading a remote ISO sees.
+ */
+async function sequential(world: World): Promise<void> {
+  const iso = join(world.work, "www", "sequential.iso");
+  copyFileSync(join(world.work, "www", "payload.iso"), iso);
+  truncateSync(iso, SEQUENTIAL_MIB << 20);
+  console.log(
+    `\na ${SEQUENTIAL_MIB} MiB ISO read in order (qemu-img bench, 1 MiB reads, queue depth 1) through a link of ` +
+      `${(LINK_BYTES_PER_SECOND * 8) / 1e6} Mbit/s:\n`,
+  );
+  console.log("| round trip | route | MB/s | share of the link | ÷ QEMU's curl |\n|---:|---|---:|---:|---:|");
+  const url = `https://localhost:${world.proxy.port}/sequential.iso`;
+  const routes: Array<[string, string | undefined]> = [
+    ["relay, read-ahead 8 MiB", world.defaults],
+    ["relay, relay_readahead = 0", world.settings("bench-no-readahead", "relay_readahead = 0\n")],
+    ["QEMU's curl (readahead 1 MiB)", undefined],
+  ];
+  try {
+    for (const ms of [0, 20, 100]) {
+      const rates: number[] = [];
+      for (const [, settings] of routes) {
+        await world.proxy.set({ mode: "link", ms, bytesPerSecond: LINK_BYTES_PER_SECOND });
+        const seconds = settings === undefined
+          ? qemuImgBench(world, 1 << 20, curlImage(url), SEQUENTIAL_MIB << 20)
+          : throughRelay(world, `bench-seq-${ms}-${rates.length}`, url, settings);
+        rates.push((SEQUENTIAL_MIB * 1048576) / seconds / 1e6);
+      }
+      routes.forEach(([route], i) =>
+        console.log(
+          `| ${ms} ms | ${route} | ${rates[i].toFixed(1)} | ${
+            ((rates[i] * 1e6 * 100) / LINK_BYTES_PER_SECOND).toFixed(0)
+          }% | ${(rates[i] / rates[2]).toFixed(2)}× |`,
+        )
+      );
+    }
+  } finally {
+    await world.proxy.set({ mode: "none" });
+    rmSync(iso, { force: true });
+  }
+
+  function throughRelay(world: World, name: string, url: string, settings: string): number {
+    const vm = world.spec(name, "pc", "bios");
+    const path = world.domainFile(vm);
+    const hooked = world.runHook(path, url, settings);
+    if (hooked.status !== 0) throw new Error(hooked.stderr);
+    try {
+      const socket = join(world.relayDirs.run, `${vm.uuid}.sock`);
+      return qemuImgBench(world, 1 << 20, `driver=nbd,server.type=unix,server.path=${socket}`, SEQUENTIAL_MIB << 20);
+    } finally {
+      world.runPoint("after_vm_destroy", path);
+    }
+  }
+}
+
+/** QEMU's curl driver on `url`, with the hook's direct-mode readahead and timeout. */
+function curlImage(url: string): string {
+  return `driver=https,url=${url},readahead=${DEFAULT_SETTINGS.readahead},timeout=${DEFAULT_SETTINGS.timeout}`;
+}
+
 /** Seconds qemu-img bench takes to read READ_BYTES of `image` in order, `size` bytes a read, with QEMU's trust. */
-function qemuImgBench(world: World, size: number, image: string): number {
-  const count = String(READ_BYTES / size);
+function qemuImgBench(world: World, size: number, image: string, bytes = READ_BYTES): number {
+  const count = String(bytes / size);
   const [program, ...args] = world.withQemuTrust(
     ["qemu-img", "bench", "--image-opts", "-c", count, "-s", String(size), "-S", String(size), "-d", "1", image],
   );

@@ -33,6 +33,8 @@ Host settings: /etc/vdsm/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = valu
   relay_cache_size          the most disk a relay's cache takes (1G)
   relay_cache_total         the most all relays' caches take together:
                             bytes, or a share of the free space (50%)
+  relay_readahead           bytes a relay reads ahead of a guest that
+                            reads in order, whole MiB, 0 for none (8M)
   timeout                   seconds the server may stay silent on a request
   readahead                 relay = off: QEMU's readahead, in bytes
   preflight, preflight_timeout

@@ -155,6 +155,12 @@ export const SETTINGS_EXAMPLE: HostFile = {
 # starts. A relay that would pass it is refused before its VM starts.
 #relay_cache_total = 50%
 
+# Bytes a relay reads ahead of a guest that reads the ISO in order (an
+# installer), in whole MiB, over up to 4 GETs at once, so that a remote
+# server's round trip is paid once per 4 MiB rather than once per MiB. A
+# read out of order stops it. 0 turns it off.
+#relay_readahead = 8M
+
 # Seconds the ISO server may stay silent on one request before it is given
 # up on (and, in relay mode, retried). With relay = off it is written as
 # <timeout seconds> in the CD-ROM's <source>, where QEMU's own default is 5.

@@ -21,6 +21,8 @@
  * relay_cache_size = 1G
  * # the most disk all relays' caches take together: bytes, or a share of the cache file system's free space
  * relay_cache_total = 50%
+ * # bytes a relay reads ahead of a guest that reads in order (whole MiB; 0 for none)
+ * relay_readahead = 8M
  * ```
  *
  * This module is pure: it parses text and does no I/O.
@@ -58,6 +60,8 @@ export interface Settings {
   relayCacheSize: number;
   /** The most disk all relays' caches on the host may take together: bytes, or a share of the free space. */
   relayCacheTotal: CacheTotal;
+  /** Bytes a relay reads ahead of a guest that reads in order: whole MiB, 0 for none. */
+  relayReadahead: number;
 }
 
 /**
@@ -73,6 +77,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   relay: "nbdkit",
   relayCacheSize: 1024 * 1024 * 1024,
   relayCacheTotal: { percent: 50 },
+  relayReadahead: 8 * 1024 * 1024,
 });
 
 /** QEMU's curl driver refuses a timeout above this (block/curl.c). */
@@ -168,6 +173,13 @@ const READERS: Record<string, (settings: Settings, value: string, where: string)
       MAX_CACHE,
       `${where}: 'relay_cache_size' must be bytes from 16M to 1024G (K, M and G are 1024-based)`,
     );
+  },
+  relay_readahead(settings, value, where) {
+    const message =
+      `${where}: 'relay_readahead' must be whole MiB from 0 (none) to 64M, read ahead of a guest that reads in order`;
+    const bytes = /^0$/.test(value) ? 0 : byteSize(value, 1024 * 1024, 64 * 1024 * 1024, message);
+    if (bytes % (1024 * 1024) !== 0) throw new SettingsError(`${message}, not '${value}'`);
+    settings.relayReadahead = bytes;
   },
   relay_cache_total(settings, value, where) {
     const message =

@@ -48,6 +48,7 @@ describe("planHook()", () => {
         settingsFile: "/etc/vdsm/httpsisoboot.conf",
         cacheSize: 1024 ** 3,
         cacheTotal: { percent: 50 },
+        readaheadBlocks: 8,
       },
     });
     assert.match(

@@ -14,7 +14,7 @@ describe("parseSettings()", () => {
   test("parseSettings() reads every key, with comments and spaces", () => {
     const settings = parseSettings(
       "timeout = 60  # a minute\nreadahead=4194304\npreflight = no\npreflight_timeout = 10\nallow = isos.example.org, .lab.example.net:8443, [2001:db8::1], 192.0.2.10:4443\n" +
-        "relay = off\nrelay_cache_size = 2G\nrelay_cache_total = 100G\n",
+        "relay = off\nrelay_cache_size = 2G\nrelay_cache_total = 100G\nrelay_readahead = 0\n",
       FILE,
     );
     assert.deepEqual(settings, {
@@ -29,6 +29,7 @@ describe("parseSettings()", () => {
       relay: "off",
       relayCacheSize: 2 * 1024 ** 3,
       relayCacheTotal: { bytes: 100 * 1024 ** 3 },
+      relayReadahead: 0,
     });
   });
 
@@ -42,6 +43,12 @@ describe("parseSettings()", () => {
     ) {
       assert.equal(parseSettings(`relay_cache_size = ${text}`, FILE).relayCacheSize, bytes, text);
     }
+  });
+
+  test("parseSettings() reads 8 MiB ahead unless told otherwise, in whole MiB, and 0 turns it off", () => {
+    assert.equal(DEFAULT_SETTINGS.relayReadahead, 8 * 1024 ** 2);
+    assert.equal(parseSettings("relay_readahead = 32M", FILE).relayReadahead, 32 * 1024 ** 2);
+    assert.equal(parseSettings("relay_readahead = 0", FILE).relayReadahead, 0);
   });
 
   test("parseSettings() bounds all relays' caches at half the cache file system's free space unless told otherwise", () => {
@@ -69,7 +76,7 @@ describe("parseSettings()", () => {
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",
-      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size and relay_cache_total",
+      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead and relay_cache_total",
     ],
     ["relay = qemu", "'relay' must be nbdkit or off, not 'qemu'"],
     [
@@ -81,6 +88,8 @@ describe("parseSettings()", () => {
     ["relay_cache_total = 0%", "'relay_cache_total' must be bytes from 16M to 1024G"],
     ["relay_cache_total = 150%", "or a share of the cache file system's free space from 1% to 100%, not '150%'"],
     ["relay_cache_total = 1M", "'relay_cache_total' must be bytes from 16M"],
+    ["relay_readahead = 1536K", "'relay_readahead' must be whole MiB from 0 (none) to 64M"],
+    ["relay_readahead = 128M", "'relay_readahead' must be whole MiB"],
     ["timeout 30", "'timeout 30' is not 'key = value'"],
     ["timeout = 30\ntimeout = 40", "line 2: 'timeout' is set twice"],
   ];

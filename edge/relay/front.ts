@@ -80,6 +80,8 @@ export interface FrontOptions {
   log(line: string): void;
   /** What preflight saw of the file: every answer must be of this size and carry this validator. */
   expect?: FileFacts;
+  /** Blocks to read ahead of a guest that reads in order (relay_readahead); RELAY_READAHEAD_BLOCKS unless given. */
+  readaheadBlocks?: number;
 }
 
 /** A running front. */
@@ -105,6 +107,7 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
     },
     () => pool.facts.size === undefined ? undefined : Math.ceil(pool.facts.size / RELAY_BLOCK_BYTES),
     options.log,
+    options.readaheadBlocks ?? RELAY_READAHEAD_BLOCKS,
   );
   const server: Server = createServer((client) => serveClient(client, options, pool, blocks));
   return new Promise((resolve, reject) => {
@@ -291,6 +294,7 @@ class Blocks {
     private readonly fetch: (index: number, into: Arriving) => Promise<void>,
     private readonly blockCount: () => number | undefined,
     private readonly log: (line: string) => void,
+    private readonly depth: number,
   ) {}
 
   get(index: number): Arriving {
@@ -306,7 +310,7 @@ class Blocks {
   private readAhead(index: number): void {
     const blocks = this.blockCount();
     if (blocks === undefined) return;
-    const plan = readAhead(this.order, index, blocks);
+    const plan = readAhead(this.order, index, blocks, this.depth);
     this.order = plan.state;
     // A read out of order empties the queue: what was planned ahead of the old place is not wanted.
     if (plan.ahead.length > 0 || plan.state.run === 1) this.queue = plan.ahead;

@@ -77,6 +77,7 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
       ca: readFileSync(systemTrustBundle()),
       log: say,
       expect: config.expect,
+      readaheadBlocks: config.readaheadBlocks,
     });
     const nbdkit = startNbdkit(paths, config);
     await openToGroup(paths.socket, nbdkit);

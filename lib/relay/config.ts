@@ -14,6 +14,7 @@ import type { AllowRule, Settings } from "../settings.ts";
 import { type IsoUrl, parseIsoUrl } from "../url.ts";
 import type { Validator } from "./http.ts";
 import type { CacheTotal } from "./budget.ts";
+import { RELAY_BLOCK_BYTES } from "../limits.ts";
 
 /** A relay's configuration. */
 export interface RelayConfig {
@@ -29,6 +30,8 @@ export interface RelayConfig {
   cacheSize: number;
   /** The host's budget for all relays' caches together (budget.ts). */
   cacheTotal: CacheTotal;
+  /** Blocks of RELAY_BLOCK_BYTES read ahead of a guest that reads in order (readahead.ts); 0 for none. */
+  readaheadBlocks: number;
   /**
    * What preflight saw of the file: every answer the relay takes must be of
    * this size and carry this validator. Without it (preflight = no), the
@@ -63,6 +66,7 @@ export function relayConfig(
     settingsFile: file,
     cacheSize: settings.relayCacheSize,
     cacheTotal: settings.relayCacheTotal,
+    readaheadBlocks: settings.relayReadahead / RELAY_BLOCK_BYTES,
     ...(expect && { expect }),
   };
 }
@@ -74,7 +78,7 @@ export function relayConfig(
  * ```ts
  * import { parseRelayConfig, relayConfigText } from "./config.ts";
  * import { assertEquals } from "../_assert.ts";
- * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216, cacheTotal: { percent: 50 } };
+ * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216, cacheTotal: { percent: 50 }, readaheadBlocks: 8 };
  * assertEquals(parseRelayConfig(relayConfigText(config), "x.relay"), config);
  * ```
  */
@@ -99,7 +103,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     throw refuse("is not JSON");
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw refuse("is not an object");
-  const { url, timeout, allow, settingsFile, cacheSize, cacheTotal, expect } = raw;
+  const { url, timeout, allow, settingsFile, cacheSize, cacheTotal, readaheadBlocks, expect } = raw;
   if (typeof url !== "string") throw refuse("has no URL");
   try {
     parseIsoUrl(url);
@@ -112,7 +116,17 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (!Array.isArray(allow) || !allow.every(isAllowRule)) throw refuse("has no valid allow list");
   if (expect !== undefined && !isExpect(expect)) throw refuse("has no valid expect");
   if (!isCacheTotal(cacheTotal)) throw refuse("has no valid cacheTotal");
-  return { url, timeout, allow, settingsFile, cacheSize, cacheTotal, ...(expect !== undefined && { expect }) };
+  if (!isWhole(readaheadBlocks, 0, 64)) throw refuse("has no valid readaheadBlocks");
+  return {
+    url,
+    timeout,
+    allow,
+    settingsFile,
+    cacheSize,
+    cacheTotal,
+    readaheadBlocks,
+    ...(expect !== undefined && { expect }),
+  };
 }
 
 function isWhole(value: unknown, min: number, max: number): value is number {

@@ -5,9 +5,11 @@
  * the server per 1 MiB block, since nbdkit's curl plugin asks one request
  * at a time: at 100 ms that is 10 MB/s whatever the link. Once the guest
  * has asked for RELAY_READAHEAD_TRIGGER blocks in a row, the front fetches
- * the next RELAY_READAHEAD_BLOCKS over parallel connections; a read that
- * is not the next block stops it, so random reads (a boot loader's) cost
- * no GET more than they did.
+ * the next blocks over parallel connections, 2 at first, twice as many with
+ * each block the guest reads on in order, up to RELAY_READAHEAD_BLOCKS (as
+ * Linux's own readahead window grows), so that a short run in order costs
+ * little past its end; a read that is not the next block stops it, so
+ * random reads (a boot loader's) cost no GET more than they did.
  *
  * This module is pure: it plans, the front fetches.
  *
@@ -40,24 +42,27 @@ export const RELAY_PARALLEL_GETS = 4;
  * @param state What came before.
  * @param index The block the guest asks for now.
  * @param blocks How many blocks the file has.
+ * @param depth How many blocks to read ahead: the relay's relay_readahead; 0 for none.
  * @example
  * ```ts
  * import { readAhead } from "./readahead.ts";
  * import { assertEquals } from "../_assert.ts";
  * let state = { run: 0 } as { last?: number; run: number };
  * for (const index of [0, 1]) state = readAhead(state, index, 100).state;
- * assertEquals(readAhead(state, 2, 100).ahead, [3, 4, 5, 6, 7, 8, 9, 10]);
+ * assertEquals(readAhead(state, 2, 100).ahead, [3, 4]);
+ * assertEquals(readAhead({ last: 9, run: 6 }, 10, 100).ahead, [11, 12, 13, 14, 15, 16, 17, 18]);
  * assertEquals(readAhead(readAhead(state, 2, 100).state, 40, 100).ahead, []);
- * assertEquals(readAhead({ last: 97, run: 2 }, 98, 100).ahead, [99]);
+ * assertEquals(readAhead({ last: 97, run: 9 }, 98, 100).ahead, [99]);
  * ```
  */
-export function readAhead(state: ReadAheadState, index: number, blocks: number): {
+export function readAhead(state: ReadAheadState, index: number, blocks: number, depth = RELAY_READAHEAD_BLOCKS): {
   state: ReadAheadState;
   ahead: number[];
 } {
   const run = index === state.last ? state.run : index === (state.last ?? -2) + 1 ? state.run + 1 : 1;
   const next = { last: index, run };
-  if (run < RELAY_READAHEAD_TRIGGER) return { state: next, ahead: [] };
-  const last = Math.min(index + RELAY_READAHEAD_BLOCKS, blocks - 1);
+  if (run < RELAY_READAHEAD_TRIGGER || depth === 0) return { state: next, ahead: [] };
+  const window = Math.min(depth, 2 ** Math.min(run - RELAY_READAHEAD_TRIGGER + 1, 16));
+  const last = Math.min(index + window, blocks - 1);
   return { state: next, ahead: Array.from({ length: Math.max(0, last - index) }, (_, i) => index + 1 + i) };
 }

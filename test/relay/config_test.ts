@@ -14,6 +14,7 @@ const GOOD = {
   settingsFile: "/etc/vdsm/httpsisoboot.conf",
   cacheSize: 1024 ** 3,
   cacheTotal: { percent: 50 },
+  readaheadBlocks: 8,
 };
 
 describe("the relay's config", () => {

@@ -13,6 +13,7 @@ const CONFIG = {
   settingsFile: "/etc/vdsm/httpsisoboot.conf",
   cacheSize: 1024 ** 3,
   cacheTotal: { percent: 50 },
+  readaheadBlocks: 8,
 };
 
 describe("nbdkitArgs()", () => {

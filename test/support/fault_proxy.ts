@@ -15,7 +15,9 @@
  *   from the proxy itself, once;
  * - ignore-range: the first ranged GET once past `afterBytes` goes to the
  *   server without its Range, so the client gets a 200 with the whole file;
- * - trickle: answers flow at `bytesPerSecond`.
+ * - trickle: answers flow at `bytesPerSecond`;
+ * - link: a link of `bytesPerSecond` shared by every connection, each
+ *   request waiting `ms` first (its round trip): a remote server's.
  *
  * It runs in a process of its own ({@link spawnFaultProxy}): the suites
  * call virsh and the hook synchronously, which would stall a proxy that
@@ -35,7 +37,8 @@ export type Fault =
   | { mode: "reset"; afterBytes: number; every?: number }
   | { mode: "status"; afterBytes: number; code: number }
   | { mode: "ignore-range"; afterBytes: number }
-  | { mode: "trickle"; bytesPerSecond: number };
+  | { mode: "trickle"; bytesPerSecond: number }
+  | { mode: "link"; ms: number; bytesPerSecond: number };
 
 export interface ProxyStats {
   /** Body bytes sent to clients since the last set(). */
@@ -109,6 +112,17 @@ class Faults {
   fired = 0;
   private nextReset = 0;
   private pending = false;
+  /** When the shared link is free again (Date.now() ms), in link mode. */
+  private linkFree = 0;
+
+  /** How long a chunk waits for the shared link, and the link's time it takes. */
+  linkWait(bytes: number): number {
+    if (this.fault.mode !== "link") return 0;
+    const now = Date.now();
+    const start = Math.max(now, this.linkFree);
+    this.linkFree = start + (bytes / this.fault.bytesPerSecond) * 1000;
+    return this.linkFree - now;
+  }
 
   set(next: Fault): void {
     Object.assign(this, { fault: next, bodyBytes: 0, connections: 0, requests: {}, fired: 0, pending: true });
@@ -178,7 +192,7 @@ async function serve(client: TLSSocket, options: ProxyOptions, faults: Faults): 
     }
     const method = request.split(" ")[0];
     const ranged = /\r\nrange:/i.test(request);
-    if (faults.fault.mode === "latency") await sleep(faults.fault.ms);
+    if (faults.fault.mode === "latency" || faults.fault.mode === "link") await sleep(faults.fault.ms);
     if (faults.fault.mode === "status" && faults.due("status")) {
       const body = "injected by the fault proxy\n";
       client.write(`HTTP/1.1 ${faults.fault.code} Injected\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -219,6 +233,8 @@ async function passBody(from: Reader, client: TLSSocket, length: number, faults:
       return false;
     }
     if (faults.fault.mode === "trickle") await sleep((chunk.length / faults.fault.bytesPerSecond) * 1000);
+    const wait = faults.linkWait(chunk.length);
+    if (wait > 0) await sleep(wait);
     faults.bodyBytes += chunk.length;
     left -= chunk.length;
     if (!client.write(chunk)) await new Promise((resolve) => client.once("drain", resolve));

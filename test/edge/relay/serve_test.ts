@@ -33,6 +33,7 @@ describe("httpsisoboot --relay", { skip: noBinary }, () => {
     settingsFile: "f",
     cacheSize: 1 << 24,
     cacheTotal: { percent: 50 },
+    readaheadBlocks: 8,
   });
 
   test("the relay refuses a config another user can read: it holds the URL's query", () => {
