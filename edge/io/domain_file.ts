@@ -68,6 +68,7 @@ export function replaceFile(path: string, text: string, original: Stats): void {
       mode: original.mode & 0o7777,
       owner: { uid: original.uid, gid: original.gid },
       keep: (written, temp) => checkUnchanged(path, temp, original, written),
+      phase: (name) => mark(name === "open" ? "lock" : name),
     });
     checkRenamed(path, written);
     mark("rename");

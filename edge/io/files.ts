@@ -122,19 +122,28 @@ export function writeAll(fd: number, bytes: Uint8Array): void {
 export function writeAtomic(
   path: string,
   data: Uint8Array | string,
-  options: { mode: number; owner?: { uid: number; gid: number }; keep?: (written: Stats, temp: string) => void },
+  options: {
+    mode: number;
+    owner?: { uid: number; gid: number };
+    keep?: (written: Stats, temp: string) => void;
+    /** Told as each phase ends, for the hook's timings: "open", "write", "fsync". */
+    phase?: (name: "open" | "write" | "fsync") => void;
+  },
 ): Stats {
   const temp = join(dirname(path), tempFileName(randomHex(12)));
   let fd: number | undefined;
   try {
     fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    options.phase?.("open");
     writeAll(fd, typeof data === "string" ? new TextEncoder().encode(data) : data);
     const { owner } = options;
     if (owner && (owner.uid !== process.getuid?.() || owner.gid !== process.getgid?.())) {
       fchownSync(fd, owner.uid, owner.gid);
     }
     fchmodSync(fd, options.mode);
+    options.phase?.("write");
     fsyncSync(fd);
+    options.phase?.("fsync");
     // The descriptor stays open until the end: while it is, no other file can get this inode number.
     const written = fstatSync(fd);
     options.keep?.(written, temp);
@@ -181,21 +190,21 @@ export function accessHint(path: string, access: "read" | "write" | "search"): s
 
 /** A user's name from /etc/passwd, or the number. */
 export function userName(uid: number): string {
-  try {
-    const entry = readFileSync("/etc/passwd", "utf8").split("\n").find((line) => line.split(":")[2] === String(uid));
-    return entry?.split(":")[0] || String(uid);
-  } catch {
-    return String(uid);
-  }
+  return nameOf("/etc/passwd", uid);
 }
 
 /** The name of group `gid`, from /etc/group; the number when it has none. */
 export function groupName(gid: number): string {
+  return nameOf("/etc/group", gid);
+}
+
+/** The name an /etc/passwd or /etc/group entry gives a number (its third field); the number when none does. */
+function nameOf(file: string, id: number): string {
   try {
-    const entry = readFileSync("/etc/group", "utf8").split("\n").find((line) => line.split(":")[2] === String(gid));
-    return entry?.split(":")[0] || String(gid);
+    const entry = readFileSync(file, "utf8").split("\n").find((line) => line.split(":")[2] === String(id));
+    return entry?.split(":")[0] || String(id);
   } catch {
-    return String(gid);
+    return String(id);
   }
 }
 

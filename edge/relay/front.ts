@@ -289,6 +289,7 @@ class Blocks {
   private order: ReadAheadState = { run: 0 };
   private queue: number[] = [];
   private fetching = 0;
+  private fetched = 0;
 
   constructor(
     private readonly fetch: (index: number, into: Arriving) => Promise<void>,
@@ -329,6 +330,7 @@ class Blocks {
   private start(index: number, ahead: boolean): Arriving {
     const arriving = new Arriving();
     this.fetching++;
+    if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
     this.fetch(index, arriving).catch((error) => {
       arriving.fail(error);
       if (this.held.get(index) === arriving) this.held.delete(index);
@@ -345,6 +347,22 @@ class Blocks {
       this.held.delete(this.held.keys().next().value!);
     }
   }
+}
+
+/**
+ * Blocks fetched between two full garbage collections: 4 (4 MiB). Each
+ * block leaves its 1 MiB buffer and the TLS layer's chunks behind, and
+ * Bun's collector, left to itself, let a front that streamed 256 MiB at
+ * full speed grow to 150–180 MiB of RSS, with read-ahead or without (the
+ * relay test measures it); a collection it is asked for without waiting did
+ * nothing, a full one every 16 blocks left 114 MiB, one every 4 keeps it
+ * under 100 MiB.
+ */
+const GC_EVERY_BLOCKS = 4;
+
+/** Bun's collector, where the front runs in the binary; a no-op under Node and Deno (the tests). */
+function collectGarbage(): void {
+  (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
 }
 
 /** The server's connections: idle ones kept for reuse, and what earlier answers said of the file. */

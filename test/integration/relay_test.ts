@@ -336,6 +336,29 @@ describe("the relay", { skip: whyNot() }, () => {
     });
   }
 
+  test("a relay reading 256 MiB in order at full speed, its read-ahead busy, stays under 100 MiB peak RSS", async () => {
+    const long = join(work, "www", "long.iso");
+    copyFileSync(isoPath, long);
+    truncateSync(long, 256 << 20);
+    try {
+      const vm = await startVm({
+        url: `https://localhost:${nginxPort}/long.iso?${SECRET}`,
+        conf: settings("long", process.env.RA0 ? "relay_readahead = 0\n" : ""),
+      });
+      const read = await runAsync(
+        "qemu-img",
+        ["bench", "-f", "raw", "-c", "256", "-s", "1M", "-d", "1", `nbd+unix:///?socket=${socketOf(vm.uuid)}`],
+        { timeoutMs: 120_000 },
+      );
+      assert.equal(read.status, 0, read.stderr);
+      const peak = Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pidOf(vm.uuid)}/status`, "utf8"))?.[1]);
+      assert.ok(peak > 0 && peak < 100 * 1024, `the front's peak RSS: ${(peak / 1024).toFixed(1)} MiB`);
+      await destroyVm(vm);
+    } finally {
+      rmSync(long, { force: true });
+    }
+  });
+
   test("relay_cache_total: a relay that would take the host's caches past it is refused with one line, before the VM starts", async () => {
     const conf = settings("budget", "relay_cache_size = 16M\nrelay_cache_total = 40M\n");
     const first = await startVm({ conf });
