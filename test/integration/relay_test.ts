@@ -343,7 +343,6 @@ describe("the relay", { skip: whyNot() }, () => {
     try {
       const vm = await startVm({
         url: `https://localhost:${nginxPort}/long.iso?${SECRET}`,
-        conf: settings("long", process.env.RA0 ? "relay_readahead = 0\n" : ""),
       });
       const read = await runAsync(
         "qemu-img",
