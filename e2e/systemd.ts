@@ -13,7 +13,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { chownSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BINARY, readFixture, tempDir } from "../test/support/mod.ts";
 import { buildDataIso } from "../test/support/iso.ts";
@@ -34,7 +34,7 @@ const ANSWER_MS = 60_000;
 /** Why the suite cannot run here, or undefined. */
 export function systemdSuiteMissing(): string | undefined {
   return systemdHostMissing() ?? runnerMissing() ??
-    (readFileSync(BINARY).subarray(0, 4).toString("latin1") === "\x7fELF" ? undefined : `${BINARY} is not the binary`);
+    (existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``);
 }
 
 export function systemdSuite(): void {

@@ -8,21 +8,38 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { HOOK_POINTS } from "../../lib/hook_point.ts";
 import { BINARY_PATH, HOOK_NAME, HOOKS_DIR, HOST_FILES, SETTINGS_EXAMPLE } from "../../lib/host_files.ts";
-import { BINARY, ROOT, run, tempDir } from "../support/mod.ts";
+import { BINARY, ROOT, run, workDir } from "../support/mod.ts";
 
 const noBinary = existsSync(BINARY) ? undefined : `${BINARY} is not built; run \`npm run binary\``;
 
 describe("httpsisoboot --install", { skip: noBinary }, () => {
+  // Each staging root holds a copy of the binary (110 MB): all of them go with the suite.
+  const work = workDir("install");
+  let roots = 0;
+  const stagingRoot = () => {
+    const root = join(work, `root-${++roots}`);
+    mkdirSync(root);
+    return root;
+  };
   test("--install --root puts the binary, a link at every hook point and the host files in place; a second run changes nothing", () => {
-    const root = tempDir("install");
+    const root = stagingRoot();
     const first = run(BINARY, ["--install", "--root", root]);
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stderr, /^httpsisoboot: installed 11 files under \/tmp\/[^ ]+ \(the binary, 6 hook points, /);
+    assert.match(first.stderr, /^httpsisoboot: installed 11 files under \/\S+ \(the binary, 6 hook points, /);
     assert.deepEqual(readFileSync(join(root, BINARY_PATH)), readFileSync(BINARY));
     assert.equal(statSync(join(root, BINARY_PATH)).mode & 0o777, 0o755);
     for (const point of HOOK_POINTS) {
@@ -49,7 +66,7 @@ describe("httpsisoboot --install", { skip: noBinary }, () => {
   });
 
   test("--uninstall --root takes away all it installed but the settings, which are the admin's", () => {
-    const root = tempDir("uninstall");
+    const root = stagingRoot();
     assert.equal(run(BINARY, ["--install", "--root", root]).status, 0);
     const removed = run(BINARY, ["--uninstall", "--root", root]);
     assert.equal(removed.status, 0, removed.stderr);
@@ -89,7 +106,7 @@ describe("httpsisoboot --install", { skip: noBinary }, () => {
       join(ROOT, "hook.ts"),
       "--install",
       "--root",
-      tempDir("script"),
+      stagingRoot(),
     ]);
     assert.equal(script.status, 2);
     assert.match(script.stderr, /--install copies the single binary into place; run it from the binary/);
