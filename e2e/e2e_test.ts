@@ -18,6 +18,7 @@ import { preflightSuite } from "./preflight.ts";
 import { faultSuite } from "./faults.ts";
 import { lifecycleSuite } from "./lifecycle.ts";
 import { systemdSuite } from "./systemd.ts";
+import { stopSystemdHosts } from "./systemd_host.ts";
 
 const world = new World();
 
@@ -25,6 +26,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
     log(`${signal}: cleaning up`);
     world.tearDown();
+    stopSystemdHosts();
     process.exit(130);
   });
 }

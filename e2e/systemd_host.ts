@@ -16,12 +16,22 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { ROOT } from "../test/support/mod.ts";
-import { sleepMs } from "../edge/io/processes.ts";
-import { stopProcess } from "../test/support/processes.ts";
+import { isProcess, processStart, readHolder, sleepMs } from "../edge/io/processes.ts";
+import { killNaming, stopProcess } from "../test/support/processes.ts";
 
 /** What the root holds beyond debootstrap's minbase: systemd as init, dbus, polkit, nbdkit, QEMU's NBD client. */
 export const ROOT_PACKAGES = [
@@ -132,9 +142,36 @@ export interface Ran {
   stderr: string;
 }
 
+/** The machine name nspawn is given: how a container a killed run left is found. */
+const MACHINE = "httpsisoboot-e2e";
+
+/** Every host booted and not yet stopped, for a signal handler's cleanup. */
+const booted = new Set<SystemdHost>();
+
+/** Stops every systemd host this process booted: for the e2e's SIGINT and SIGTERM handler. */
+export function stopSystemdHosts(): void {
+  for (const host of booted) host.stop();
+}
+
+/**
+ * Ends what a run killed outright left: a systemd-nspawn of MACHINE, and
+ * the container's init, named with its start time in `stateFile` (nspawn
+ * killed by SIGKILL leaves its container running).
+ */
+function killLeftovers(stateFile: string): void {
+  killNaming(`--machine=${MACHINE}`);
+  const left = existsSync(stateFile) ? readHolder(stateFile) : undefined;
+  if (left && isProcess(left)) process.kill(left.pid, "SIGKILL");
+  rmSync(stateFile, { force: true });
+}
+
 /** The booted container: run commands in it, and stop it. */
 export class SystemdHost {
-  private constructor(private readonly nspawn: ChildProcess, readonly leader: number, readonly console: string) {}
+  private constructor(
+    private readonly nspawn: ChildProcess,
+    readonly leader: { pid: number; start?: string },
+    private readonly stateFile: string,
+  ) {}
 
   /**
    * Boots `root` with systemd as PID 1, `binds` (host paths, seen at the
@@ -142,6 +179,8 @@ export class SystemdHost {
    * returns once systemd says the system is up.
    */
   static boot(root: string, options: { binds: string[]; readOnly: Array<[string, string]>; console: string }) {
+    const stateFile = `${root}.running`;
+    killLeftovers(stateFile);
     const out = openSync(options.console, "w");
     const nspawn = spawn("systemd-nspawn", [
       "--register=no",
@@ -150,22 +189,32 @@ export class SystemdHost {
       "--volatile=overlay",
       "--console=pipe",
       `--directory=${root}`,
-      `--machine=httpsisoboot-e2e`,
+      `--machine=${MACHINE}`,
       ...options.binds.map((path) => `--bind=${path}`),
       ...options.readOnly.map(([from, to]) => `--bind-ro=${from}:${to}`),
       "--boot",
     ], { stdio: ["ignore", out, out] });
     closeSync(out);
-    const leader = waitForLeader(nspawn);
-    const host = new SystemdHost(nspawn, leader, options.console);
+    let pid: number;
+    try {
+      pid = waitForLeader(nspawn);
+    } catch (error) {
+      stopProcess(nspawn.pid!, "SIGKILL", 1000);
+      throw error;
+    }
+    const leader = { pid, start: processStart(pid) };
+    writeFileSync(stateFile, `${leader.pid} ${leader.start}\n`);
+    const host = new SystemdHost(nspawn, leader, stateFile);
+    booted.add(host);
     // systemd's own socket first: systemctl cannot wait for a manager that does not listen yet.
-    for (let waited = 0; !existsSync(`/proc/${leader}/root/run/systemd/private`) && waited < BOOT_MS; waited += 50) {
+    for (let waited = 0; !existsSync(`/proc/${pid}/root/run/systemd/private`) && waited < BOOT_MS; waited += 50) {
       sleepMs(50);
     }
     const up = host.run(["systemctl", "is-system-running", "--wait"], { timeoutMs: BOOT_MS });
     if (!/^(running|degraded)$/m.test(up.stdout)) {
       host.stop();
-      throw new Error(`the systemd host did not come up: ${up.stdout.trim()} ${up.stderr.trim()}`);
+      const console = readFileSync(options.console, "utf8").trim().split("\n").slice(-3).join(" | ");
+      throw new Error(`the systemd host did not come up: ${up.stdout.trim()} ${up.stderr.trim()}; console: ${console}`);
     }
     return host;
   }
@@ -175,7 +224,7 @@ export class SystemdHost {
     const as = options.user
       ? ["setpriv", `--reuid=${options.user}`, `--regid=${groupOf(options.user)}`, "--init-groups"]
       : [];
-    const ran = spawnSync("nsenter", ["--target", String(this.leader), "--all", "--", ...as, ...command], {
+    const ran = spawnSync("nsenter", ["--target", String(this.leader.pid), "--all", "--", ...as, ...command], {
       encoding: "utf8",
       input: options.input,
       timeout: options.timeoutMs ?? 60_000,
@@ -184,10 +233,18 @@ export class SystemdHost {
     return { status: ran.status, stdout: ran.stdout ?? "", stderr: ran.stderr ?? String(ran.error ?? "") };
   }
 
-  /** Shuts the container down (nspawn turns SIGTERM into an orderly shutdown), then kills what is left. */
+  /**
+   * Shuts the container down (nspawn turns SIGTERM into an orderly
+   * shutdown), then kills what is left: nspawn, and the container's init,
+   * which outlives an nspawn killed by SIGKILL.
+   */
   stop(): void {
-    if (this.nspawn.exitCode !== null || this.nspawn.signalCode !== null) return;
-    stopProcess(this.nspawn.pid!, "SIGTERM", SHUTDOWN_MS);
+    booted.delete(this);
+    if (this.nspawn.exitCode === null && this.nspawn.signalCode === null) {
+      stopProcess(this.nspawn.pid!, "SIGTERM", SHUTDOWN_MS);
+    }
+    if (isProcess(this.leader)) process.kill(this.leader.pid, "SIGKILL");
+    rmSync(this.stateFile, { force: true });
   }
 }
 
