@@ -30,27 +30,30 @@
  * A benchmark, not a test: it asserts nothing.
  */
 import { spawn, spawnSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  truncateSync,
-} from "node:fs";
+
+import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync } from "node:fs";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
+
 import { answerHostile, eachRequest, HOSTILE_MODES } from "../test/support/endless.ts";
-import { runAsync } from "../test/support/processes.ts";
+
+import { openFileBytes, peakRssMiB, runAsync } from "../test/support/processes.ts";
+
 import { join } from "node:path";
+
 import { randomUUID } from "node:crypto";
+
 import { World } from "../e2e/world.ts";
+
 import { bootThroughFault, type FaultBoot } from "../e2e/faults.ts";
+
 import type { DomainSpec } from "../e2e/domain.ts";
+
 import type { Fault } from "../test/support/fault_proxy.ts";
+
 import { DEFAULT_SETTINGS } from "../lib/settings.ts";
+
 import { RELAY_CACHE_BLOCK_BYTES } from "../lib/limits.ts";
+
 import { RELAY_FILTERS } from "../lib/relay/plan.ts";
 
 /** Boots of each kind: TCG boot times here vary by a second or two from run to run. */
@@ -117,9 +120,8 @@ async function boots(world: World): Promise<void> {
 function relayFootprint(world: World, domain: DomainSpec): string {
   const pids = world.relayLeft(domain).processes;
   const rss = pids.map((pid) => {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const name = readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay") ? "front" : "nbdkit";
-    return `${name} ${(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024).toFixed(1)} MiB`;
+    return `${name} ${peakRssMiB(pid).toFixed(1)} MiB`;
   });
   const cache = cacheOnDisk(world, domain);
   return `peak RSS ${rss.join(", ")}; cache ${(cache / 1048576).toFixed(1)} MiB on disk (relay_cache_size 1 GiB)`;
@@ -217,12 +219,11 @@ async function hostile(world: World): Promise<void> {
 
 /** A relay process's peak RSS (MiB) and CPU seconds so far. */
 function processUsage(pid: number): { front: boolean; rss: number; cpu: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return {
     front: readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("--relay"),
-    rss: Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024,
+    rss: peakRssMiB(pid),
     cpu: (Number(fields[11]) + Number(fields[12])) / 100, // utime + stime, in USER_HZ (100 on Linux)
   };
 }
@@ -276,17 +277,7 @@ function cacheBound(world: World): void {
 
 /** The largest cache file a relay's processes hold open, on disk. */
 function cacheOnDisk(world: World, domain: DomainSpec): number {
-  let cache = 0;
-  for (const pid of world.relayLeft(domain).processes) {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(world.relayDirs.cache)) {
-          cache = Math.max(cache, statSync(`/proc/${pid}/fd/${fd}`).blocks * 512);
-        }
-      } catch { /* closed meanwhile */ }
-    }
-  }
-  return cache;
+  return openFileBytes(world.relayLeft(domain).processes, world.relayDirs.cache);
 }
 
 /** The bytes qemu-img bench reads: the payload's size, from the ISO's start. */

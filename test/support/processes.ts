@@ -4,7 +4,7 @@
  * relay by its VM's UUID, whatever a run left by its work dir. Zombies do
  * not count: they have ended (lib/io/files.ts's isRunning).
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import process from "node:process";
 import { spawn } from "node:child_process";
 import { isRunning, sleepMs } from "../../edge/io/processes.ts";
@@ -84,4 +84,27 @@ export function runAsync(
       resolve({ status, stdout, stderr });
     });
   });
+}
+
+/** A process's peak RSS in MiB (VmHWM), as /proc says. */
+export function peakRssMiB(pid: number): number {
+  return Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+}
+
+/**
+ * The disk the largest file under `dir` that `pids` hold open takes: a
+ * relay's cache file is unlinked, so only its open descriptor finds it.
+ */
+export function openFileBytes(pids: number[], dir: string): number {
+  let most = 0;
+  for (const pid of pids) {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(dir)) {
+          most = Math.max(most, statSync(`/proc/${pid}/fd/${fd}`).blocks * 512);
+        }
+      } catch { /* closed meanwhile */ }
+    }
+  }
+  return most;
 }

@@ -231,7 +231,7 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       stats.gets.push(`${start >> 20}`);
       stats.inFlight++;
       stats.mostInFlight = Math.max(stats.mostInFlight, stats.inFlight);
-      // 50 ms of round trip, so that GETs meet in flight when they are in parallel.
+      // 200 ms of round trip, so that GETs in parallel meet in flight even on two busy cores.
       setTimeout(() => {
         socket.write(
           `HTTP/1.1 206 P\r\nETag: "big"\r\nContent-Range: bytes ${start}-${end}/${big.length}\r\nContent-Length: ${
@@ -239,7 +239,7 @@ describe("the relay's front", { skip: noOpenssl }, () => {
           }\r\n\r\n`,
         );
         socket.write(big.subarray(start, end + 1), () => stats.inFlight--);
-      }, 50);
+      }, 200);
     });
     return { iso, big, stats };
   }
