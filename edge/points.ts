@@ -39,7 +39,7 @@ import { nbdkitProblem } from "../lib/relay/plan.ts";
 
 import { takeLock } from "./io/lock.ts";
 
-import { Environment, invokedAs, readSettings, relayDirs, runPreflight, selfCommand } from "./host.ts";
+import { type Environment, invokedAs, readSettings, relayDirs, runPreflight, selfCommand } from "./host.ts";
 
 import { mark, say } from "./io/output.ts";
 
