@@ -45,7 +45,7 @@ export async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env
   const file = command.file ?? env._hook_domxml;
   if (!file) throw new UsageError("no domain XML: give FILE (or - for stdin) or set _hook_domxml");
   const host = readSettings(env);
-  if (host.settings.relay === "nbdkit") host.libvirt = libvirtVersion();
+  if (host.settings.relay === "nbdkit") host.libvirt = libvirtVersion(host.dirs!.run);
   const iso = checkUrl(url, host);
   const text = file === "-"
     ? decodeDomain(await readStdin(), "stdin")

@@ -69,7 +69,7 @@ export async function beforeVmStart(env: Environment): Promise<number> {
   const iso = checkUrl(url, host);
   mark("settings");
   if (host.settings.relay === "off") checkCurlDriver();
-  else host.libvirt = libvirtVersion();
+  else host.libvirt = libvirtVersion(host.dirs!.run);
   mark("host");
   const original = readDomain(path, { followSymlinks: false });
   mark("read");

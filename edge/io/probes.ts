@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 
 import { HostError } from "../../lib/errors.ts";
+import { readRegularFile, writeAtomic } from "./files.ts";
 
 import { CURL_MODULE, curlDriverProblem, QEMU_MODULE_DIRS } from "../../lib/curl_driver.ts";
 
@@ -43,17 +44,47 @@ export function isExecutable(path: string): boolean {
 /** Where libvirt's QEMU daemon is: the modular daemon, then the monolithic one. */
 export const LIBVIRT_DAEMONS = ["/usr/sbin/virtqemud", "/usr/sbin/libvirtd"];
 
+/** The file, in the relays' run directory, that remembers libvirt's version. */
+export const LIBVIRT_MEMO = "libvirt-version";
+
 /**
- * The host's libvirt version, from its QEMU daemon's --version (about 15 ms,
- * only in relay mode); undefined when neither daemon is there or answers.
+ * The host's libvirt version, from its QEMU daemon's --version; undefined
+ * when neither daemon is there or answers. Asking costs 14–24 ms, on every
+ * VM start in relay mode, so with `memoDir` (the relays' run directory,
+ * vdsm's alone, emptied at boot) the answer is remembered under the
+ * daemon's identity (path, inode, size, mtime) and asked again only once
+ * libvirt has changed.
  */
-export function libvirtVersion(): LibvirtVersion | undefined {
+export function libvirtVersion(memoDir?: string): LibvirtVersion | undefined {
   for (const daemon of LIBVIRT_DAEMONS.filter(isExecutable)) {
+    const { ino, size, mtimeMs } = statSync(daemon);
+    const id = `${daemon}:${ino}:${size}:${mtimeMs}`;
+    const memo = memoDir && join(memoDir, LIBVIRT_MEMO);
+    const remembered = memo ? rememberedVersion(memo, id) : undefined;
+    if (remembered) return remembered;
     const asked = spawnSync(daemon, ["--version"], { encoding: "utf8", timeout: 2000 });
     const version = asked.status === 0 ? parseLibvirtVersion(asked.stdout) : undefined;
-    if (version) return version;
+    if (!version) continue;
+    if (memo) {
+      try {
+        writeAtomic(memo, `${id} ${version.join(".")}\n`, { mode: 0o644 });
+      } catch { /* not ours to write (a dry run by another user): asked again next time */ }
+    }
+    return version;
   }
   return undefined;
+}
+
+/** The version the memo holds for this daemon, when it holds one for it. */
+function rememberedVersion(memo: string, id: string): LibvirtVersion | undefined {
+  try {
+    const text = new TextDecoder().decode(
+      readRegularFile(memo, { maxBytes: 1024, followSymlinks: false, what: "x" }).bytes,
+    );
+    return text.startsWith(`${id} `) ? parseLibvirtVersion(`(libvirt) ${text.slice(id.length + 1)}`) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
