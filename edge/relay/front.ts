@@ -288,6 +288,8 @@ class Blocks {
   private held = new Map<number, Arriving>();
   private order: ReadAheadState = { run: 0 };
   private queue: number[] = [];
+  /** Blocks fetched ahead that the guest has not read yet: dropped last. */
+  private unread = new Set<number>();
   private fetching = 0;
   private fetched = 0;
 
@@ -300,6 +302,7 @@ class Blocks {
 
   get(index: number): Arriving {
     let block = this.held.get(index);
+    this.unread.delete(index);
     if (block) this.held.delete(index);
     else block = this.start(index, false);
     this.held.set(index, block);
@@ -322,7 +325,9 @@ class Blocks {
   private pump(): void {
     while (this.fetching < RELAY_PARALLEL_GETS && this.queue.length > 0) {
       const ahead = this.queue.shift()!;
-      if (!this.held.has(ahead)) this.held.set(ahead, this.start(ahead, true));
+      if (this.held.has(ahead)) continue;
+      this.held.set(ahead, this.start(ahead, true));
+      this.unread.add(ahead);
     }
     this.trim();
   }
@@ -334,6 +339,7 @@ class Blocks {
     this.fetch(index, arriving).catch((error) => {
       arriving.fail(error);
       if (this.held.get(index) === arriving) this.held.delete(index);
+      this.unread.delete(index);
       if (ahead) this.log(`${describe(error)}; it was fetched ahead, and will be fetched again when asked`);
     }).finally(() => {
       this.fetching--;
@@ -342,9 +348,19 @@ class Blocks {
     return arriving;
   }
 
+  /**
+   * Drops the least recently used blocks past the limit: those the guest
+   * has read first, and one fetched ahead only when nothing else is left.
+   * Dropping by age alone dropped blocks fetched ahead, still unread, before
+   * those just served, and fetched them twice (the relay test saw 19 GETs
+   * for 17 blocks).
+   */
   private trim(): void {
     while (this.held.size > RELAY_FRONT_BLOCKS + RELAY_READAHEAD_BLOCKS) {
-      this.held.delete(this.held.keys().next().value!);
+      const oldest = [...this.held.keys()];
+      const drop = oldest.find((index) => !this.unread.has(index)) ?? oldest[0];
+      this.held.delete(drop);
+      this.unread.delete(drop);
     }
   }
 }

@@ -262,9 +262,14 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       "blocks 0 to 4 read, 5 to 12 ahead, each once",
     );
     assert.ok(stats.mostInFlight > 1 && stats.mostInFlight <= 4, `${stats.mostInFlight} GETs at once, at most 4`);
-    for (const index of [5, 6, 7, 8]) await readBlock(path, big, index);
+    // On to the file's end: a block fetched ahead is never dropped before the guest has read it.
+    for (let index = 5; index < 16; index++) await readBlock(path, big, index);
     await sleep(300);
-    assert.ok(new Set(stats.gets).size === stats.gets.length, `no block asked twice: ${stats.gets}`);
+    assert.deepEqual(
+      stats.gets.map(Number).sort((a, b) => a - b),
+      Array.from({ length: 16 }, (_, i) => i),
+      "each block once",
+    );
   });
 
   test("random reads fetch nothing ahead: one GET for each block read", async () => {
