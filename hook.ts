@@ -4,7 +4,7 @@
  *
  * It reads the arguments and hands each mode to its own module in edge/,
  * the one room of I/O adapters: the hook points (points.ts), --dry-run,
- * --check, --relay, --install; it sets the exit code, and turns any error
+ * --check, --relay, --status, --install; it sets the exit code, and turns any error
  * into one line. Everything in lib/ is pure. The modes a VM start does not
  * need are loaded only when asked for. It runs unchanged under Deno
  * (`deno run -A hook.ts`), bundled under Node, and compiled by Bun into
@@ -55,6 +55,9 @@ export async function main(args: string[], env: Environment): Promise<number> {
         return await runHookPoint(env);
       case "relay":
         return await (await import("./edge/relay/serve.ts")).serveRelay(command.uuid, relayDirs(env));
+      case "status":
+        print((await import("./edge/status.ts")).relayStatus(relayDirs(env)));
+        return EXIT_OK;
       case "install": {
         const { install } = await import("./edge/install.ts");
         const nbdkit = () => nbdkitProblem(findNbdkit(), env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE);

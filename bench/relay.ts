@@ -13,6 +13,9 @@
  * - the same reads without a guest, so that TCG's noise is out of the figure:
  *   qemu-img bench through a fresh relay and through QEMU's curl, in a boot
  *   loader's 2 KiB reads and in a kernel's 128 KiB ones;
+ * - the host's shared block cache: a 256 MiB ISO read whole by a first VM,
+ *   a second and twenty at once through the 100 ms link: bytes from the
+ *   server and MB/s each, against the local file;
  * - a 512 MiB ISO read in order (qemu-img bench, 1 MiB reads) through a
  *   link of 400 Mbit/s with 0, 20 and 100 ms of round trip: the relay with
  *   its read-ahead, the relay without it (relay_readahead = 0, the relay of
@@ -30,6 +33,7 @@
  * A benchmark, not a test: it asserts nothing.
  */
 import { spawn, spawnSync } from "node:child_process";
+import process from "node:process";
 
 import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync } from "node:fs";
 import { createServer as createTlsServer, type TLSSocket } from "node:tls";
@@ -66,13 +70,19 @@ export async function relayBench(): Promise<void> {
     console.log(
       `\nthe relay (${REPEATS} boots each, relay and direct in turn; i440fx + SeaBIOS under TCG; a 16 MiB payload hashed by the guest):\n`,
     );
-    await boots(world);
-    await reads(world);
-    await sequential(world);
-    await twenty(world);
-    await hostile(world);
-    cacheBound(world);
-    await nbdFloor(world);
+    const parts: Array<[string, () => unknown]> = [
+      ["boots", () => boots(world)],
+      ["reads", () => reads(world)],
+      ["sequential", () => sequential(world)],
+      ["shared", () => sharedCache(world)],
+      ["twenty", () => twenty(world)],
+      ["hostile", () => hostile(world)],
+      ["cache", () => cacheBound(world)],
+      ["floor", () => nbdFloor(world)],
+    ];
+    // BENCH_RELAY=sequential,twenty runs only those parts (while tuning one); all of them unless set.
+    const only = process.env.BENCH_RELAY?.split(",");
+    for (const [name, run] of parts) if (!only || only.includes(name)) await run();
   } finally {
     world.tearDown();
   }
@@ -307,6 +317,7 @@ async function reads(world: World): Promise<void> {
       for (let i = 0; i < REPEATS; i++) {
         const vm = world.spec(`bench-reads-${ms}-${size}-${i}`, "pc", "bios");
         const path = world.domainFile(vm);
+        world.forgetSharedBlocks();
         const hooked = world.runHook(path, url, world.defaults);
         if (hooked.status !== 0) throw new Error(hooked.stderr);
         const socket = join(world.relayDirs.run, `${vm.uuid}.sock`);
@@ -346,12 +357,13 @@ async function sequential(world: World): Promise<void> {
   console.log("| round trip | route | MB/s | share of the link | ÷ QEMU's curl |\n|---:|---|---:|---:|---:|");
   const url = `https://localhost:${world.proxy.port}/sequential.iso`;
   const routes: Array<[string, string | undefined]> = [
-    ["relay, read-ahead 8 MiB", world.defaults],
+    [`relay, read-ahead ${DEFAULT_SETTINGS.relayReadahead >> 20} MiB`, world.defaults],
     ["relay, relay_readahead = 0", world.settings("bench-no-readahead", "relay_readahead = 0\n")],
     ["QEMU's curl (readahead 1 MiB)", undefined],
   ];
   try {
-    for (const ms of [0, 20, 100]) {
+    // BENCH_ROUND_TRIPS=100 measures only that round trip (while tuning); 0, 20 and 100 ms unless set.
+    for (const ms of (process.env.BENCH_ROUND_TRIPS ?? "0,20,100").split(",").map(Number)) {
       const rates: number[] = [];
       for (const [, settings] of routes) {
         await world.proxy.set({ mode: "link", ms, bytesPerSecond: LINK_BYTES_PER_SECOND });
@@ -376,6 +388,7 @@ async function sequential(world: World): Promise<void> {
   function throughRelay(world: World, name: string, url: string, settings: string): number {
     const vm = world.spec(name, "pc", "bios");
     const path = world.domainFile(vm);
+    world.forgetSharedBlocks();
     const hooked = world.runHook(path, url, settings);
     if (hooked.status !== 0) throw new Error(hooked.stderr);
     try {
@@ -387,6 +400,86 @@ async function sequential(world: World): Promise<void> {
   }
 }
 
+/** The ISO of the shared cache's bench: 256 MiB, read whole by each VM. */
+const SHARED_MIB = 256;
+
+/**
+ * The host's shared block cache through the 400 Mbit/s link at 100 ms: the
+ * first VM on an ISO (the cache cold), a second one, then twenty at once,
+ * each reading the whole ISO in order through its own relay; what each takes
+ * from the ISO server (the proxy's body bytes and GETs), and its read speed
+ * against reading the ISO's file from the local disk.
+ */
+async function sharedCache(world: World): Promise<void> {
+  const iso = join(world.work, "www", "shared.iso");
+  copyFileSync(join(world.work, "www", "payload.iso"), iso);
+  truncateSync(iso, SHARED_MIB << 20);
+  const url = `https://localhost:${world.proxy.port}/shared.iso`;
+  const bytes = SHARED_MIB << 20;
+  const read = (socket: string) =>
+    qemuImgArgs(world, 1 << 20, `driver=nbd,server.type=unix,server.path=${socket}`, bytes);
+  console.log(
+    `\nthe host's shared block cache: a ${SHARED_MIB} MiB ISO read whole (qemu-img bench, 1 MiB reads) by each VM, ` +
+      `through a link of ${(LINK_BYTES_PER_SECOND * 8) / 1e6} Mbit/s at 100 ms:\n`,
+  );
+  console.log("| VM | from the ISO server | GETs | MB/s each |\n|---|---:|---:|---:|");
+  const local = qemuImgBench(world, 1 << 20, `driver=file,filename=${iso}`, bytes);
+  world.forgetSharedBlocks();
+  try {
+    for (const which of ["the first (cold cache)", "a second"]) {
+      const [vm] = startRelays(world, url, 1);
+      await world.proxy.set({ mode: "link", ms: 100, bytesPerSecond: LINK_BYTES_PER_SECOND });
+      const seconds = await timedRead(read(vm.socket));
+      const stats = await world.proxy.stats();
+      console.log(
+        `| ${which} | ${mb(stats.bodyBytes)} | ${stats.requests["GET range"] ?? 0} | ${
+          (bytes / seconds / 1e6).toFixed(1)
+        } |`,
+      );
+      world.runPoint("after_vm_destroy", vm.path);
+    }
+    const vms = startRelays(world, url, 20);
+    await world.proxy.set({ mode: "link", ms: 100, bytesPerSecond: LINK_BYTES_PER_SECOND });
+    const times = await Promise.all(vms.map((vm) => timedRead(read(vm.socket))));
+    const stats = await world.proxy.stats();
+    console.log(
+      `| twenty at once (per VM) | ${mb(stats.bodyBytes / 20)} | ${
+        ((stats.requests["GET range"] ?? 0) / 20).toFixed(1)
+      } | ${(bytes / median(times) / 1e6).toFixed(1)} (median) |`,
+    );
+    for (const vm of vms) world.runPoint("after_vm_destroy", vm.path);
+    console.log(`| the ISO's file on local disk (no relay) | | | ${(bytes / local / 1e6).toFixed(1)} |`);
+  } finally {
+    await world.proxy.set({ mode: "none" });
+    world.forgetSharedBlocks();
+    rmSync(iso, { force: true });
+  }
+
+  function mb(value: number): string {
+    return value < 1e6 ? `${Math.round(value)} bytes` : `${(value / 1e6).toFixed(1)} MB`;
+  }
+}
+
+/** `count` relays on `url`, started by the hook as VDSM would (preflight on). */
+function startRelays(world: World, url: string, count: number): Array<{ path: string; socket: string }> {
+  return Array.from({ length: count }, (_, i) => {
+    const vm = world.spec(`bench-shared-${i}-${randomUUID().slice(0, 8)}`, "pc", "bios");
+    const path = world.domainFile(vm);
+    const hooked = world.runHook(path, url, world.defaults);
+    if (hooked.status !== 0) throw new Error(hooked.stderr);
+    return { path, socket: join(world.relayDirs.run, `${vm.uuid}.sock`) };
+  });
+}
+
+/** Seconds a qemu-img bench took, run without blocking the event loop (twenty run at once). */
+async function timedRead(command: string[]): Promise<number> {
+  const [program, ...args] = command;
+  const result = await runAsync(program, args, { timeoutMs: 600_000 });
+  const seconds = /Run completed in ([\d.]+) seconds/.exec(result.stdout)?.[1];
+  if (seconds === undefined) throw new Error(`qemu-img bench: ${result.stderr.trim()}`);
+  return Number(seconds);
+}
+
 /** QEMU's curl driver on `url`, with the hook's direct-mode readahead and timeout. */
 function curlImage(url: string): string {
   return `driver=https,url=${url},readahead=${DEFAULT_SETTINGS.readahead},timeout=${DEFAULT_SETTINGS.timeout}`;
@@ -394,14 +487,19 @@ function curlImage(url: string): string {
 
 /** Seconds qemu-img bench takes to read READ_BYTES of `image` in order, `size` bytes a read, with QEMU's trust. */
 function qemuImgBench(world: World, size: number, image: string, bytes = READ_BYTES): number {
-  const count = String(bytes / size);
-  const [program, ...args] = world.withQemuTrust(
-    ["qemu-img", "bench", "--image-opts", "-c", count, "-s", String(size), "-S", String(size), "-d", "1", image],
-  );
+  const [program, ...args] = qemuImgArgs(world, size, image, bytes);
   const result = spawnSync(program, args, { encoding: "utf8" });
   const seconds = /Run completed in ([\d.]+) seconds/.exec(result.stdout)?.[1];
   if (seconds === undefined) throw new Error(`qemu-img bench ${image}: ${result.stderr.trim()}`);
   return Number(seconds);
+}
+
+/** The qemu-img bench command that reads `bytes` of `image` in order, `size` bytes a read, at queue depth 1. */
+function qemuImgArgs(world: World, size: number, image: string, bytes: number): string[] {
+  const count = String(bytes / size);
+  return world.withQemuTrust(
+    ["qemu-img", "bench", "--image-opts", "-c", count, "-s", String(size), "-S", String(size), "-d", "1", image],
+  );
 }
 
 /**

@@ -127,6 +127,7 @@ export async function bootThroughFault(
   const iso = options.iso ?? "payload.iso";
   const domain = world.spec(name, machine, "bios");
   const path = world.domainFile(domain);
+  world.forgetSharedBlocks();
   const hooked = world.runHook(path, `https://localhost:${world.proxy.port}/${iso}`, settings);
   assert.equal(hooked.status, 0, hooked.stderr);
   await world.proxy.set(fault);

@@ -275,6 +275,15 @@ export class World {
     return { name, uuid: randomUUID(), machine, firmware, localIso, serialLog: join(this.work, `${name}.serial.log`) };
   }
 
+  /**
+   * Empties the host's shared block cache: each boot reads the ISO from the
+   * server, as the first VM on a host does, so that the faults on its way
+   * are met (a boot after another would read the payload from the cache).
+   */
+  forgetSharedBlocks(): void {
+    rmSync(join(this.relayDirs.cache, "shared"), { recursive: true, force: true });
+  }
+
   /** The processes and files of a VM's relay that are left. */
   relayLeft(domain: DomainSpec): { processes: number[]; files: string[] } {
     const files = [this.relayDirs.run, this.relayDirs.cache].flatMap((dir) =>
@@ -301,6 +310,7 @@ export class World {
     const started = Date.now();
     const path = this.domainFile(domain);
     if (url) {
+      this.forgetSharedBlocks();
       const said = await step(
         `${domain.name}: ran 50_httpsisoboot as VDSM does`,
         () => this.#hookOk(path, url, settings),

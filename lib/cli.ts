@@ -14,6 +14,7 @@ export type Command =
   | { mode: "dry-run"; url?: string; file?: string; diff: boolean }
   | { mode: "check"; url: string }
   | { mode: "relay"; uuid: string }
+  | { mode: "status" }
   | { mode: "install" | "uninstall"; root: string }
   | { mode: "help" }
   | { mode: "version" };
@@ -42,6 +43,7 @@ export function parseCommand(args: string[]): Command {
         "dry-run": { type: "boolean" },
         check: { type: "string" },
         relay: { type: "string" },
+        status: { type: "boolean" },
         url: { type: "string" },
         diff: { type: "boolean" },
         install: { type: "boolean" },
@@ -67,6 +69,12 @@ export function parseCommand(args: string[]): Command {
       throw new UsageError("--relay takes a VM's UUID in lower case with dashes; see --help");
     }
     return { mode: "relay", uuid: values.relay };
+  }
+  if (values.status) {
+    if (Object.keys(values).some((key) => key !== "status" && key !== "debug") || positionals.length > 0) {
+      throw new UsageError("--status takes nothing else; see --help");
+    }
+    return { mode: "status" };
   }
   if (values.install || values.uninstall) return installCommand(values, positionals);
   if (values.root !== undefined) throw new UsageError("--root goes with --install or --uninstall; see --help");

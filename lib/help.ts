@@ -13,6 +13,9 @@ Usage:
   httpsisoboot --dry-run [--url URL] [--diff] [FILE|-]
   httpsisoboot --check URL
   httpsisoboot --relay UUID         a VM's relay (the hook, or systemd, starts it)
+  httpsisoboot --status             the relays on this host: VM, server, bytes
+                                    served and fetched, cache hits, retries,
+                                    last error
   httpsisoboot --install [--root DIR]
                                     as root, put this binary at every hook point,
                                     with the relay's unit, polkit rule, tmpfiles.d
@@ -34,7 +37,13 @@ Host settings: /etc/vdsm/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = valu
   relay_cache_total         the most all relays' caches take together:
                             bytes, or a share of the free space (50%)
   relay_readahead           bytes a relay reads ahead of a guest that
-                            reads in order, whole MiB, 0 for none (8M)
+                            reads in order, whole MiB, 0 for none (32M)
+  relay_shared_cache        the most disk the host's shared block cache
+                            takes (4G), counted in relay_cache_total: VMs
+                            on the same ISO (same server, path, strong ETag
+                            and size) download it once; 0 for no sharing
+  relay_host_connections    the most connections all relays open to ISO
+                            servers together (64)
   timeout                   seconds the server may stay silent on a request
   readahead                 relay = off: QEMU's readahead, in bytes
   preflight, preflight_timeout

@@ -156,10 +156,22 @@ export const SETTINGS_EXAMPLE: HostFile = {
 #relay_cache_total = 50%
 
 # Bytes a relay reads ahead of a guest that reads the ISO in order (an
-# installer), in whole MiB, over up to 4 GETs at once, so that a remote
-# server's round trip is paid once per 4 MiB rather than once per MiB. A
-# read out of order stops it. 0 turns it off.
-#relay_readahead = 8M
+# installer), in whole MiB, over up to 16 GETs at once, so that a remote
+# server's round trip is paid once per 16 MiB rather than once per MiB. The
+# blocks wait on disk, not in memory. A read out of order stops it. 0 turns
+# it off.
+#relay_readahead = 32M
+
+# The most disk the host's shared block cache takes, in
+# /var/cache/httpsisoboot/shared, counted in relay_cache_total. VMs on the
+# same ISO (same server, path, strong ETag and size) download it once, and
+# a VM that reboots reads it again from here; each VM's relay first asks the
+# server itself, with its own URL, and shares nothing unless the server
+# answers it with that ETag and size. 0 turns sharing off.
+#relay_shared_cache = 4G
+
+# The most connections all relays of this host open to ISO servers at once.
+#relay_host_connections = 64
 
 # Seconds the ISO server may stay silent on one request before it is given
 # up on (and, in relay mode, retried). With relay = off it is written as

@@ -45,8 +45,10 @@ export interface RelayPaths {
   lock: string;
   /** A directory only the relay can enter: its HTTP front's socket. */
   private: string;
-  /** nbdkit's TMPDIR, where its cache file lives. */
+  /** nbdkit's TMPDIR, where its cache file lives, and the front's private blocks. */
   cache: string;
+  /** What the relay has done, for `httpsisoboot --status`. */
+  status: string;
 }
 
 /**
@@ -73,7 +75,37 @@ export function relayPaths(dirs: RelayDirs, uuid: string): RelayPaths {
     lock: `${base}.lock`,
     private: `${base}.d`,
     cache: `${dirs.cache}/${uuid}`,
+    status: `${base}.status`,
   };
+}
+
+/**
+ * The host's shared block cache (store.ts): in the cache directory, beside
+ * the relays' own, whose names are UUIDs.
+ *
+ * @example
+ * ```ts
+ * import { RELAY_DIRS, sharedCacheDir } from "./paths.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(sharedCacheDir(RELAY_DIRS), "/var/cache/httpsisoboot/shared");
+ * ```
+ */
+export function sharedCacheDir(dirs: RelayDirs): string {
+  return `${dirs.cache}/shared`;
+}
+
+/**
+ * The host's connection slots (slots.ts).
+ *
+ * @example
+ * ```ts
+ * import { connectionSlotsDir, RELAY_DIRS } from "./paths.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(connectionSlotsDir(RELAY_DIRS), "/run/httpsisoboot/connections");
+ * ```
+ */
+export function connectionSlotsDir(dirs: RelayDirs): string {
+  return `${dirs.run}/connections`;
 }
 
 /**

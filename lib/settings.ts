@@ -22,7 +22,11 @@
  * # the most disk all relays' caches take together: bytes, or a share of the cache file system's free space
  * relay_cache_total = 50%
  * # bytes a relay reads ahead of a guest that reads in order (whole MiB; 0 for none)
- * relay_readahead = 8M
+ * relay_readahead = 32M
+ * # the most disk the host's shared block cache takes, kept between VMs on the same ISO (0: no sharing)
+ * relay_shared_cache = 4G
+ * # the most connections all relays of the host open to ISO servers together
+ * relay_host_connections = 64
  * ```
  *
  * This module is pure: it parses text and does no I/O.
@@ -62,6 +66,10 @@ export interface Settings {
   relayCacheTotal: CacheTotal;
   /** Bytes a relay reads ahead of a guest that reads in order: whole MiB, 0 for none. */
   relayReadahead: number;
+  /** The most disk the host's shared block cache takes, in bytes; 0 for no sharing. Counted in relayCacheTotal. */
+  relaySharedCache: number;
+  /** The most connections all the host's relays open to ISO servers at once. */
+  relayHostConnections: number;
 }
 
 /**
@@ -77,7 +85,9 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   relay: "nbdkit",
   relayCacheSize: 1024 * 1024 * 1024,
   relayCacheTotal: { percent: 50 },
-  relayReadahead: 8 * 1024 * 1024,
+  relayReadahead: 32 * 1024 * 1024,
+  relaySharedCache: 4 * 1024 ** 3,
+  relayHostConnections: 64,
 });
 
 /** QEMU's curl driver refuses a timeout above this (block/curl.c). */
@@ -180,6 +190,19 @@ const READERS: Record<string, (settings: Settings, value: string, where: string)
     const bytes = /^0$/.test(value) ? 0 : byteSize(value, 1024 * 1024, 64 * 1024 * 1024, message);
     if (bytes % (1024 * 1024) !== 0) throw new SettingsError(`${message}, not '${value}'`);
     settings.relayReadahead = bytes;
+  },
+  relay_shared_cache(settings, value, where) {
+    const message =
+      `${where}: 'relay_shared_cache' must be bytes from 16M to 1024G (K, M and G are 1024-based), or 0 for no sharing`;
+    settings.relaySharedCache = /^0$/.test(value) ? 0 : byteSize(value, MIN_CACHE, MAX_CACHE, message);
+  },
+  relay_host_connections(settings, value, where) {
+    settings.relayHostConnections = wholeNumber(
+      value,
+      1,
+      1024,
+      `${where}: 'relay_host_connections' must be a whole number from 1 to 1024, the connections all relays open to ISO servers together`,
+    );
   },
   relay_cache_total(settings, value, where) {
     const message =

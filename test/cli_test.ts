@@ -11,6 +11,7 @@ describe("parseCommand()", () => {
     [["--help"], { mode: "help" }],
     [["-V"], { mode: "version" }],
     [["--install"], { mode: "install", root: "" }],
+    [["--status"], { mode: "status" }],
     [["--uninstall", "--root", "/stage/"], { mode: "uninstall", root: "/stage" }],
     [["--check", "https://a.example/x.iso"], { mode: "check", url: "https://a.example/x.iso" }],
     [["--dry-run"], { mode: "dry-run", url: undefined, file: undefined, diff: false }],
@@ -29,6 +30,8 @@ describe("parseCommand()", () => {
 
   const BAD: Array<[string[], RegExp]> = [
     [["--frobnicate"], /^unknown option '--frobnicate'; see --help$/],
+    [["--status", "--url", "https://a.example/x.iso"], /^--status takes nothing else; see --help$/],
+    [["--status", "x"], /^--status takes nothing else; see --help$/],
     [["--check", "--url"], /see --help/],
     [["--check"], /^option '--check' needs a value; see --help$/],
     [["--check", "https://a.example/x.iso", "file.xml"], /--check takes only a URL/],

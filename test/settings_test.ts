@@ -14,7 +14,8 @@ describe("parseSettings()", () => {
   test("parseSettings() reads every key, with comments and spaces", () => {
     const settings = parseSettings(
       "timeout = 60  # a minute\nreadahead=4194304\npreflight = no\npreflight_timeout = 10\nallow = isos.example.org, .lab.example.net:8443, [2001:db8::1], 192.0.2.10:4443\n" +
-        "relay = off\nrelay_cache_size = 2G\nrelay_cache_total = 100G\nrelay_readahead = 0\n",
+        "relay = off\nrelay_cache_size = 2G\nrelay_cache_total = 100G\nrelay_readahead = 0\n" +
+        "relay_shared_cache = 0\nrelay_host_connections = 8\n",
       FILE,
     );
     assert.deepEqual(settings, {
@@ -30,6 +31,8 @@ describe("parseSettings()", () => {
       relayCacheSize: 2 * 1024 ** 3,
       relayCacheTotal: { bytes: 100 * 1024 ** 3 },
       relayReadahead: 0,
+      relaySharedCache: 0,
+      relayHostConnections: 8,
     });
   });
 
@@ -45,9 +48,9 @@ describe("parseSettings()", () => {
     }
   });
 
-  test("parseSettings() reads 8 MiB ahead unless told otherwise, in whole MiB, and 0 turns it off", () => {
-    assert.equal(DEFAULT_SETTINGS.relayReadahead, 8 * 1024 ** 2);
-    assert.equal(parseSettings("relay_readahead = 32M", FILE).relayReadahead, 32 * 1024 ** 2);
+  test("parseSettings() reads 32 MiB ahead unless told otherwise, in whole MiB, and 0 turns it off", () => {
+    assert.equal(DEFAULT_SETTINGS.relayReadahead, 32 * 1024 ** 2);
+    assert.equal(parseSettings("relay_readahead = 8M", FILE).relayReadahead, 8 * 1024 ** 2);
     assert.equal(parseSettings("relay_readahead = 0", FILE).relayReadahead, 0);
   });
 
@@ -55,6 +58,14 @@ describe("parseSettings()", () => {
     assert.deepEqual(DEFAULT_SETTINGS.relayCacheTotal, { percent: 50 });
     assert.deepEqual(parseSettings("relay_cache_total = 25%", FILE).relayCacheTotal, { percent: 25 });
     assert.deepEqual(parseSettings("relay_cache_total = 64G", FILE).relayCacheTotal, { bytes: 64 * 1024 ** 3 });
+  });
+
+  test("parseSettings() shares up to 4 GiB of blocks between relays and bounds them at 64 connections unless told otherwise", () => {
+    assert.equal(DEFAULT_SETTINGS.relaySharedCache, 4 * 1024 ** 3);
+    assert.equal(parseSettings("relay_shared_cache = 20G", FILE).relaySharedCache, 20 * 1024 ** 3);
+    assert.equal(parseSettings("relay_shared_cache = 0", FILE).relaySharedCache, 0);
+    assert.equal(DEFAULT_SETTINGS.relayHostConnections, 64);
+    assert.equal(parseSettings("relay_host_connections = 1024", FILE).relayHostConnections, 1024);
   });
 
   /** [file text, words of the message] */
@@ -76,7 +87,7 @@ describe("parseSettings()", () => {
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",
-      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead and relay_cache_total",
+      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead, relay_shared_cache, relay_host_connections and relay_cache_total",
     ],
     ["relay = qemu", "'relay' must be nbdkit or off, not 'qemu'"],
     [
@@ -90,6 +101,12 @@ describe("parseSettings()", () => {
     ["relay_cache_total = 1M", "'relay_cache_total' must be bytes from 16M"],
     ["relay_readahead = 1536K", "'relay_readahead' must be whole MiB from 0 (none) to 64M"],
     ["relay_readahead = 128M", "'relay_readahead' must be whole MiB"],
+    [
+      "relay_shared_cache = 1M",
+      "'relay_shared_cache' must be bytes from 16M to 1024G (K, M and G are 1024-based), or 0",
+    ],
+    ["relay_host_connections = 0", "'relay_host_connections' must be a whole number from 1 to 1024"],
+    ["relay_host_connections = many", "'relay_host_connections' must be a whole number from 1 to 1024"],
     ["timeout 30", "'timeout 30' is not 'key = value'"],
     ["timeout = 30\ntimeout = 40", "line 2: 'timeout' is set twice"],
   ];

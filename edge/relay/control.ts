@@ -41,7 +41,7 @@ import { takeLock } from "../io/lock.ts";
 import { RELAY_STOP_MS } from "../../lib/limits.ts";
 import { type RelayDirs, type RelayPaths, relayUnit } from "../../lib/paths.ts";
 import { NbdInfo } from "../../lib/relay/nbd.ts";
-import { budgetProblem, cacheBudget, type Reservation } from "../../lib/relay/budget.ts";
+import { budgetProblem, cacheBudget, relayReservation, type Reservation } from "../../lib/relay/budget.ts";
 import { parseRelayConfig, type RelayConfig, relayConfigText } from "../../lib/relay/config.ts";
 
 /** The unit's file, where the RPM puts it (or an admin). */
@@ -194,7 +194,8 @@ function reserveCache(paths: RelayPaths, uuid: string, config: RelayConfig, cach
     const how = "percent" in config.cacheTotal
       ? `relay_cache_total (${config.cacheTotal.percent}% of what ${cacheDir} has free, in ${config.settingsFile})`
       : `relay_cache_total (in ${config.settingsFile})`;
-    const problem = budgetProblem({ uuid, bytes: config.cacheSize }, reservations(runDir), budget, how);
+    const mine = { uuid, bytes: relayReservation(config) };
+    const problem = budgetProblem(mine, reservations(runDir), config.sharedCache, budget, how);
     if (problem) throw new RelayError(problem);
     writePrivate(paths.config, relayConfigText(config));
   } finally {
@@ -210,7 +211,7 @@ function reservations(runDir: string): Reservation[] {
     const text = uuid && readSmall(join(runDir, name));
     if (!text) continue;
     try {
-      found.push({ uuid: uuid!, bytes: parseRelayConfig(text, name).cacheSize });
+      found.push({ uuid: uuid!, bytes: relayReservation(parseRelayConfig(text, name)) });
     } catch { /* not a config the hook wrote: it reserves nothing */ }
   }
   return found;
@@ -232,8 +233,8 @@ export function relayState(paths: RelayPaths, uuid: string): RelayState {
 }
 
 async function stopLocked(paths: RelayPaths, uuid: string, launcher: Launcher, state: RelayState): Promise<boolean> {
-  const leftovers = [paths.socket, paths.config, paths.pid, paths.log, paths.private, paths.cache].filter((path) =>
-    existsSync(path)
+  const leftovers = [paths.socket, paths.config, paths.pid, paths.log, paths.private, paths.cache, paths.status].filter(
+    (path) => existsSync(path),
   );
   if (launcher.kind === "systemd" && (state.pid !== undefined || leftovers.length > 0)) {
     spawnSync("systemctl", ["stop", relayUnit(uuid)], { stdio: "ignore", timeout: RELAY_STOP_MS * 2 });

@@ -24,6 +24,7 @@
  * @module
  */
 import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
 
 import type { TLSSocket } from "node:tls";
 
@@ -50,6 +51,10 @@ import { certificateProblem, openTls } from "../http/client.ts";
 import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
 
 import { redirectTarget } from "../../lib/redirect.ts";
+import { sharingKey } from "../../lib/relay/shared.ts";
+import { errorCode } from "../io/files.ts";
+import { BlockStore, sharedEntry } from "./store.ts";
+import type { Slots } from "./slots.ts";
 
 import type { AllowRule } from "../../lib/settings.ts";
 
@@ -82,15 +87,50 @@ export interface FrontOptions {
   expect?: FileFacts;
   /** Blocks to read ahead of a guest that reads in order (relay_readahead); RELAY_READAHEAD_BLOCKS unless given. */
   readaheadBlocks?: number;
+  /** GETs in flight at once, each on its own connection: RELAY_PARALLEL_GETS unless given. */
+  parallel?: number;
+  /** Where the relay keeps blocks on disk (store.ts); without it, in memory only. */
+  store?: StorePlaces;
+  /** The host's bound on connections to ISO servers (slots.ts); without it, only `parallel`. */
+  slots?: Slots;
+}
+
+/** Where a relay's blocks go on disk. */
+export interface StorePlaces {
+  /** The host's shared cache: one directory per file, shared by every relay. */
+  sharedRoot: string;
+  /** The most bytes the shared cache takes (relay_shared_cache); 0 for no sharing. */
+  sharedBound: number;
+  /** The relay's own directory, for a file it cannot share; removed with the relay. */
+  privateRoot: string;
+}
+
+/** What a front has done, for `httpsisoboot --status`. */
+export interface FrontStats {
+  /** Bytes sent to nbdkit. */
+  served: number;
+  /** Body bytes read from the ISO server. */
+  fetched: number;
+  /** Ranged GETs sent to the server. */
+  gets: number;
+  /** Blocks read from the store rather than the server. */
+  hits: number;
+  /** Requests of nbdkit's the front failed, which nbdkit's retry filter asks again. */
+  retries: number;
+  /** Whether blocks are shared with the host's other relays, and why not. */
+  sharing: string;
+  /** The last thing that went wrong, query values hidden. */
+  lastError?: string;
 }
 
 /** A running front. */
 export interface Front {
   close(): Promise<void>;
+  stats(): FrontStats;
 }
 
-/** Idle connections to the server kept for reuse. */
-const MAX_IDLE = 4;
+/** How long a kept connection to the server may stay idle before it is closed (and its slot freed): 5 s. */
+const IDLE_MS = 5_000;
 
 /**
  * Starts the front on a Unix socket.
@@ -99,6 +139,8 @@ const MAX_IDLE = 4;
  */
 export function startFront(path: string, options: FrontOptions): Promise<Front> {
   const pool = new Pool(options);
+  const depth = options.readaheadBlocks ?? RELAY_READAHEAD_BLOCKS;
+  const parallel = options.parallel ?? RELAY_PARALLEL_GETS;
   const blocks = new Blocks(
     async (index, arriving) => {
       const start = index * RELAY_BLOCK_BYTES;
@@ -106,10 +148,24 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
       await ask({ method: "GET", range: { start, end } }, options, pool, arriving);
     },
     () => pool.facts.size === undefined ? undefined : Math.ceil(pool.facts.size / RELAY_BLOCK_BYTES),
-    options.log,
-    options.readaheadBlocks ?? RELAY_READAHEAD_BLOCKS,
+    (line) => {
+      pool.stats.lastError = line;
+      options.log(line);
+    },
+    depth,
+    parallel,
+    () => pool.mayOpen(),
   );
-  const server: Server = createServer((client) => serveClient(client, options, pool, blocks));
+  pool.onIdle = () => blocks.pump();
+  let opening: Promise<void> | undefined;
+  const openStore = () =>
+    opening ??= chooseStore(options, pool, depth + parallel).then((store) => {
+      blocks.store = store;
+    }, (error) => {
+      opening = undefined;
+      throw error;
+    });
+  const server: Server = createServer((client) => serveClient(client, options, pool, blocks, openStore));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => {
@@ -117,15 +173,55 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
         close: () =>
           new Promise((done) => {
             pool.closeAll();
+            blocks.store?.close();
             server.close(() => done());
           }),
+        stats: () => ({ ...pool.stats, hits: blocks.store?.counts.hits ?? 0 }),
       });
     });
   });
 }
 
+/**
+ * Where this relay's blocks go, decided at the guest's first read: after the
+ * relay's own ranged GET to the server, with this VM's URL and credentials,
+ * has been judged to be of the file preflight saw (the size and the
+ * validator; http.ts), the shared entry of the file's key (shared.ts), or
+ * the relay's private one when it has no strong ETag. A server that refuses
+ * this VM refuses this request, and the guest's read fails with it: no
+ * shared block is read before it. Undefined without a store, or when it
+ * cannot be made (which only costs the disk's help).
+ */
+async function chooseStore(options: FrontOptions, pool: Pool, window: number): Promise<BlockStore | undefined> {
+  const places = options.store;
+  if (!places) return undefined;
+  await ask({ method: "GET", range: { start: 0, end: 0 } }, options, pool);
+  const size = pool.facts.size!;
+  const sharing = places.sharedBound > 0 ? sharingKey(options.url, pool.facts) : { why: "relay_shared_cache is 0" };
+  try {
+    if ("key" in sharing) {
+      pool.stats.sharing = "shared";
+      const dir = sharedEntry(places.sharedRoot, sharing.key);
+      return new BlockStore({ dir, root: places.sharedRoot, bound: places.sharedBound, size, shared: true });
+    }
+    pool.stats.sharing = `not shared: ${sharing.why}`;
+    const bound = (window + RELAY_FRONT_BLOCKS) * RELAY_BLOCK_BYTES;
+    const dir = join(places.privateRoot, "blocks");
+    return new BlockStore({ dir, root: places.privateRoot, bound, size, shared: false });
+  } catch (error) {
+    options.log(`cannot keep blocks on disk (${errorCode(error)}); they are held in memory`);
+    return undefined;
+  }
+}
+
 /** Reads nbdkit's requests from one connection and answers them in turn. */
-function serveClient(client: Socket, options: FrontOptions, pool: Pool, blocks: Blocks): void {
+function serveClient(
+  client: Socket,
+  options: FrontOptions,
+  pool: Pool,
+  blocks: Blocks,
+  openStore: () => Promise<void>,
+): void {
   let pending: Uint8Array = new Uint8Array();
   let busy = false;
   const next = async () => {
@@ -139,8 +235,10 @@ function serveClient(client: Socket, options: FrontOptions, pool: Pool, blocks: 
       pending = pending.slice(end + 4);
       busy = true;
       try {
-        await answer(parseFrontRequest(head), client, options, pool, blocks);
+        await answer(parseFrontRequest(head), client, options, pool, blocks, openStore);
       } catch (error) {
+        pool.stats.retries++;
+        pool.stats.lastError = describe(error);
         options.log(`${describe(error)}; nbdkit will retry`);
         client.destroy();
         return;
@@ -171,11 +269,13 @@ async function answer(
   options: FrontOptions,
   pool: Pool,
   blocks: Blocks,
+  openStore: () => Promise<void>,
 ): Promise<void> {
   if (request.method === "HEAD" || pool.facts.size === undefined) {
     const whole = await ask({ method: "HEAD" }, options, pool);
     if (request.method === "HEAD") return void client.write(frontAnswer(whole.verdict));
   }
+  await openStore();
   const size = pool.facts.size!;
   const start = request.range!.start;
   const end = Math.min(request.range!.end, size - 1);
@@ -189,6 +289,7 @@ async function answer(
   }
   client.write(frontAnswer({ kind: "part", start, end, size }));
   for (const part of parts) client.write(part);
+  pool.stats.served += end - start + 1;
 }
 
 /**
@@ -228,7 +329,11 @@ async function ask(
       throw new HookError(`${options.url.redacted}: ${verdict.why}`);
     }
     pool.learn(verdict);
-    if (verdict.kind === "part") await upstream.readBody(verdict.end - verdict.start + 1, into);
+    if (verdict.kind === "part") {
+      pool.stats.gets++;
+      await upstream.readBody(verdict.end - verdict.start + 1, into);
+      pool.stats.fetched += verdict.end - verdict.start + 1;
+    }
     if (keepsAlive(head)) pool.keep(url, upstream);
     else upstream.discard();
     return { verdict };
@@ -259,6 +364,11 @@ class Arriving {
     this.wake();
   }
 
+  /** The bytes that have come. */
+  bytes(): Uint8Array {
+    return this.body.subarray(0, this.have);
+  }
+
   /** The block once its first `length` bytes have come. */
   async first(length: number): Promise<Uint8Array> {
     while (this.have < length) {
@@ -276,89 +386,132 @@ class Arriving {
 }
 
 /**
- * The file's blocks the front holds: RELAY_FRONT_BLOCKS the guest has read,
- * and up to RELAY_READAHEAD_BLOCKS fetched ahead of a guest that reads in
- * order (readahead.ts), least recently used dropped first. A block being
- * fetched is held as it arrives, so two requests for it make one GET. A
- * failed fetch is not held: a block fetched ahead that failed is fetched
- * again when asked. At most RELAY_PARALLEL_GETS GETs are in flight for
- * reading ahead; a read the guest waits for never waits for them.
+ * The file's blocks the front holds: in memory, the blocks in flight and the
+ * last RELAY_FRONT_BLOCKS the guest has read; on disk (store.ts), when the
+ * relay has a store, the blocks fetched ahead of a guest that reads in order
+ * (readahead.ts) and, for a shared entry, every block another relay of the
+ * host fetched. Without a store (the tests' fronts) the blocks fetched ahead
+ * wait in memory too, up to the read-ahead depth. A block being fetched is
+ * held as it arrives, so two requests for it make one GET. A failed fetch is
+ * not held: a block fetched ahead that failed is fetched again when asked.
+ * At most `parallel` GETs are in flight, and read-ahead starts one only
+ * where the host's connection bound (slots.ts) has room; a read the guest
+ * waits for never waits for read-ahead.
  */
 class Blocks {
   private held = new Map<number, Arriving>();
   private order: ReadAheadState = { run: 0 };
   private queue: number[] = [];
-  /** Blocks fetched ahead that the guest has not read yet: dropped last. */
+  /** Blocks fetched ahead, held in memory, that the guest has not read yet: dropped last. */
   private unread = new Set<number>();
-  private fetching = 0;
+  private inFlight = new Set<number>();
   private fetched = 0;
+  /** Where fetched blocks go on disk: set once the front knows whether the file may be shared. */
+  store?: BlockStore;
 
   constructor(
     private readonly fetch: (index: number, into: Arriving) => Promise<void>,
     private readonly blockCount: () => number | undefined,
     private readonly log: (line: string) => void,
     private readonly depth: number,
+    private readonly parallel: number,
+    private readonly mayOpen: () => boolean,
   ) {}
 
   get(index: number): Arriving {
     let block = this.held.get(index);
     this.unread.delete(index);
     if (block) this.held.delete(index);
-    else block = this.start(index, false);
+    else block = this.fromStore(index) ?? this.start(index, false);
     this.held.set(index, block);
     this.readAhead(index);
     this.trim();
     return block;
   }
 
-  private readAhead(index: number): void {
-    const blocks = this.blockCount();
-    if (blocks === undefined) return;
-    const plan = readAhead(this.order, index, blocks, this.depth);
-    this.order = plan.state;
-    // A read out of order empties the queue: what was planned ahead of the old place is not wanted.
-    if (plan.ahead.length > 0 || plan.state.run === 1) this.queue = plan.ahead;
-    this.pump();
-  }
-
-  /** Starts the queued blocks, while fewer than RELAY_PARALLEL_GETS are in flight. */
-  private pump(): void {
-    while (this.fetching < RELAY_PARALLEL_GETS && this.queue.length > 0) {
-      const ahead = this.queue.shift()!;
-      if (this.held.has(ahead)) continue;
+  /** Starts what is queued, as room comes: called again whenever a GET ends. */
+  pump(): void {
+    while (this.inFlight.size < this.parallel && this.queue.length > 0) {
+      const ahead = this.queue[0];
+      if (this.held.has(ahead) || this.store?.has(ahead)) {
+        this.queue.shift();
+        continue;
+      }
+      if (!this.mayOpen()) break;
+      this.queue.shift();
       this.held.set(ahead, this.start(ahead, true));
       this.unread.add(ahead);
     }
     this.trim();
   }
 
+  private fromStore(index: number): Arriving | undefined {
+    const body = this.store?.read(index);
+    if (body === undefined) return undefined;
+    if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
+    const arriving = new Arriving();
+    arriving.progress(body, body.length);
+    return arriving;
+  }
+
+  private readAhead(index: number): void {
+    const blocks = this.blockCount();
+    if (blocks === undefined) return;
+    const plan = readAhead(this.order, index, blocks, this.window());
+    this.order = plan.state;
+    // A read out of order empties the queue: what was planned ahead of the old place is not wanted.
+    if (plan.ahead.length > 0 || plan.state.run === 1) this.queue = plan.ahead;
+    this.pump();
+  }
+
+  /**
+   * How far ahead to read: the relay's depth, but never more than half of
+   * what the store holds, which would evict blocks fetched ahead before the
+   * guest reads them (and fetch them twice).
+   */
+  private window(): number {
+    const bound = this.store?.spec.bound;
+    return bound === undefined ? this.depth : Math.min(this.depth, Math.floor(bound / 2 / RELAY_BLOCK_BYTES));
+  }
+
   private start(index: number, ahead: boolean): Arriving {
     const arriving = new Arriving();
-    this.fetching++;
+    this.inFlight.add(index);
     if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
-    this.fetch(index, arriving).catch((error) => {
+    this.fetch(index, arriving).then(() => this.keep(index, arriving), (error) => {
       arriving.fail(error);
       if (this.held.get(index) === arriving) this.held.delete(index);
       this.unread.delete(index);
       if (ahead) this.log(`${describe(error)}; it was fetched ahead, and will be fetched again when asked`);
     }).finally(() => {
-      this.fetching--;
+      this.inFlight.delete(index);
       this.pump();
     });
     return arriving;
   }
 
+  /** A block has come whole: to disk, where there is a store; one fetched ahead and unread then leaves memory. */
+  private keep(index: number, arriving: Arriving): void {
+    if (!this.store?.write(index, arriving.bytes())) return;
+    if (this.unread.has(index) && this.held.get(index) === arriving) {
+      this.held.delete(index);
+      this.unread.delete(index);
+    }
+  }
+
   /**
    * Drops the least recently used blocks past the limit: those the guest
-   * has read first, and one fetched ahead only when nothing else is left.
-   * Dropping by age alone dropped blocks fetched ahead, still unread, before
-   * those just served, and fetched them twice (the relay test saw 19 GETs
-   * for 17 blocks).
+   * has read first, and one fetched ahead only when nothing else is left;
+   * never one in flight. Dropping by age alone dropped blocks fetched
+   * ahead, still unread, before those just served, and fetched them twice
+   * (the relay test saw 19 GETs for 17 blocks).
    */
   private trim(): void {
-    while (this.held.size > RELAY_FRONT_BLOCKS + RELAY_READAHEAD_BLOCKS) {
-      const oldest = [...this.held.keys()];
+    const limit = RELAY_FRONT_BLOCKS + (this.store ? 0 : this.depth) + this.inFlight.size;
+    while (this.held.size > limit) {
+      const oldest = [...this.held.keys()].filter((index) => !this.inFlight.has(index));
       const drop = oldest.find((index) => !this.unread.has(index)) ?? oldest[0];
+      if (drop === undefined) return;
       this.held.delete(drop);
       this.unread.delete(drop);
     }
@@ -366,25 +519,36 @@ class Blocks {
 }
 
 /**
- * Blocks fetched between two full garbage collections: 4 (4 MiB). Each
- * block leaves its 1 MiB buffer and the TLS layer's chunks behind, and
- * Bun's collector, left to itself, let a front that streamed 256 MiB at
- * full speed grow to 150–180 MiB of RSS, with read-ahead or without (the
- * relay test measures it); a collection it is asked for without waiting did
- * nothing, a full one every 16 blocks left 114 MiB, one every 4 keeps it
- * under 100 MiB.
+ * Blocks fetched or read from disk between two full garbage collections: 2
+ * (2 MiB). Each block leaves its 1 MiB buffer and the TLS layer's chunks
+ * behind, and Bun's collector, left to itself, let a front that streamed
+ * 256 MiB at full speed grow to 150–180 MiB of RSS (the relay test measures
+ * it); a collection it is asked for without waiting did nothing. With 4
+ * GETs in flight a full one every 16 blocks left 114 MiB and one every 4
+ * kept it under 100 MiB; with 16 in flight, every 4 left 108.6 MiB, and
+ * every 2 keeps it under 100 MiB.
  */
-const GC_EVERY_BLOCKS = 4;
+const GC_EVERY_BLOCKS = 2;
 
 /** Bun's collector, where the front runs in the binary; a no-op under Node and Deno (the tests). */
 function collectGarbage(): void {
   (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
 }
 
-/** The server's connections: idle ones kept for reuse, and what earlier answers said of the file. */
+/**
+ * The server's connections: idle ones kept for reuse (closed after IDLE_MS,
+ * so that their slots go back to the host), what earlier answers said of
+ * the file, and what the front has done. Each connection holds one of the
+ * host's slots (slots.ts) while it is open.
+ */
 class Pool {
   readonly facts: FileFacts;
+  readonly stats: Omit<FrontStats, "hits"> = { served: 0, fetched: 0, gets: 0, retries: 0, sharing: "not yet read" };
+  /** Called when a connection closes, or a slot may have come free: read-ahead may start. */
+  onIdle: () => void = () => {};
   private kept = new Map<string, Upstream[]>();
+  /** A slot taken for a read-ahead GET about to open a connection. */
+  private spare?: () => void;
 
   constructor(private readonly options: FrontOptions) {
     this.facts = { ...options.expect };
@@ -397,6 +561,7 @@ class Pool {
   async ask(url: IsoUrl, request: string): Promise<{ upstream: Upstream; head: ReturnType<typeof parseResponseHead> }> {
     const reused = this.kept.get(origin(url))?.pop();
     if (reused) {
+      reused.idle(undefined);
       try {
         return { upstream: reused, head: await reused.request(request) };
       } catch (error) {
@@ -404,8 +569,16 @@ class Pool {
         if (!(error instanceof StaleConnection)) throw error;
       }
     }
-    const upstream = await Upstream.open(url, this.options);
+    const upstream = await this.open(url);
     return { upstream, head: await upstream.request(request) };
+  }
+
+  /** Whether a read-ahead GET may start now: a kept connection is idle, or the host has a slot free. */
+  mayOpen(): boolean {
+    if (!this.options.slots || this.spare) return true;
+    for (const list of this.kept.values()) if (list.length > 0) return true;
+    this.spare = this.options.slots.tryTake();
+    return this.spare !== undefined;
   }
 
   learn(verdict: Extract<Verdict, { kind: "whole" | "part" }>): void {
@@ -413,17 +586,46 @@ class Pool {
     this.facts.validator ??= verdict.validator;
   }
 
+  /**
+   * Keeps a connection for the next request, unless the host has no slot
+   * free: then another relay may be waiting for one, and an idle connection
+   * must not hold it.
+   */
   keep(url: IsoUrl, upstream: Upstream): void {
     if (!upstream.done()) return upstream.discard();
+    const slots = this.options.slots;
+    if (slots && slots.taken() >= slots.bound) return upstream.discard();
     const list = this.kept.get(origin(url)) ?? [];
-    if (list.length >= MAX_IDLE) return upstream.discard();
+    if (list.length >= (this.options.parallel ?? RELAY_PARALLEL_GETS)) return upstream.discard();
     list.push(upstream);
     this.kept.set(origin(url), list);
+    upstream.idle(() => {
+      list.splice(list.indexOf(upstream), 1);
+      upstream.discard();
+    });
   }
 
   closeAll(): void {
     for (const list of this.kept.values()) for (const upstream of list) upstream.discard();
     this.kept.clear();
+    this.spare?.();
+    this.spare = undefined;
+  }
+
+  /** A new connection, once the host has a slot for it: the read-ahead's spare, or one waited for. */
+  private async open(url: IsoUrl): Promise<Upstream> {
+    let release: (() => void) | undefined = this.spare;
+    this.spare = undefined;
+    release ??= await this.options.slots?.take(this.options.timeoutMs);
+    try {
+      return await Upstream.open(url, this.options, () => {
+        release?.();
+        this.onIdle();
+      });
+    } catch (error) {
+      release?.();
+      throw error;
+    }
   }
 }
 
@@ -454,11 +656,18 @@ class Upstream {
   private answered = false;
   private deadline?: ReturnType<typeof setTimeout>;
 
+  private idleTimer?: ReturnType<typeof setTimeout>;
+
   private constructor(
     private readonly socket: TLSSocket,
     private readonly where: string,
     private readonly timeoutMs: number,
+    closed: () => void,
   ) {
+    socket.once("close", () => {
+      clearTimeout(this.idleTimer);
+      closed();
+    });
     socket.on("data", (chunk: Uint8Array) => {
       if (!this.inFlight) return this.fail(new HookError(`${where} sent bytes with no request in flight`));
       this.chunks.push(chunk);
@@ -479,7 +688,7 @@ class Upstream {
   }
 
   /** A verified connection; refuses a certificate this host does not trust. */
-  static open(url: IsoUrl, options: FrontOptions): Promise<Upstream> {
+  static open(url: IsoUrl, options: FrontOptions, closed: () => void): Promise<Upstream> {
     const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
     const socket = openTls(url, options.ca);
     return new Promise((resolve, reject) => {
@@ -502,7 +711,7 @@ class Upstream {
         const refused = certificateProblem(socket, where);
         if (refused) return fail(refused);
         socket.removeAllListeners("error");
-        resolve(new Upstream(socket, where, options.timeoutMs));
+        resolve(new Upstream(socket, where, options.timeoutMs, closed));
       });
     });
   }
@@ -579,7 +788,17 @@ class Upstream {
 
   discard(): void {
     clearTimeout(this.deadline);
+    clearTimeout(this.idleTimer);
     this.socket.destroy();
+  }
+
+  /** Kept idle: `close` runs after IDLE_MS unless the connection is used first (undefined). */
+  idle(close: (() => void) | undefined): void {
+    clearTimeout(this.idleTimer);
+    if (close) {
+      this.idleTimer = setTimeout(close, IDLE_MS);
+      (this.idleTimer as { unref?: () => void }).unref?.();
+    }
   }
 
   /** The head of the answer, once all of it has come; refuses one larger than MAX_HEADER_BYTES. */

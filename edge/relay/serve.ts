@@ -38,12 +38,15 @@ import { dirname } from "node:path";
 import process from "node:process";
 import { errorLine, RelayError } from "../../lib/errors.ts";
 import { MAX_RELAY_CONFIG_BYTES, RELAY_STOP_MS } from "../../lib/limits.ts";
-import { type RelayDirs, type RelayPaths, relayPaths } from "../../lib/paths.ts";
+import { connectionSlotsDir, type RelayDirs, type RelayPaths, relayPaths, sharedCacheDir } from "../../lib/paths.ts";
 import { systemTrustBundle } from "../http/trust.ts";
 import { pause, processStart, readHolder, stopProcess } from "../io/processes.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import { parseRelayConfig, type RelayConfig } from "../../lib/relay/config.ts";
 import { type Front, startFront } from "./front.ts";
+import { Slots } from "./slots.ts";
+import { writeAtomic } from "../io/files.ts";
+import { relayStatusText } from "../../lib/relay/status.ts";
 import { frontSocket, NBDKIT_BINARIES, nbdkitArgs } from "../../lib/relay/plan.ts";
 import { findNbdkit, selinuxEnabled } from "../io/probes.ts";
 
@@ -78,11 +81,19 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
       log: say,
       expect: config.expect,
       readaheadBlocks: config.readaheadBlocks,
+      store: { sharedRoot: sharedCacheDir(dirs), sharedBound: config.sharedCache, privateRoot: `${paths.cache}/front` },
+      slots: new Slots(connectionSlotsDir(dirs), config.hostConnections),
     });
+    const reporting = reportStatus(paths, url.redacted, front);
     const nbdkit = startNbdkit(paths, config);
     await openToGroup(paths.socket, nbdkit);
     say(`serving ${url.redacted} on ${paths.socket} (nbdkit pid ${nbdkit.pid})`);
-    return await untilStopped(nbdkit, paths, front, say);
+    try {
+      return await untilStopped(nbdkit, paths, front, say);
+    } finally {
+      clearInterval(reporting);
+      rmSync(paths.status, { force: true });
+    }
   } catch (error) {
     say(errorLine(error));
     await front?.close();
@@ -91,6 +102,32 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
     return 2;
   }
 }
+
+/**
+ * Writes what the front has done to the relay's status file every
+ * STATUS_EVERY_MS, for `httpsisoboot --status`: a JSON object, mode 0640
+ * (the relays' group: VDSM and root read it), replaced atomically. It
+ * names the server with the query's values hidden.
+ */
+function reportStatus(paths: RelayPaths, server: string, front: Front): ReturnType<typeof setInterval> {
+  const started = new Date().toISOString();
+  let last = "";
+  const write = () => {
+    const text = relayStatusText({ pid: process.pid, server, started, ...front.stats() });
+    if (text === last) return;
+    last = text;
+    try {
+      writeAtomic(paths.status, new TextEncoder().encode(text), { mode: 0o640 });
+    } catch { /* a full /run: the status waits for the next round */ }
+  };
+  write();
+  const timer = setInterval(write, STATUS_EVERY_MS);
+  (timer as { unref?: () => void }).unref?.();
+  return timer;
+}
+
+/** How often a relay rewrites its status file when it has changed: 1 s. */
+const STATUS_EVERY_MS = 1_000;
 
 /** The config the hook wrote: a regular file of this user's, readable by nobody else. */
 function readConfig(path: string): RelayConfig {

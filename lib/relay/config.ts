@@ -32,6 +32,10 @@ export interface RelayConfig {
   cacheTotal: CacheTotal;
   /** Blocks of RELAY_BLOCK_BYTES read ahead of a guest that reads in order (readahead.ts); 0 for none. */
   readaheadBlocks: number;
+  /** The most bytes the host's shared block cache takes (shared.ts); 0 for no sharing. */
+  sharedCache: number;
+  /** The most connections all the host's relays open to ISO servers (slots.ts). */
+  hostConnections: number;
   /**
    * What preflight saw of the file: every answer the relay takes must be of
    * this size and carry this validator. Without it (preflight = no), the
@@ -67,6 +71,8 @@ export function relayConfig(
     cacheSize: settings.relayCacheSize,
     cacheTotal: settings.relayCacheTotal,
     readaheadBlocks: settings.relayReadahead / RELAY_BLOCK_BYTES,
+    sharedCache: settings.relaySharedCache,
+    hostConnections: settings.relayHostConnections,
     ...(expect && { expect }),
   };
 }
@@ -78,7 +84,7 @@ export function relayConfig(
  * ```ts
  * import { parseRelayConfig, relayConfigText } from "./config.ts";
  * import { assertEquals } from "../_assert.ts";
- * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216, cacheTotal: { percent: 50 }, readaheadBlocks: 8 };
+ * const config = { url: "https://i.example:443/a.iso", timeout: 30, allow: [{ host: "i.example" }], settingsFile: "/etc/vdsm/httpsisoboot.conf", cacheSize: 16777216, cacheTotal: { percent: 50 }, readaheadBlocks: 8, sharedCache: 0, hostConnections: 64 };
  * assertEquals(parseRelayConfig(relayConfigText(config), "x.relay"), config);
  * ```
  */
@@ -103,7 +109,18 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     throw refuse("is not JSON");
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw refuse("is not an object");
-  const { url, timeout, allow, settingsFile, cacheSize, cacheTotal, readaheadBlocks, expect } = raw;
+  const {
+    url,
+    timeout,
+    allow,
+    settingsFile,
+    cacheSize,
+    cacheTotal,
+    readaheadBlocks,
+    sharedCache,
+    hostConnections,
+    expect,
+  } = raw;
   if (typeof url !== "string") throw refuse("has no URL");
   try {
     parseIsoUrl(url);
@@ -117,6 +134,8 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (expect !== undefined && !isExpect(expect)) throw refuse("has no valid expect");
   if (!isCacheTotal(cacheTotal)) throw refuse("has no valid cacheTotal");
   if (!isWhole(readaheadBlocks, 0, 64)) throw refuse("has no valid readaheadBlocks");
+  if (!isWhole(sharedCache, 0, 2 ** 50)) throw refuse("has no valid sharedCache");
+  if (!isWhole(hostConnections, 1, 1024)) throw refuse("has no valid hostConnections");
   return {
     url,
     timeout,
@@ -125,6 +144,8 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     cacheSize,
     cacheTotal,
     readaheadBlocks,
+    sharedCache,
+    hostConnections,
     ...(expect !== undefined && { expect }),
   };
 }

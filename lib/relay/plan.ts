@@ -130,7 +130,7 @@ export function frontSocket(paths: RelayPaths): string {
  * import { relayPaths, RELAY_DIRS } from "../paths.ts";
  * import { assertEquals } from "../_assert.ts";
  * const paths = relayPaths(RELAY_DIRS, "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21");
- * const config = { url: "https://i.example:443/a.iso?sig=s", timeout: 30, allow: [], settingsFile: "f", cacheSize: 1 << 30, cacheTotal: { percent: 50 }, readaheadBlocks: 8 };
+ * const config = { url: "https://i.example:443/a.iso?sig=s", timeout: 30, allow: [], settingsFile: "f", cacheSize: 1 << 30, cacheTotal: { percent: 50 }, readaheadBlocks: 8, sharedCache: 0, hostConnections: 64 };
  * const args = nbdkitArgs(paths, config, { selinux: false });
  * assertEquals(args.includes("--filter=cache") && args.includes("--filter=retry-request"), true);
  * assertEquals(args.some((arg) => arg.includes("sig=")), false);

@@ -26,14 +26,21 @@ export interface ReadAheadState {
 export const RELAY_READAHEAD_TRIGGER = 3;
 
 /**
- * Blocks read ahead of the guest: 8 (8 MiB), enough to keep 4 parallel GETs
- * busy at 100 ms round trip on a 400 Mbit/s link, and bounded: with the 4
- * blocks it keeps for reads it has served, a relay holds at most 12 MiB.
+ * Blocks a front reads ahead when its relay names no depth: 8 (8 MiB), held
+ * in memory by a front with no store on disk (the tests'). A relay reads
+ * `relay_readahead` ahead (32 MiB unless set), and keeps those blocks on
+ * disk (store.ts).
  */
 export const RELAY_READAHEAD_BLOCKS = 8;
 
-/** GETs one relay has in flight at once, reads and read-ahead together: 4, each on its own connection. */
-export const RELAY_PARALLEL_GETS = 4;
+/**
+ * GETs one relay has in flight at once, reads and read-ahead together: 16,
+ * each on its own connection. A 1 MiB GET at 100 ms of round trip takes
+ * 0.12 s on a 400 Mbit/s link, so 4 in flight read 21 MB/s; 16 keep 16 MiB
+ * in flight, more than that link's bandwidth-delay product (5 MB). The
+ * host's relay_host_connections bounds all relays' together.
+ */
+export const RELAY_PARALLEL_GETS = 16;
 
 /**
  * The state after the guest asks for `index`, and the blocks to fetch ahead

@@ -11,7 +11,7 @@
  * through VDSM's hooks.py as uid 36 (vdsm_runner.ts). Every relay a test
  * starts is stopped by the test, and after() kills anything left.
  */
-import { after, afterEach, before, describe, test } from "node:test";
+import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -236,6 +236,9 @@ describe("the relay", { skip: whyNot() }, () => {
     prefix = trustingPrefix(work, ca.cert);
   });
 
+  // Each test's first VM reads from the server, faults and all, as the first VM on a host does.
+  beforeEach(() => rmSync(join(dirs().cache, "shared"), { recursive: true, force: true }));
+
   afterEach(async () => {
     await proxy?.set({ mode: "none" });
     for (const uuid of [...started]) await destroyVm({ path: join(work, `vm-${uuid}`, "domxml"), uuid });
@@ -261,7 +264,52 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
     const gets = (await proxy!.stats()).requests["GET range"] ?? 0;
     const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
-    assert.equal(gets, blocks, `one ranged GET per 1 MiB block: ${gets} for ${blocks}`);
+    assert.equal(
+      gets,
+      blocks + 1,
+      `one ranged GET per 1 MiB block, and the relay's revalidation: ${gets} for ${blocks}`,
+    );
+  });
+
+  test("a second VM on the same ISO reads it from the host's shared cache: only its revalidation goes to the server; --status shows both", async () => {
+    const first = await startVm();
+    assert.equal((await readThrough(socketOf(first.uuid))).hash, isoHash);
+    const second = await startVm();
+    await proxy!.set({ mode: "none" }); // counts from here
+    assert.equal((await readThrough(socketOf(second.uuid))).hash, isoHash);
+    const stats = await proxy!.stats();
+    // nbdkit's curl plugin asks the size (a HEAD the front passes on); the front asks for byte 0, once.
+    assert.deepEqual(stats.requests, { HEAD: 1, "GET range": 1 }, "only the second VM's own revalidation");
+    assert.equal(stats.bodyBytes, 1);
+
+    // The shared cache is the relays' user's alone: QEMU's user cannot read a block of it.
+    const shared = join(dirs().cache, "shared");
+    assert.deepEqual([statSync(shared).uid, statSync(shared).mode & 0o777], [36, 0o700]);
+    const [entry] = readdirSync(shared);
+    const block = join(shared, entry, "0");
+    assert.deepEqual([statSync(block).uid, statSync(block).mode & 0o777], [36, 0o600]);
+    const asQemu = spawnSync("setpriv", [`--reuid=${QEMU_UID}`, `--regid=${QEMU_GID}`, "--clear-groups", "cat", block]);
+    assert.notEqual(asQemu.status, 0, "QEMU's user cannot read the shared cache");
+
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // the relays write their status every second
+    const status = spawnSync(BINARY, ["--status"], {
+      encoding: "utf8",
+      env: { HTTPSISOBOOT_RUN_DIR: dirs().run, HTTPSISOBOOT_CACHE_DIR: dirs().cache },
+    });
+    assert.equal(status.status, 0, status.stderr);
+    assert.ok(status.stdout.startsWith("2 relays on this host\n"), status.stdout);
+    assert.ok(!status.stdout.includes("TOPSECRET"), "no query value");
+    const size = (readFileSync(isoPath).length / 2 ** 20).toFixed(1);
+    const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
+    for (const vm of [first, second]) {
+      assert.match(status.stdout, new RegExp(`^${vm.uuid} \\(relay pid \\d+, since `, "m"));
+    }
+    assert.match(status.stdout, new RegExp(`server     https://localhost:${proxy!.port}/data.iso\\?sig=\\*\\*\\*`));
+    assert.match(
+      status.stdout,
+      new RegExp(`served ${size} MiB, fetched 0.0 MiB in 1 GET, ${blocks} blocks from disk, 0 retries`),
+    );
+    assert.match(status.stdout, / {2}sharing {4}shared\n/);
   });
 
   test("after_vm_destroy leaves no process, socket or cache file of the relay, within 2 s", async () => {
@@ -354,7 +402,11 @@ describe("the relay", { skip: whyNot() }, () => {
   });
 
   test("relay_cache_total: a relay that would take the host's caches past it is refused with one line, before the VM starts", async () => {
-    const conf = settings("budget", "relay_cache_size = 16M\nrelay_cache_total = 40M\n");
+    // Each relay reserves its 16 MiB cache and 20 MiB for its front's blocks (4 served, 16 in flight; no read-ahead).
+    const conf = settings(
+      "budget",
+      "relay_cache_size = 16M\nrelay_cache_total = 80M\nrelay_readahead = 0\nrelay_shared_cache = 0\n",
+    );
     const first = await startVm({ conf });
     const second = await startVm({ conf });
     const vm = domainFile();
@@ -367,8 +419,8 @@ describe("the relay", { skip: whyNot() }, () => {
     assert.equal(third.status, 2);
     assert.equal(
       third.stderr,
-      `httpsisoboot: the relay of VM ${vm.uuid} would take the relays' caches on this host to 48 MiB, beyond ` +
-        `relay_cache_total (in ${conf}), 40 MiB; 2 running relays hold 32 MiB. Lower relay_cache_size, raise ` +
+      `httpsisoboot: the relay of VM ${vm.uuid} would take the relays' caches on this host to 108 MiB, beyond ` +
+        `relay_cache_total (in ${conf}), 80 MiB; 2 running relays hold 72 MiB. Lower relay_cache_size, raise ` +
         `relay_cache_total, or free disk\n`,
     );
     assert.deepEqual(readFileSync(vm.path), before, "the domain is byte-identical");

@@ -14,7 +14,9 @@ const GOOD = {
   settingsFile: "/etc/vdsm/httpsisoboot.conf",
   cacheSize: 1024 ** 3,
   cacheTotal: { percent: 50 },
-  readaheadBlocks: 8,
+  readaheadBlocks: 32,
+  sharedCache: 4 * 2 ** 30,
+  hostConnections: 64,
 };
 
 describe("the relay's config", () => {
@@ -53,6 +55,10 @@ describe("the relay's config", () => {
     ["an allow rule without a host", JSON.stringify({ ...GOOD, allow: [{ port: 443 }] })],
     ["an allow rule with port 0", JSON.stringify({ ...GOOD, allow: [{ host: "a", port: 0 }] })],
     ["no settings file", JSON.stringify({ ...GOOD, settingsFile: 7 })],
+    ["no shared cache size", JSON.stringify({ ...GOOD, sharedCache: undefined })],
+    ["a negative shared cache size", JSON.stringify({ ...GOOD, sharedCache: -1 })],
+    ["a host connection bound of 0", JSON.stringify({ ...GOOD, hostConnections: 0 })],
+    ["a host connection bound past 1024", JSON.stringify({ ...GOOD, hostConnections: 1025 })],
   ];
   for (const [what, text] of BAD) {
     test(`parseRelayConfig() refuses ${what}, naming the file and what to do`, () => {

@@ -14,6 +14,8 @@ const CONFIG = {
   cacheSize: 1024 ** 3,
   cacheTotal: { percent: 50 },
   readaheadBlocks: 8,
+  sharedCache: 4 * 2 ** 30,
+  hostConnections: 64,
 };
 
 describe("nbdkitArgs()", () => {

@@ -7,48 +7,20 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { connect } from "node:net";
-import { createServer, type Server, type TLSSocket } from "node:tls";
+import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Front, startFront } from "../../../edge/relay/front.ts";
 import { parseIsoUrl } from "../../../lib/url.ts";
 import type { AllowRule } from "../../../lib/settings.ts";
-import { eachRequest } from "../../support/endless.ts";
+import { ask, closers, server } from "../../support/front_peer.ts";
+import { RELAY_PARALLEL_GETS, RELAY_READAHEAD_BLOCKS } from "../../../lib/relay/readahead.ts";
 import { makeAuthority, makeServerCert, type ServerCert } from "../../support/tls.ts";
 import { workDir } from "../../support/mod.ts";
 
 const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
 const FILE = Buffer.from(Array.from({ length: 4096 }, (_, i) => i % 251));
-
-/** Every test server's close, for the suite's `after()`: it ends their connections too. */
-const closers: Array<() => void> = [];
-
-/** A TLS server on loopback that answers each request with `answer`; counts connections and requests (line and Range). */
-async function server(cert: ServerCert, answer: (socket: TLSSocket, request: string) => void) {
-  const seen = { connections: 0, requests: [] as string[], ifRange: [] as string[] };
-  const sockets = new Set<TLSSocket>();
-  const tls: Server = createServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (socket) => {
-    seen.connections++;
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    eachRequest(socket, (socket, request) => {
-      const range = /\r\nrange: ([^\r]*)/i.exec(request)?.[1];
-      const ifRange = /\r\nif-range: ([^\r]*)/i.exec(request)?.[1];
-      if (ifRange) seen.ifRange.push(ifRange);
-      seen.requests.push(`${request.split("\r\n")[0]}${range ? ` ${range}` : ""}`);
-      answer(socket, request);
-    });
-  });
-  await new Promise<void>((resolve) => tls.listen(0, "127.0.0.1", resolve));
-  const close = () => {
-    tls.close();
-    for (const socket of sockets) socket.destroy();
-  };
-  closers.push(close);
-  return { port: (tls.address() as { port: number }).port, seen };
-}
 
 /** What a good ISO server says: HEAD, and 206 for any range of FILE. */
 function goodAnswer(socket: TLSSocket, request: string): void {
@@ -64,51 +36,6 @@ function goodAnswer(socket: TLSSocket, request: string): void {
       `Content-Length: ${last - start + 1}\r\nETag: "v1"\r\n\r\n`,
   );
   socket.write(FILE.subarray(start, last + 1));
-}
-
-/** How long a test waits for the front's answers before it gives up on them. */
-const ANSWER_WAIT_MS = 10_000;
-
-/** Whether `raw` holds a whole answer to each of `requests` (a HEAD's answer has no body). */
-function answered(raw: Buffer, requests: string[]): boolean {
-  let at = 0;
-  for (const request of requests) {
-    const end = raw.indexOf("\r\n\r\n", at);
-    if (end < 0) return false;
-    const head = raw.subarray(at, end).toString("latin1");
-    const length = request.startsWith("HEAD") ? 0 : Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
-    at = end + 4 + length;
-    if (at > raw.length) return false;
-  }
-  return true;
-}
-
-/**
- * Asks the front as curl does, over one connection: its answers' heads and bodies once each
- * request has its whole answer (`cut` false), or all it sent before it closed the connection
- * (`cut` true).
- */
-function ask(path: string, requests: string[]): Promise<{ raw: Buffer; cut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ path });
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`the front answered neither in full nor by a cut in ${ANSWER_WAIT_MS} ms`));
-    }, ANSWER_WAIT_MS);
-    const done = (cut: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ raw: Buffer.concat(chunks), cut });
-    };
-    socket.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      if (answered(Buffer.concat(chunks), requests)) done(false);
-    });
-    socket.on("close", () => done(true));
-    socket.on("error", () => {});
-    socket.write(requests.map((request) => `${request}\r\nHost: httpsisoboot-relay\r\n\r\n`).join(""));
-  });
 }
 
 describe("the relay's front", { skip: noOpenssl }, () => {
@@ -261,7 +188,11 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       Array.from({ length: 13 }, (_, i) => i),
       "blocks 0 to 4 read, 5 to 12 ahead, each once",
     );
-    assert.ok(stats.mostInFlight > 1 && stats.mostInFlight <= 4, `${stats.mostInFlight} GETs at once, at most 4`);
+    const most = Math.min(RELAY_READAHEAD_BLOCKS, RELAY_PARALLEL_GETS);
+    assert.ok(
+      stats.mostInFlight > 1 && stats.mostInFlight <= most,
+      `${stats.mostInFlight} GETs at once, at most ${most}`,
+    );
     // On to the file's end: a block fetched ahead is never dropped before the guest has read it.
     for (let index = 5; index < 16; index++) await readBlock(path, big, index);
     await sleep(300);

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * The host's bound on connections to ISO servers: Slots alone, and twenty
+ * fronts reading ahead at once against one TLS server that counts the
+ * connections it has open.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Front, startFront } from "../../../edge/relay/front.ts";
+import { Slots } from "../../../edge/relay/slots.ts";
+import { parseIsoUrl } from "../../../lib/url.ts";
+import { RELAY_BLOCK_BYTES } from "../../../lib/limits.ts";
+import { ask, bodies, closers, file, isoAnswer, server, wholeFile } from "../../support/front_peer.ts";
+import { makeAuthority, makeServerCert, type ServerCert } from "../../support/tls.ts";
+import { workDir } from "../../support/mod.ts";
+
+const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
+
+describe("Slots", () => {
+  const work = workDir("slots");
+
+  test("tryTake() gives at most `bound` slots, each given back once, and take() names the setting when none comes", async () => {
+    const slots = new Slots(join(work, "bound"), 3);
+    const held = [slots.tryTake(), slots.tryTake(), slots.tryTake()];
+    assert.ok(held.every(Boolean));
+    assert.equal(slots.tryTake(), undefined);
+    assert.equal(slots.taken(), 3);
+    held[0]!();
+    held[0]!(); // twice: the second does nothing, though another holder may have the file by then
+    const again = slots.tryTake();
+    assert.ok(again);
+    held[0]!();
+    assert.equal(slots.taken(), 3, "a second release never frees another's slot");
+    await assert.rejects(
+      slots.take(100),
+      /all 3 of the host's connections to ISO servers \(relay_host_connections\) stayed taken for 0\.1 s/,
+    );
+  });
+
+  test("a slot of a relay that is gone (SIGKILL) is taken back; a live one's never is", () => {
+    const dir = join(work, "stale");
+    const slots = new Slots(dir, 2);
+    const gone = spawnSync("sh", ["-c", "echo $$"], { encoding: "utf8" }).stdout.trim();
+    writeFileSync(join(dir, "0"), `${gone} 1\n`);
+    writeFileSync(join(dir, "1"), `1 ${readFileSync("/proc/1/stat", "latin1").split(") ")[1].split(" ")[19]}\n`);
+    assert.ok(slots.tryTake(), "slot 0 swept");
+    assert.equal(slots.tryTake(), undefined, "init's slot stays");
+    assert.deepEqual(readdirSync(dir).sort(), ["0", "1"]);
+  });
+});
+
+describe("twenty relays under the host's connection bound", { skip: noOpenssl }, () => {
+  const work = workDir("slots-fronts");
+  let ca: Uint8Array;
+  let cert: ServerCert;
+  const fronts: Front[] = [];
+
+  before(() => {
+    const authority = makeAuthority(work, "slots test CA");
+    ca = readFileSync(authority.cert);
+    cert = makeServerCert(work, "good", authority);
+  });
+  after(async () => {
+    for (const front of fronts) await front.close();
+    for (const close of closers) close();
+  });
+
+  test("twenty fronts reading ahead at once never hold more connections than relay_host_connections, and each reads its bytes", async () => {
+    const BOUND = 6;
+    const data = file(6 * RELAY_BLOCK_BYTES, 9);
+    const good = isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' }));
+    // Each answer waits 100 ms, a remote server's round trip, so that connections meet open on two busy cores.
+    const iso = await server(
+      cert,
+      (socket: TLSSocket, request: string) => void sleep(100).then(() => good(socket, request)),
+    );
+    const slotsDir = join(work, "connections");
+    const paths = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const path = join(work, `front-${i}.sock`);
+      const front = await startFront(path, {
+        url: parseIsoUrl(`https://localhost:${iso.port}/data.iso?sig=vm${i}`),
+        allow: [{ host: "localhost" }],
+        settingsFile: "/etc/vdsm/httpsisoboot.conf",
+        timeoutMs: 20_000,
+        ca,
+        log: () => {},
+        readaheadBlocks: 8,
+        parallel: 4,
+        slots: new Slots(slotsDir, BOUND),
+      });
+      fronts.push(front);
+      return path;
+    }));
+    const reads = await Promise.all(paths.map((path) => ask(path, wholeFile(data.length), 60_000)));
+    for (const [i, read] of reads.entries()) assert.ok(bodies(read.raw).equals(data), `front ${i}'s bytes`);
+    assert.ok(iso.seen.mostOpen <= BOUND, `at most ${iso.seen.mostOpen} connections open at once`);
+    assert.equal(iso.seen.mostOpen, BOUND, "the bound was reached: the fronts did contend for it");
+    for (const front of fronts) await front.close();
+    await sleep(200);
+    assert.deepEqual(readdirSync(slotsDir), [], "every slot given back");
+  });
+});

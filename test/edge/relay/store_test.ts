@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * The host's shared block cache and the front's blocks on disk: fronts in
+ * this process, each with its own URL, against a real TLS server on
+ * loopback that counts what each VM's signature asks; BlockStore alone for
+ * what is on disk.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { type Front, startFront, type StorePlaces } from "../../../edge/relay/front.ts";
+import { BlockStore } from "../../../edge/relay/store.ts";
+import { parseIsoUrl } from "../../../lib/url.ts";
+import type { FileFacts } from "../../../lib/relay/http.ts";
+import { RELAY_BLOCK_BYTES } from "../../../lib/limits.ts";
+import { ask, bodies, closers, file, isoAnswer, type Served, server, wholeFile } from "../../support/front_peer.ts";
+import { makeAuthority, makeServerCert, type ServerCert } from "../../support/tls.ts";
+import { workDir } from "../../support/mod.ts";
+
+const noOpenssl = spawnSync("sh", ["-c", "command -v openssl"]).status === 0 ? undefined : "openssl is not installed";
+const MiB = RELAY_BLOCK_BYTES;
+
+/** The requests of one VM's signature, as the server saw them. */
+function of(requests: string[], sig: string): string[] {
+  return requests.filter((line) => line.includes(`sig=${sig} `)).map((line) => line.replace(/^(\S+) \S+ \S+/, "$1"));
+}
+
+describe("the host's shared block cache", { skip: noOpenssl }, () => {
+  const work = workDir("store");
+  let ca: Uint8Array;
+  let cert: ServerCert;
+  const fronts: Front[] = [];
+  let count = 0;
+
+  before(() => {
+    const authority = makeAuthority(work, "store test CA");
+    ca = readFileSync(authority.cert);
+    cert = makeServerCert(work, "good", authority);
+  });
+  after(async () => {
+    for (const front of fronts) await front.close();
+    for (const close of closers) close();
+  });
+
+  /** A front for VM `sig` on the server at `port`, its blocks under `shared` (one host's cache). */
+  async function relayOf(
+    port: number,
+    sig: string,
+    store: Partial<StorePlaces> & { sharedRoot: string },
+    expect?: FileFacts,
+  ): Promise<{ path: string; front: Front; log: string[] }> {
+    const path = join(work, `front-${++count}.sock`);
+    const log: string[] = [];
+    const front = await startFront(path, {
+      url: parseIsoUrl(`https://localhost:${port}/data.iso?sig=${sig}`),
+      allow: [{ host: "localhost" }],
+      settingsFile: "/etc/vdsm/httpsisoboot.conf",
+      timeoutMs: 5000,
+      ca,
+      log: (line) => log.push(line),
+      store: { sharedBound: 64 * MiB, privateRoot: join(work, `private-${count}`), ...store },
+      ...(expect && { expect }),
+    });
+    fronts.push(front);
+    return { path, front, log };
+  }
+
+  test("a second VM on the same ISO is served the first one's blocks byte for byte, after one revalidating request of its own", async () => {
+    const data = file(3 * MiB + 123, 1);
+    const iso = await server(cert, isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' })));
+    const shared = join(work, "shared-same");
+    const first = await relayOf(iso.port, "vm1", { sharedRoot: shared });
+    const one = await ask(first.path, wholeFile(data.length));
+    assert.ok(bodies(one.raw).equals(data), "the first VM reads the file");
+    assert.deepEqual(of(iso.seen.requests, "vm1"), [
+      "HEAD",
+      "GET bytes=0-0",
+      "GET bytes=0-1048575",
+      "GET bytes=1048576-2097151",
+      "GET bytes=2097152-3145727",
+      "GET bytes=3145728-3145850",
+    ]);
+
+    const second = await relayOf(iso.port, "vm2", { sharedRoot: shared });
+    const two = await ask(second.path, wholeFile(data.length));
+    assert.ok(bodies(two.raw).equals(data), "the second VM reads the same bytes");
+    assert.deepEqual(of(iso.seen.requests, "vm2"), ["HEAD", "GET bytes=0-0"], "only its own revalidation");
+    const stats = second.front.stats();
+    assert.equal(stats.sharing, "shared");
+    assert.deepEqual([stats.hits, stats.fetched, stats.served], [4, 1, data.length]);
+
+    // Only the relays' user may enter the cache or read a block: not QEMU, not another user.
+    assert.equal(statSync(shared).mode & 0o777, 0o700);
+    const [entry] = readdirSync(shared);
+    assert.equal(statSync(join(shared, entry)).mode & 0o777, 0o700);
+    for (const name of readdirSync(join(shared, entry))) {
+      const stats = statSync(join(shared, entry, name));
+      assert.deepEqual([stats.mode & 0o777, stats.uid], [0o600, process.getuid!()], name);
+    }
+  });
+
+  test("a file with no strong ETag is never shared: each VM fetches every block itself", async () => {
+    const data = file(2 * MiB, 2);
+    const iso = await server(
+      cert,
+      isoAnswer(() => ({ bytes: data, validator: "Last-Modified: Tue, 01 Dec 2026 10:00:00 GMT" })),
+    );
+    const shared = join(work, "shared-weak");
+    for (const sig of ["vm1", "vm2"]) {
+      const relay = await relayOf(iso.port, sig, { sharedRoot: shared });
+      assert.ok(bodies((await ask(relay.path, wholeFile(data.length))).raw).equals(data), sig);
+      assert.deepEqual(of(iso.seen.requests, sig), [
+        "HEAD",
+        "GET bytes=0-0",
+        "GET bytes=0-1048575",
+        "GET bytes=1048576-2097151",
+      ]);
+      assert.match(relay.front.stats().sharing, /^not shared: the server gives the file no strong ETag/);
+      assert.equal(relay.front.stats().hits, 0);
+    }
+    assert.equal(existsSync(shared), false, "nothing in the shared cache");
+  });
+
+  for (
+    const [what, next] of [
+      ["a changed ETag", { bytes: file(2 * MiB, 3), validator: 'ETag: "v2"' }],
+      ["a changed size under the same ETag", { bytes: file(2 * MiB + 1, 3), validator: 'ETag: "v1"' }],
+    ] as const
+  ) {
+    test(`after ${what}, a VM gets the file as it is now, none of the old one's blocks`, async () => {
+      let served: Served = { bytes: file(2 * MiB, 4), validator: 'ETag: "v1"' };
+      const iso = await server(cert, isoAnswer(() => served));
+      const shared = join(work, `shared-${what.replaceAll(" ", "-")}`);
+      const first = await relayOf(iso.port, "vm1", { sharedRoot: shared });
+      assert.ok(bodies((await ask(first.path, wholeFile(served.bytes.length))).raw).equals(served.bytes));
+      served = next;
+      const second = await relayOf(iso.port, "vm2", { sharedRoot: shared });
+      const read = bodies((await ask(second.path, wholeFile(next.bytes.length))).raw);
+      assert.ok(read.equals(next.bytes), "the new bytes, every one");
+      assert.equal(second.front.stats().hits, 0);
+      assert.equal(
+        of(iso.seen.requests, "vm2").filter((line) => line.startsWith("GET")).length,
+        1 + 2 + (what.includes("size") ? 1 : 0),
+      );
+    });
+  }
+
+  test("a VM whose URL the server refuses (403) gets no cached byte, though another VM's 206 filled the cache", async () => {
+    const data = file(2 * MiB, 5);
+    const iso = await server(cert, isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' }), (sig) => sig === "vm3"));
+    const shared = join(work, "shared-refused");
+    const first = await relayOf(iso.port, "vm1", { sharedRoot: shared });
+    assert.ok(bodies((await ask(first.path, wholeFile(data.length))).raw).equals(data));
+    // What preflight saw of the file, as the hook would pass it: the refused VM's front knows the key already.
+    const expect: FileFacts = { size: data.length, validator: { header: "etag", value: '"v1"' } };
+    const refused = await relayOf(iso.port, "vm3", { sharedRoot: shared }, expect);
+    const read = await ask(refused.path, ["GET /iso HTTP/1.1\r\nRange: bytes=0-65535"]);
+    assert.deepEqual([read.cut, read.raw.length], [true, 0], "cut, with not a byte");
+    assert.deepEqual(of(iso.seen.requests, "vm3"), ["GET bytes=0-0"], "its own request, refused");
+    assert.equal(refused.front.stats().hits, 0);
+    assert.match(refused.log.join("\n"), /403/);
+  });
+
+  test("a block torn on disk is found by its digest, removed and fetched again", async () => {
+    const data = file(2 * MiB, 6);
+    const iso = await server(cert, isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' })));
+    const shared = join(work, "shared-torn");
+    const first = await relayOf(iso.port, "vm1", { sharedRoot: shared });
+    await ask(first.path, wholeFile(data.length));
+    const [entry] = readdirSync(shared);
+    const block = join(shared, entry, "1");
+    const bytes = readFileSync(block);
+    bytes[100] ^= 0xff;
+    writeFileSync(block, bytes);
+    const second = await relayOf(iso.port, "vm2", { sharedRoot: shared });
+    assert.ok(bodies((await ask(second.path, wholeFile(data.length))).raw).equals(data), "the right bytes");
+    assert.deepEqual(of(iso.seen.requests, "vm2"), ["HEAD", "GET bytes=0-0", "GET bytes=1048576-2097151"]);
+  });
+
+  test("the shared cache keeps within relay_shared_cache, the least recently used blocks evicted first", async () => {
+    const data = file(12 * MiB, 7);
+    const iso = await server(cert, isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' })));
+    const shared = join(work, "shared-bound");
+    const bound = 4 * MiB + 4 * 32;
+    const relay = await relayOf(iso.port, "vm1", { sharedRoot: shared, sharedBound: bound });
+    assert.ok(bodies((await ask(relay.path, wholeFile(data.length))).raw).equals(data));
+    const [entry] = readdirSync(shared);
+    const kept = readdirSync(join(shared, entry));
+    const bytes = kept.reduce((sum, name) => sum + statSync(join(shared, entry, name)).size, 0);
+    assert.ok(bytes <= bound, `${bytes} bytes on disk, bound ${bound}`);
+    assert.ok(kept.includes("11"), `the newest block is kept: ${kept.join(" ")}`);
+    assert.ok(!kept.includes("0"), "the oldest is gone");
+  });
+});
+
+describe("BlockStore", () => {
+  const work = workDir("block-store");
+
+  test("a private entry keeps a block whole, refuses one of the wrong length, and goes with close()", () => {
+    const root = join(work, "private");
+    const store = new BlockStore({ dir: join(root, "blocks"), root, bound: 8 * MiB, size: MiB + 10, shared: false });
+    assert.equal(store.write(1, new Uint8Array(9)), false, "the last block is 10 bytes");
+    assert.equal(store.write(1, new Uint8Array(10).fill(7)), true);
+    assert.deepEqual(store.read(1), new Uint8Array(10).fill(7));
+    assert.equal(store.read(0), undefined);
+    store.close();
+    assert.deepEqual(readdirSync(root), []);
+  });
+});
