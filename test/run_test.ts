@@ -48,7 +48,9 @@ describe("planHook()", () => {
         settingsFile: "/etc/vdsm/httpsisoboot.conf",
         cacheSize: 1024 ** 3,
         cacheTotal: { percent: 50 },
-        readaheadBlocks: 8,
+        readaheadBlocks: 32,
+        sharedCache: 4 * 1024 ** 3,
+        hostConnections: 64,
       },
     });
     assert.match(
