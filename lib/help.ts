@@ -39,7 +39,8 @@ Host settings: /etc/vdsm/httpsisoboot.conf (or $HTTPSISOBOOT_CONFIG), key = valu
   relay_readahead           bytes a relay reads ahead of a guest that
                             reads in order, whole MiB, 0 for none (32M)
   relay_shared_cache        the most disk the host's shared block cache
-                            takes (4G), counted in relay_cache_total: VMs
+                            takes (4G; at most what relay_cache_total
+                            leaves beside the relays' own caches): VMs
                             on the same ISO (same server, path, strong ETag
                             and size) download it once; 0 for no sharing
   relay_host_connections    the most connections all relays open to ISO

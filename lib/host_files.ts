@@ -163,7 +163,8 @@ export const SETTINGS_EXAMPLE: HostFile = {
 #relay_readahead = 32M
 
 # The most disk the host's shared block cache takes, in
-# /var/cache/httpsisoboot/shared, counted in relay_cache_total. VMs on the
+# /var/cache/httpsisoboot/shared: at most what relay_cache_total leaves
+# beside the relays' own caches, so it never refuses a VM. VMs on the
 # same ISO (same server, path, strong ETag and size) download it once, and
 # a VM that reboots reads it again from here; each VM's relay first asks the
 # server itself, with its own URL, and shares nothing unless the server

@@ -66,7 +66,7 @@ export interface Settings {
   relayCacheTotal: CacheTotal;
   /** Bytes a relay reads ahead of a guest that reads in order: whole MiB, 0 for none. */
   relayReadahead: number;
-  /** The most disk the host's shared block cache takes, in bytes; 0 for no sharing. Counted in relayCacheTotal. */
+  /** The most disk the host's shared block cache takes, in bytes; 0 for no sharing. At most what relayCacheTotal leaves beside the relays. */
   relaySharedCache: number;
   /** The most connections all the host's relays open to ISO servers at once. */
   relayHostConnections: number;

@@ -41,7 +41,7 @@ import { takeLock } from "../io/lock.ts";
 import { RELAY_STOP_MS } from "../../lib/limits.ts";
 import { type RelayDirs, type RelayPaths, relayUnit } from "../../lib/paths.ts";
 import { NbdInfo } from "../../lib/relay/nbd.ts";
-import { budgetProblem, cacheBudget, relayReservation, type Reservation } from "../../lib/relay/budget.ts";
+import { budgetProblem, cacheBudget, relayReservation, type Reservation, sharedBound } from "../../lib/relay/budget.ts";
 import { parseRelayConfig, type RelayConfig, relayConfigText } from "../../lib/relay/config.ts";
 
 /** The unit's file, where the RPM puts it (or an admin). */
@@ -195,9 +195,11 @@ function reserveCache(paths: RelayPaths, uuid: string, config: RelayConfig, cach
       ? `relay_cache_total (${config.cacheTotal.percent}% of what ${cacheDir} has free, in ${config.settingsFile})`
       : `relay_cache_total (in ${config.settingsFile})`;
     const mine = { uuid, bytes: relayReservation(config) };
-    const problem = budgetProblem(mine, reservations(runDir), config.sharedCache, budget, how);
+    const others = reservations(runDir);
+    const problem = budgetProblem(mine, others, budget, how);
     if (problem) throw new RelayError(problem);
-    writePrivate(paths.config, relayConfigText(config));
+    const shared = sharedBound(config.sharedCache, mine, others, budget);
+    writePrivate(paths.config, relayConfigText({ ...config, sharedCache: shared }));
   } finally {
     unlock();
   }

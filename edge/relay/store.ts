@@ -89,6 +89,8 @@ export class BlockStore {
   constructor(readonly spec: StoreSpec) {
     mkdirSync(spec.root, { recursive: true, mode: 0o700 });
     mkdirSync(spec.dir, { recursive: true, mode: 0o700 });
+    // A relay started with less room than the last (the budget's other relays took it) trims the cache to its bound.
+    if (spec.shared) this.evict();
   }
 
   /** Whether block `index` is on disk (it may still be found torn when read). */

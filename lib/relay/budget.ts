@@ -40,10 +40,10 @@ export function cacheBudget(total: CacheTotal, freeBytes: number): number {
 }
 
 /**
- * Why a relay that reserves `mine` cannot start beside `others` and the
- * host's shared block cache (`shared` bytes, relay_shared_cache) under
+ * Why a relay that reserves `mine` cannot start beside `others` under
  * `budget`; undefined when it can. A relay's own earlier reservation (a
- * restart) is not counted twice.
+ * restart) is not counted twice. The shared block cache never refuses a
+ * VM: it takes what is left (sharedBound).
  *
  * @param how What the budget is, for the message: "relay_cache_total (… in FILE)".
  * @example
@@ -51,29 +51,49 @@ export function cacheBudget(total: CacheTotal, freeBytes: number): number {
  * import { budgetProblem } from "./budget.ts";
  * import { assertEquals } from "../_assert.ts";
  * const others = [{ uuid: "b", bytes: 3 * 2 ** 30 }];
- * assertEquals(budgetProblem({ uuid: "a", bytes: 2 ** 30 }, others, 0, 4 * 2 ** 30, "x"), undefined);
- * assertEquals(budgetProblem({ uuid: "a", bytes: 2 * 2 ** 30 }, others, 0, 4 * 2 ** 30, "x")?.startsWith("the relay of VM a would"), true);
- * assertEquals(budgetProblem({ uuid: "a", bytes: 2 ** 30 }, others, 2 ** 30, 4 * 2 ** 30, "x")?.includes("the shared block cache 1024 MiB"), true);
+ * assertEquals(budgetProblem({ uuid: "a", bytes: 2 ** 30 }, others, 4 * 2 ** 30, "x"), undefined);
+ * assertEquals(budgetProblem({ uuid: "a", bytes: 2 * 2 ** 30 }, others, 4 * 2 ** 30, "x")?.startsWith("the relay of VM a would"), true);
  * ```
  */
 export function budgetProblem(
   mine: Reservation,
   others: Reservation[],
-  shared: number,
   budget: number,
   how: string,
 ): string | undefined {
   const held = others.filter((other) => other.uuid !== mine.uuid);
   const reserved = held.reduce((sum, other) => sum + other.bytes, 0);
-  if (reserved + shared + mine.bytes <= budget) return undefined;
-  const sharedPart = shared > 0 ? ` and the shared block cache ${mib(shared)} (relay_shared_cache)` : "";
-  return `the relay of VM ${mine.uuid} would take the relays' caches on this host to ${
-    mib(reserved + shared + mine.bytes)
-  }, beyond ${how}, ${mib(budget)}; ${held.length} running relay${held.length === 1 ? " holds" : "s hold"} ${
-    mib(reserved)
-  }${sharedPart}. Lower relay_cache_size${
-    shared > 0 ? " or relay_shared_cache" : ""
-  }, raise relay_cache_total, or free disk`;
+  if (reserved + mine.bytes <= budget) return undefined;
+  return `the relay of VM ${mine.uuid} would take the relays' caches on this host to ${mib(reserved + mine.bytes)}, ` +
+    `beyond ${how}, ${mib(budget)}; ${held.length} running relay${held.length === 1 ? " holds" : "s hold"} ${
+      mib(reserved)
+    }. Lower relay_cache_size, raise relay_cache_total, or free disk`;
+}
+
+/** The least room worth a shared cache: 16 MiB; below it a relay keeps its blocks to itself. */
+export const MIN_SHARED_BYTES = 16 * 2 ** 20;
+
+/**
+ * How much the host's shared block cache may hold for a relay that starts
+ * now: relay_shared_cache, or what the budget has left beside every relay's
+ * reservation, whichever is less; 0 (no sharing) when that is under
+ * MIN_SHARED_BYTES. A relay that starts later with less room evicts the
+ * cache down to its own bound (store.ts), so the whole stays in the budget.
+ *
+ * @example
+ * ```ts
+ * import { sharedBound } from "./budget.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * const GiB = 2 ** 30;
+ * assertEquals(sharedBound(4 * GiB, { uuid: "a", bytes: GiB }, [], 10 * GiB), 4 * GiB);
+ * assertEquals(sharedBound(4 * GiB, { uuid: "a", bytes: GiB }, [{ uuid: "b", bytes: GiB }], 5 * GiB), 3 * GiB);
+ * assertEquals(sharedBound(4 * GiB, { uuid: "a", bytes: GiB }, [], GiB), 0);
+ * ```
+ */
+export function sharedBound(wanted: number, mine: Reservation, others: Reservation[], budget: number): number {
+  const reserved = others.filter((other) => other.uuid !== mine.uuid).reduce((sum, other) => sum + other.bytes, 0);
+  const room = budget - reserved - mine.bytes;
+  return room < MIN_SHARED_BYTES ? 0 : Math.min(wanted, room);
 }
 
 /**
