@@ -52,6 +52,7 @@ import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
 
 import { redirectTarget } from "../../lib/redirect.ts";
 import { sharingKey } from "../../lib/relay/shared.ts";
+import type { RelayStatus } from "../../lib/relay/status.ts";
 import { errorCode } from "../io/files.ts";
 import { BlockStore, sharedEntry } from "./store.ts";
 import type { Slots } from "./slots.ts";
@@ -105,23 +106,8 @@ export interface StorePlaces {
   privateRoot: string;
 }
 
-/** What a front has done, for `httpsisoboot --status`. */
-export interface FrontStats {
-  /** Bytes sent to nbdkit. */
-  served: number;
-  /** Body bytes read from the ISO server. */
-  fetched: number;
-  /** Ranged GETs sent to the server. */
-  gets: number;
-  /** Blocks read from the store rather than the server. */
-  hits: number;
-  /** Requests of nbdkit's the front failed, which nbdkit's retry filter asks again. */
-  retries: number;
-  /** Whether blocks are shared with the host's other relays, and why not. */
-  sharing: string;
-  /** The last thing that went wrong, query values hidden. */
-  lastError?: string;
-}
+/** What a front has done, for `httpsisoboot --status` (status.ts names each count). */
+export type FrontStats = Omit<RelayStatus, "pid" | "server" | "started">;
 
 /** A running front. */
 export interface Front {
