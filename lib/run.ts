@@ -18,7 +18,7 @@ import type { Settings } from "./settings.ts";
 import { type IsoUrl, parseIsoUrl } from "./url.ts";
 import { applyEdits } from "./xml/edit.ts";
 import { parseXml } from "./xml/parse.ts";
-import { domainUuid, relayUrlOf } from "./domain/relay_metadata.ts";
+import { domainName, domainUuid, relayUrlOf } from "./domain/relay_metadata.ts";
 import { unifiedDiff } from "./diff.ts";
 import { type LibvirtVersion, nbdReconnectDelay } from "./libvirt_version.ts";
 
@@ -100,7 +100,7 @@ export function planHook(domainXml: string, iso: IsoUrl, host: Host): HookPlan {
     preflight: host.settings.preflight,
     write: result.changed ? result.xml : undefined,
     message: describe(result),
-    relay: result.relay && { uuid: result.relay.uuid, config: relayConfig(iso, host) },
+    relay: result.relay && { uuid: result.relay.uuid, config: relayConfig(iso, host, result.relay.name) },
   };
 }
 
@@ -136,7 +136,7 @@ export function planIncoming(
         `its relay; a running VM's CD-ROM cannot change its ISO: stop the VM to give it another`,
     );
   }
-  return { uuid: domainUuid(document), url, config: relayConfig(url, host) };
+  return { uuid: domainUuid(document), url, config: relayConfig(url, host, domainName(document)) };
 }
 
 /**

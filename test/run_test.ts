@@ -51,6 +51,7 @@ describe("planHook()", () => {
         readaheadBlocks: 32,
         sharedCache: 4 * 1024 ** 3,
         hostConnections: 64,
+        name: "web01",
       },
     });
     assert.match(

@@ -107,7 +107,7 @@ export interface StorePlaces {
 }
 
 /** What a front has done, for `httpsisoboot --status` (status.ts names each count). */
-export type FrontStats = Omit<RelayStatus, "pid" | "server" | "started">;
+export type FrontStats = Omit<RelayStatus, "pid" | "server" | "started" | "name">;
 
 /** A running front. */
 export interface Front {

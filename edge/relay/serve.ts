@@ -84,7 +84,7 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
       store: { sharedRoot: sharedCacheDir(dirs), sharedBound: config.sharedCache, privateRoot: `${paths.cache}/front` },
       slots: new Slots(connectionSlotsDir(dirs), config.hostConnections),
     });
-    const reporting = reportStatus(paths, url.redacted, front);
+    const reporting = reportStatus(paths, url.redacted, front, config.name);
     const nbdkit = startNbdkit(paths, config);
     await openToGroup(paths.socket, nbdkit);
     say(`serving ${url.redacted} on ${paths.socket} (nbdkit pid ${nbdkit.pid})`);
@@ -109,11 +109,11 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
  * (the relays' group: VDSM and root read it), replaced atomically. It
  * names the server with the query's values hidden.
  */
-function reportStatus(paths: RelayPaths, server: string, front: Front): ReturnType<typeof setInterval> {
+function reportStatus(paths: RelayPaths, server: string, front: Front, name?: string): ReturnType<typeof setInterval> {
   const started = new Date().toISOString();
   let last = "";
   const write = () => {
-    const text = relayStatusText({ pid: process.pid, server, started, ...front.stats() });
+    const text = relayStatusText({ pid: process.pid, server, started, ...front.stats(), ...(name && { name }) });
     if (text === last) return;
     last = text;
     try {

@@ -15,7 +15,7 @@ import { child, children, getAttribute, type XmlDocument, type XmlElement } from
 import { chooseTarget, type DriveAddress, type ExistingDisk, type Target } from "./target.ts";
 import { cdromElement, type CdromOptions, isCdromFor, isRelayCdrom } from "./cdrom.ts";
 import { bootOrderEdits } from "./boot_order.ts";
-import { domainUuid, relayMetadataEdit, relayUrlOf } from "./relay_metadata.ts";
+import { domainName, domainUuid, relayMetadataEdit, relayUrlOf } from "./relay_metadata.ts";
 import { relaySocket } from "../paths.ts";
 
 /** How the CD-ROM reads the ISO. */
@@ -34,6 +34,8 @@ export interface TransformOptions extends Omit<CdromOptions, "relay"> {
 export interface RelayDisk {
   uuid: string;
   socket: string;
+  /** The domain's name, when it is plain text (domainName), for `--status`. */
+  name?: string;
 }
 
 /** What {@link addHttpsCdrom} did. */
@@ -114,7 +116,8 @@ export function addHttpsCdrom(domainXml: string, url: string | IsoUrl, options: 
 /** The relay of the domain's VM: its UUID and socket. */
 function relayDisk(document: XmlDocument, dir: string): RelayDisk {
   const uuid = domainUuid(document);
-  return { uuid, socket: relaySocket(dir, uuid) };
+  const name = domainName(document);
+  return { uuid, socket: relaySocket(dir, uuid), ...(name !== undefined && { name }) };
 }
 
 /**

@@ -56,6 +56,28 @@ export function domainUuid(document: XmlDocument): string {
 }
 
 /**
+ * The domain's `<name>`, for `--status`; undefined when it has none, or one
+ * that is not plain printable ASCII of at most 100 characters (a name with
+ * entities or control characters is a user's text, not shown).
+ *
+ * @example
+ * ```ts
+ * import { domainName } from "./relay_metadata.ts";
+ * import { parseXml } from "../xml/parse.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(domainName(parseXml("<domain><name> web01 </name></domain>")), "web01");
+ * assertEquals(domainName(parseXml("<domain><name>a&amp;b</name></domain>")), undefined);
+ * assertEquals(domainName(parseXml("<domain/>")), undefined);
+ * ```
+ */
+export function domainName(document: XmlDocument): string | undefined {
+  const name = child(document.root, "name");
+  if (!name) return undefined;
+  const text = document.text.slice(name.tagEnd, name.closeStart).trim();
+  return /^[\x20-\x25\x27-\x3b\x3d-\x7e]{1,100}$/.test(text) ? text : undefined;
+}
+
+/**
  * The URL the domain's relay serves, from its metadata; undefined when the
  * domain has no relay.
  *

@@ -42,6 +42,8 @@ export interface RelayConfig {
    * relay's first answer sets both.
    */
   expect?: { size: number; validator: Validator };
+  /** The VM's name, for `--status` (relay_metadata.ts's domainName): plain printable text. */
+  name?: string;
 }
 
 /**
@@ -60,7 +62,7 @@ export interface RelayConfig {
 export function relayConfig(
   url: IsoUrl,
   host: { settings: Settings; file: string },
-  expect?: RelayConfig["expect"],
+  name?: string,
 ): RelayConfig {
   const { settings, file } = host;
   return {
@@ -73,7 +75,7 @@ export function relayConfig(
     readaheadBlocks: settings.relayReadahead / RELAY_BLOCK_BYTES,
     sharedCache: settings.relaySharedCache,
     hostConnections: settings.relayHostConnections,
-    ...(expect && { expect }),
+    ...(name !== undefined && { name }),
   };
 }
 
@@ -120,6 +122,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     sharedCache,
     hostConnections,
     expect,
+    name: vmName,
   } = raw;
   if (typeof url !== "string") throw refuse("has no URL");
   try {
@@ -136,6 +139,9 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
   if (!isWhole(readaheadBlocks, 0, 64)) throw refuse("has no valid readaheadBlocks");
   if (!isWhole(sharedCache, 0, 2 ** 50)) throw refuse("has no valid sharedCache");
   if (!isWhole(hostConnections, 1, 1024)) throw refuse("has no valid hostConnections");
+  if (vmName !== undefined && !(typeof vmName === "string" && /^[\x20-\x7e]{1,100}$/.test(vmName))) {
+    throw refuse("has no valid name");
+  }
   return {
     url,
     timeout,
@@ -147,6 +153,7 @@ export function parseRelayConfig(text: string, file: string): RelayConfig {
     sharedCache,
     hostConnections,
     ...(expect !== undefined && { expect }),
+    ...(vmName !== undefined && { name: vmName }),
   };
 }
 

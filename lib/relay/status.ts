@@ -32,6 +32,8 @@ export interface RelayStatus {
   sharing: string;
   /** The last thing that went wrong. */
   lastError?: string;
+  /** The VM's name, when its domain had a plain one. */
+  name?: string;
 }
 
 /** The most a status file may hold: 4 KiB. */
@@ -65,8 +67,9 @@ export function parseRelayStatus(text: string): RelayStatus | undefined {
   if (!counts.every((name) => Number.isSafeInteger(raw[name]) && (raw[name] as number) >= 0)) return undefined;
   const texts = ["server", "started", "sharing"] as const;
   if (!texts.every((name) => typeof raw[name] === "string" && printableLine(raw[name] as string))) return undefined;
-  if (raw.lastError !== undefined && !(typeof raw.lastError === "string" && printableLine(raw.lastError))) {
-    return undefined;
+  for (const optional of ["lastError", "name"] as const) {
+    const value = raw[optional];
+    if (value !== undefined && !(typeof value === "string" && printableLine(value))) return undefined;
   }
   const status: RelayStatus = {
     pid: raw.pid as number,
@@ -79,10 +82,14 @@ export function parseRelayStatus(text: string): RelayStatus | undefined {
     retries: raw.retries as number,
     sharing: raw.sharing as string,
   };
-  return raw.lastError === undefined ? status : { ...status, lastError: raw.lastError as string };
+  return {
+    ...status,
+    ...(raw.lastError !== undefined && { lastError: raw.lastError as string }),
+    ...(raw.name !== undefined && { name: raw.name as string }),
+  };
 }
 
-/** One row of `--status`: a VM and what its relay said, or why it said nothing. */
+/** One row of `--status`: a VM (its UUID) and what its relay said, or why it said nothing. */
 export type StatusRow = { vm: string; status: RelayStatus } | { vm: string; problem: string };
 
 /**
@@ -110,7 +117,7 @@ export function statusTable(rows: StatusRow[]): string {
     }
     const s = row.status;
     lines.push(
-      `${row.vm} (relay pid ${s.pid}, since ${s.started})`,
+      `${s.name === undefined ? "" : `${s.name} `}${row.vm} (relay pid ${s.pid}, since ${s.started})`,
       `  server     ${s.server}`,
       `  bytes      served ${mib(s.served)}, fetched ${mib(s.fetched)} in ${plural(s.gets, "GET")}, ${
         plural(s.hits, "block")

@@ -302,7 +302,7 @@ describe("the relay", { skip: whyNot() }, () => {
     const size = (readFileSync(isoPath).length / 2 ** 20).toFixed(1);
     const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
     for (const vm of [first, second]) {
-      assert.match(status.stdout, new RegExp(`^${vm.uuid} \\(relay pid \\d+, since `, "m"));
+      assert.match(status.stdout, new RegExp(`^web01 ${vm.uuid} \\(relay pid \\d+, since `, "m"));
     }
     assert.match(status.stdout, new RegExp(`server     https://localhost:${proxy!.port}/data.iso\\?sig=\\*\\*\\*`));
     assert.match(

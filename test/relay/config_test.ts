@@ -34,6 +34,8 @@ describe("the relay's config", () => {
     assert.deepEqual(parseRelayConfig(relayConfigText(GOOD), FILE), GOOD);
     const pinned = { ...GOOD, expect: { size: 9, validator: { header: "etag" as const, value: '"5f-9"' } } };
     assert.deepEqual(parseRelayConfig(relayConfigText(pinned), FILE), pinned);
+    const named = { ...GOOD, name: "web01" };
+    assert.deepEqual(parseRelayConfig(relayConfigText(named), FILE), named);
   });
 
   /** [what, the text] */
@@ -59,6 +61,7 @@ describe("the relay's config", () => {
     ["a negative shared cache size", JSON.stringify({ ...GOOD, sharedCache: -1 })],
     ["a host connection bound of 0", JSON.stringify({ ...GOOD, hostConnections: 0 })],
     ["a host connection bound past 1024", JSON.stringify({ ...GOOD, hostConnections: 1025 })],
+    ["a name with a line break", JSON.stringify({ ...GOOD, name: "web01\nX" })],
   ];
   for (const [what, text] of BAD) {
     test(`parseRelayConfig() refuses ${what}, naming the file and what to do`, () => {
