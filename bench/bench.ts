@@ -358,10 +358,13 @@ function waitForPort(file: string): number {
   throw new Error("the endless server did not start");
 }
 
-// BENCH_RELAY (relay.ts) names parts of the relay's bench to run alone, without the hook's.
-if (process.env.BENCH_RELAY) build();
+// BENCH_RELAY (relay.ts) names parts of the relay's bench to run alone, without the hook's; "none" runs only the hook's.
+const relayParts = process.env.BENCH_RELAY;
+if (relayParts && relayParts !== "none") build();
 else main();
-if (process.getuid?.() === 0) {
+if (relayParts === "none") {
+  // only the hook's figures
+} else if (process.getuid?.() === 0) {
   await (await import("./relay.ts")).relayBench();
 } else {
   console.log("\nthe relay's bench needs root (libvirtd, nginx, VMs): run `npm run bench` as root");
