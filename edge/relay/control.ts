@@ -147,7 +147,7 @@ export async function startRelay(
   const unlock = takeLock(paths.lock, `the relay of VM ${uuid}`);
   try {
     const state = relayState(paths, uuid);
-    if (state.pid !== undefined && state.config === configText) {
+    if (state.pid !== undefined && sameConfig(state.config, configText)) {
       return await exportSize(paths, uuid, { deadline: options.deadline, pid: state.pid.pid });
     }
     await stopLocked(paths, uuid, options.launcher, state);
@@ -175,6 +175,22 @@ export async function stopRelay(paths: RelayPaths, uuid: string, launcher: Launc
     return await stopLocked(paths, uuid, launcher, relayState(paths, uuid));
   } finally {
     unlock();
+  }
+}
+
+/**
+ * Whether the running relay serves what the hook would start it with: the
+ * same fields, read back the same way (the key order of a text is not the
+ * config), but the shared cache's bound, which reserveCache set from the
+ * room the budget had when that relay started.
+ */
+function sameConfig(running: string | undefined, wanted: string): boolean {
+  if (running === undefined) return false;
+  try {
+    const [was, now] = [parseRelayConfig(running, "the running config"), parseRelayConfig(wanted, "the new config")];
+    return relayConfigText({ ...was, sharedCache: now.sharedCache }) === relayConfigText(now);
+  } catch {
+    return false;
   }
 }
 
