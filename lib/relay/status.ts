@@ -20,7 +20,7 @@ export interface RelayStatus {
   started: string;
   /** Bytes sent to nbdkit, and so to the guest. */
   served: number;
-  /** Body bytes read from the ISO server. */
+  /** Body bytes of the answers read whole from the ISO server (a cut answer is not counted). */
   fetched: number;
   /** Ranged GETs sent to the server. */
   gets: number;
