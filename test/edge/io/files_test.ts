@@ -106,4 +106,19 @@ describe("readRegularFile()", () => {
     );
     assert.ok(readdirSync(work).length > 0);
   });
+
+  test("readRegularFile() reads a file whole in one buffer, and past the size fstat gave as the file grows, up to its limit", () => {
+    const block = join(work, "block");
+    const bytes = Uint8Array.from({ length: (1 << 20) + 33 }, (_, i) => (i * 31) % 251);
+    writeFileSync(block, bytes);
+    assert.deepEqual(readRegularFile(block, { maxBytes: bytes.length, followSymlinks: false, what: "x" }).bytes, bytes);
+    // A /proc file says it has 0 bytes, and has more: what a file that grows after fstat looks like.
+    const status = readRegularFile("/proc/self/status", { maxBytes: 64 * 1024, followSymlinks: false, what: "x" });
+    assert.equal(status.stats.size, 0);
+    assert.match(new TextDecoder().decode(status.bytes), /^Name:[\s\S]*\nPid:\s+\d+\n[\s\S]*\n$/);
+    assert.throws(
+      () => readRegularFile("/proc/self/status", { maxBytes: 16, followSymlinks: false, what: "x" }),
+      LimitError,
+    );
+  });
 });
