@@ -40,7 +40,7 @@ import {
   statSync,
   utimesSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { type CachedFile, evictionPlan } from "../../lib/relay/shared.ts";
 import { RELAY_BLOCK_BYTES } from "../../lib/limits.ts";
 import { randomHex, readRegularFile, writeAll } from "../io/files.ts";
@@ -81,6 +81,20 @@ export interface StoreCounts {
 export class BlockStore {
   readonly counts: StoreCounts = { hits: 0 };
   private sinceEviction = 0;
+  /**
+   * Blocks this store has written or read whole: has() answers for them
+   * without a stat (the front asks for each block it would fetch ahead).
+   * Another relay's eviction may have removed one since; then read() finds
+   * it gone and the front fetches it, as for any block not on disk.
+   */
+  private seen = new Set<number>();
+  /**
+   * Blocks this store wrote itself: read back without their digest. The
+   * digest finds what a crash tore, and what this relay wrote and renamed
+   * in its own life no crash has touched (the page cache holds it whole);
+   * blocks another relay wrote, or an earlier life of this one, are checked.
+   */
+  private wrote = new Set<number>();
 
   constructor(readonly spec: StoreSpec) {
     mkdirSync(spec.root, { recursive: true, mode: 0o700 });
@@ -91,6 +105,7 @@ export class BlockStore {
 
   /** Whether block `index` is on disk (it may still be found torn when read). */
   has(index: number): boolean {
+    if (this.seen.has(index)) return true;
     try {
       return statSync(this.path(index)).size === this.length(index) + DIGEST_BYTES;
     } catch {
@@ -110,13 +125,20 @@ export class BlockStore {
       bytes =
         readRegularFile(path, { maxBytes: DIGEST_BYTES + length, followSymlinks: false, what: "the block" }).bytes;
     } catch {
+      this.seen.delete(index);
+      this.wrote.delete(index);
       return undefined; // not there (or larger than a block: torn, and removed below when it is rewritten)
     }
     const body = bytes.subarray(DIGEST_BYTES);
-    if (bytes.length !== DIGEST_BYTES + length || !sameBytes(digest(body), bytes.subarray(0, DIGEST_BYTES))) {
+    const whole = bytes.length === DIGEST_BYTES + length &&
+      (this.wrote.has(index) || sameBytes(digest(body), bytes.subarray(0, DIGEST_BYTES)));
+    if (!whole) {
       rmSync(path, { force: true });
+      this.seen.delete(index);
+      this.wrote.delete(index);
       return undefined;
     }
+    this.seen.add(index);
     this.counts.hits++;
     if (this.spec.shared) touch(path);
     return body;
@@ -136,6 +158,8 @@ export class BlockStore {
         closeSync(fd);
       }
       renameSync(temporary, path);
+      this.seen.add(index);
+      this.wrote.add(index);
     } catch {
       rmSync(temporary, { force: true });
       return false;
@@ -147,7 +171,12 @@ export class BlockStore {
   /** Removes files until every entry under the root together fits the bound, least recently used first. */
   evict(): void {
     this.sinceEviction = 0;
-    for (const path of evictionPlan(listBlocks(this.spec.root), this.spec.bound)) rmSync(path, { force: true });
+    for (const path of evictionPlan(listBlocks(this.spec.root), this.spec.bound)) {
+      rmSync(path, { force: true });
+      if (dirname(path) !== this.spec.dir) continue;
+      this.seen.delete(Number(basename(path)));
+      this.wrote.delete(Number(basename(path)));
+    }
   }
 
   /** At the relay's end: a private entry goes; a shared one stays for the next relay. */

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { type Front, startFront, type StorePlaces } from "../../../edge/relay/front.ts";
@@ -208,5 +208,23 @@ describe("BlockStore", () => {
     assert.equal(store.read(0), undefined);
     store.close();
     assert.deepEqual(readdirSync(root), []);
+  });
+
+  test("a block another relay's eviction removed is found gone, and one another relay tore is refused by its digest", () => {
+    const root = join(work, "shared");
+    const dir = join(root, "entry");
+    const spec = { dir, root, bound: 8 * MiB, size: 2 * MiB, shared: true };
+    const mine = new BlockStore(spec);
+    const body = Uint8Array.from({ length: MiB }, (_, i) => i % 253);
+    assert.ok(mine.write(0, body) && mine.write(1, body));
+    assert.ok(mine.has(0));
+    rmSync(join(dir, "0"));
+    assert.equal(mine.read(0), undefined, "evicted meanwhile: read as not there");
+    assert.equal(mine.has(0), false);
+    const torn = readFileSync(join(dir, "1"));
+    torn[4096] ^= 1;
+    writeFileSync(join(dir, "1"), torn);
+    assert.equal(new BlockStore(spec).read(1), undefined, "another relay's store checks the digest");
+    assert.ok(!existsSync(join(dir, "1")), "and removes the torn block");
   });
 });
