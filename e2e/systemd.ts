@@ -237,6 +237,23 @@ export function systemdSuite(): void {
       ]);
       assert.equal(left.stdout, "", "no socket, config, pid file or cache");
     });
+
+    test("--uninstall, with no relay left, takes the hook and the relays' directories away, the ISO's shared blocks with them, and keeps the settings", () => {
+      const shared = must(host!.run(["find", "/var/cache/httpsisoboot/shared", "-type", "f"])).stdout;
+      assert.ok(shared.split("\n").length > 1, `the VM's blocks are in the shared cache: ${shared}`);
+      const removed = host!.run([BOUND_BINARY, "--uninstall"]);
+      assert.equal(removed.status, 0, removed.stderr);
+      assert.match(
+        removed.stderr,
+        /^httpsisoboot: removed 11 files under \/ and the relays' \/run\/httpsisoboot and \/var\/cache\/httpsisoboot; kept the settings in \/etc\/vdsm\/httpsisoboot\.conf\n$/,
+      );
+      const left = host!.run([
+        "sh",
+        "-c",
+        "ls -d /usr/libexec/vdsm/httpsisoboot /run/httpsisoboot /var/cache/httpsisoboot /etc/vdsm/httpsisoboot.conf",
+      ]);
+      assert.equal(left.stdout, "/etc/vdsm/httpsisoboot.conf\n", left.stderr);
+    });
   });
 }
 

@@ -70,7 +70,9 @@ export function install(root: string, context: InstallContext): string {
 /**
  * Removes what install() put under `root`, but the settings, which are the
  * admin's; refuses while relays run on this host, since their VMs read
- * through them.
+ * through them. On the host it also removes the relays' directories: what
+ * dead relays left in /run, and the cache, with the shared blocks of every
+ * ISO (up to relay_shared_cache, 4 GiB by default), which only relays read.
  *
  * @throws {RelayError} If relays run.
  */
@@ -96,7 +98,25 @@ export function uninstall(root: string, dirs: RelayDirs): string {
     removed++;
   }
   if (root === "" && existsSync("/run/systemd/system")) run("systemctl", ["daemon-reload"]);
-  return `removed ${removed} files under ${root || "/"}; kept the settings in ${root}/etc/vdsm/httpsisoboot.conf`;
+  const gone = root === "" ? [dirs.run, dirs.cache].filter(removeTree) : [];
+  return `removed ${removed} files under ${root || "/"}${
+    gone.length ? ` and the relays' ${gone.join(" and ")}` : ""
+  }; kept the settings in ${root}/etc/vdsm/httpsisoboot.conf`;
+}
+
+/**
+ * Removes a directory and all in it; false when there was none. A symbolic
+ * link in its place, or in it, is removed itself, never followed.
+ */
+function removeTree(path: string): boolean {
+  let stats;
+  try {
+    stats = lstatSync(path);
+  } catch {
+    return false;
+  }
+  rmSync(path, { recursive: stats.isDirectory(), force: true });
+  return true;
 }
 
 /** The path of this program, which must be the single binary: a script's path would not run as a hook. */
