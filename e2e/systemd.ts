@@ -245,7 +245,7 @@ export function systemdSuite(): void {
       assert.equal(removed.status, 0, removed.stderr);
       assert.match(
         removed.stderr,
-        /^httpsisoboot: removed 11 files under \/ and the relays' \/run\/httpsisoboot and \/var\/cache\/httpsisoboot; kept the settings in \/etc\/vdsm\/httpsisoboot\.conf\n$/,
+        /^httpsisoboot: removed 10 files under \/ and the relays' \/run\/httpsisoboot and \/var\/cache\/httpsisoboot; kept the settings in \/etc\/vdsm\/httpsisoboot\.conf\n$/,
       );
       const left = host!.run([
         "sh",
