@@ -11,10 +11,14 @@
  * - stall: once past `afterBytes`, the answer is held for `seconds`;
  * - reset: once past `afterBytes` (and again every `every` bytes when
  *   given), the client's connection is reset mid-body;
- * - status: the first request once past `afterBytes` gets `code` (a 503)
+ * - status: the first request once past `afterBytes`, or the first ranged
+ *   GET for bytes at or past `afterBytes` of the file, gets `code` (a 503)
  *   from the proxy itself, once;
- * - ignore-range: the first ranged GET once past `afterBytes` goes to the
- *   server without its Range, so the client gets a 200 with the whole file;
+ * - ignore-range: the first ranged GET once past `afterBytes`, or for bytes
+ *   at or past it, goes to the server without its Range, so the client gets
+ *   a 200 with the whole file.
+ *   The offset makes these two happen whatever the timing: a client that
+ *   reads ahead may have asked for the whole file before `afterBytes` came;
  * - trickle: answers flow at `bytesPerSecond`;
  * - link: a link of `bytesPerSecond` shared by every connection, each
  *   request waiting `ms` first (its round trip): a remote server's.
@@ -133,10 +137,15 @@ class Faults {
     return { bodyBytes: this.bodyBytes, connections: this.connections, requests: this.requests, fired: this.fired };
   }
 
-  /** A once-only fault whose moment has come, used up by asking. */
-  due(mode: Fault["mode"]): boolean {
+  /**
+   * A once-only fault whose moment has come, used up by asking: past
+   * `afterBytes` of bodies, or (given the request's Range start) asking for
+   * bytes at or past that offset of the file.
+   */
+  due(mode: Fault["mode"], rangeStart?: number): boolean {
     const fault = this.fault;
-    if (fault.mode !== mode || !this.pending || !("afterBytes" in fault) || this.bodyBytes < fault.afterBytes) {
+    if (fault.mode !== mode || !this.pending || !("afterBytes" in fault)) return false;
+    if (this.bodyBytes < fault.afterBytes && !(rangeStart !== undefined && rangeStart >= fault.afterBytes)) {
       return false;
     }
     this.pending = false;
@@ -192,13 +201,15 @@ async function serve(client: TLSSocket, options: ProxyOptions, faults: Faults): 
     }
     const method = request.split(" ")[0];
     const ranged = /\r\nrange:/i.test(request);
+    const rangeStart = Number(/\r\nrange:\s*bytes=(\d+)-/i.exec(request)?.[1] ?? NaN);
+    const start = Number.isNaN(rangeStart) ? undefined : rangeStart;
     if (faults.fault.mode === "latency" || faults.fault.mode === "link") await sleep(faults.fault.ms);
-    if (faults.fault.mode === "status" && faults.due("status")) {
+    if (faults.fault.mode === "status" && faults.due("status", start)) {
       const body = "injected by the fault proxy\n";
       client.write(`HTTP/1.1 ${faults.fault.code} Injected\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
       continue;
     }
-    const dropRange = ranged && faults.due("ignore-range");
+    const dropRange = ranged && faults.due("ignore-range", start);
     const sent = dropRange ? request.replace(/\r\nrange:[^\r]*/i, "") : request;
     const key = `${method}${ranged && !dropRange ? " range" : ""}`;
     faults.requests[key] = (faults.requests[key] ?? 0) + 1;
