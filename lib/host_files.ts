@@ -156,7 +156,7 @@ export const SETTINGS_EXAMPLE: HostFile = {
 #relay_cache_total = 50%
 
 # Bytes a relay reads ahead of a guest that reads the ISO in order (an
-# installer), in whole MiB, over up to 16 GETs at once, so that a remote
+# installer), in whole MiB, over up to 14 GETs at once, so that a remote
 # server's round trip is paid once per 16 MiB rather than once per MiB. The
 # blocks wait on disk, not in memory. A read out of order stops it. 0 turns
 # it off.

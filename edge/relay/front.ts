@@ -506,19 +506,20 @@ class Blocks {
 }
 
 /**
- * Blocks fetched or read from disk between two full garbage collections: 4
- * (4 MiB). Each block leaves its 1 MiB buffer and the TLS layer's chunks
+ * Blocks fetched or read from disk between two full garbage collections: 2
+ * (2 MiB). Each block leaves its 1 MiB buffer and the TLS layer's chunks
  * behind, and Bun's collector, left to itself, let a front that streamed
  * 256 MiB at full speed grow to 150–180 MiB of RSS (the relay test measures
  * it); a collection it is asked for without waiting did nothing. With 4
  * GETs in flight a full one every 16 blocks left 114 MiB and one every 4
  * kept it under 100 MiB; with 16 in flight, every 4 left 108.6 MiB, and
  * every 2 kept it under 100 MiB. Since a block is read back from disk
- * into one buffer (files.ts), not 64 KiB copies joined, every 2 and every
- * 4 both peak at 95–99 MiB in that test, and every 8 at 102–108; at every
- * 2 the collections took a third of the front's CPU.
+ * into one buffer (files.ts), not 64 KiB copies joined, every 1, 2 and 4
+ * all peak at 95–99 MiB there with 16 in flight, and every 8 at 102–108:
+ * what is in flight sets the peak (RELAY_PARALLEL_GETS). With 14 in
+ * flight, every 2 peaks at 92–93 MiB.
  */
-const GC_EVERY_BLOCKS = 4;
+const GC_EVERY_BLOCKS = 2;
 
 /** Bun's collector, where the front runs in the binary; a no-op under Node and Deno (the tests). */
 function collectGarbage(): void {

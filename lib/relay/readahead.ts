@@ -44,13 +44,17 @@ export const RELAY_READAHEAD_START = 8;
 export const RELAY_READAHEAD_BLOCKS = 8;
 
 /**
- * GETs one relay has in flight at once, reads and read-ahead together: 16,
+ * GETs one relay has in flight at once, reads and read-ahead together: 14,
  * each on its own connection. A 1 MiB GET at 100 ms of round trip takes
- * 0.12 s on a 400 Mbit/s link, so 4 in flight read 21 MB/s; 16 keep 16 MiB
- * in flight, more than that link's bandwidth-delay product (5 MB). The
- * host's relay_host_connections bounds all relays' together.
+ * 0.12 s on a 400 Mbit/s link, so 4 in flight read 21 MB/s; 14 keep 14 MiB
+ * in flight, more than that link's bandwidth-delay product (5 MB). Each
+ * costs the front memory while it streams: in the relay test's 256 MiB
+ * read, 16 peaked at 95–99 MiB of RSS (and once past 100 in the whole
+ * suite), 14 at 92–93, 12 at 87–92; in the bench's 512 MiB read at 100 ms,
+ * 16 went at 42.9–46.7 MB/s, 14 at 45.6–46.2, 12 at 42.1–42.7. The host's
+ * relay_host_connections bounds all relays' together.
  */
-export const RELAY_PARALLEL_GETS = 16;
+export const RELAY_PARALLEL_GETS = 14;
 
 /**
  * The state after the guest asks for `index`, and the blocks to fetch ahead
