@@ -105,7 +105,7 @@ export function sharedBound(wanted: number, mine: Reservation, others: Reservati
  * ```ts
  * import { relayReservation } from "./budget.ts";
  * import { assertEquals } from "../_assert.ts";
- * assertEquals(relayReservation({ cacheSize: 2 ** 30, readaheadBlocks: 32 }), 2 ** 30 + 52 * 2 ** 20);
+ * assertEquals(relayReservation({ cacheSize: 2 ** 30, readaheadBlocks: 32 }), 2 ** 30 + 50 * 2 ** 20);
  * ```
  */
 export function relayReservation(config: { cacheSize: number; readaheadBlocks: number }): number {
