@@ -38,7 +38,6 @@ const RUNS = Math.max(10, Number(process.env.BENCH_RUNS ?? 15));
 const RSS_RUNS = 5;
 const BIN = join(ROOT, "node_modules", ".bin");
 const deno = join(BIN, "deno");
-const bun = join(BIN, "bun");
 const PYTHON = "/usr/bin/python3";
 const ISO_URL = "https://isos.example.org/el9/boot.iso?sig=abc";
 
@@ -52,10 +51,13 @@ interface Route {
 function build(): void {
   spawnSync(deno, ["task", "--quiet", "bundle"], { cwd: ROOT, stdio: "inherit" });
   spawnSync("npm", ["run", "--silent", "binary"], { cwd: ROOT, stdio: "ignore" });
-  // The floor: an empty program built with exactly `npm run binary`'s flags, every run, so the two never drift apart.
-  const flags = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.binary.split(" ")
-    .filter((word: string) => word.startsWith("--") && word !== "--outfile");
-  spawnSync(bun, ["build", ...flags, "bench/empty.mjs", "--outfile", join(ROOT, "dist", "bench-empty")], {
+  // The floor: an empty program built by the same script, with the binary's flags, every run.
+  spawnSync("bash", [
+    "scripts/binary.sh",
+    "bun-linux-x64-baseline",
+    join(ROOT, "dist", "bench-empty"),
+    "bench/empty.mjs",
+  ], {
     cwd: ROOT,
     stdio: "ignore",
   });

@@ -66,6 +66,7 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
     );
     return 2;
   }
+  normalJitPolicy();
   try {
     const config = readConfig(paths.config);
     // By pid and start time: a pid reused after this relay is gone is never taken for it.
@@ -242,4 +243,14 @@ function removeRuntime(paths: RelayPaths): void {
       rmSync(path, { recursive: true, force: true });
     } catch { /* already gone, or not ours to remove */ }
   }
+}
+
+/**
+ * The binary starts with JavaScriptCore's JIT held back (scripts/binary.sh),
+ * which suits a hook that runs for milliseconds; the relay runs for hours,
+ * and its front's loops want the JIT as soon as they are hot. A no-op under
+ * Node and Deno.
+ */
+function normalJitPolicy(): void {
+  (globalThis as { Bun?: { unsafe?: { setJITPolicy?(scale: number): void } } }).Bun?.unsafe?.setJITPolicy?.(1);
 }

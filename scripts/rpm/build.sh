@@ -20,8 +20,7 @@ node --import tsx scripts/man.ts > "$top/SOURCES/httpsisoboot.8"
 
 declare -A BUN_TARGET=([x86_64]=bun-linux-x64-baseline [aarch64]=bun-linux-arm64)
 for arch in ${RPM_ARCHES:-x86_64 aarch64}; do
-  bun build --compile --bytecode --minify --target="${BUN_TARGET[$arch]}" hook.ts \
-    --outfile "$top/SOURCES/httpsisoboot-$arch" >/dev/null
+  bash scripts/binary.sh "${BUN_TARGET[$arch]}" "$top/SOURCES/httpsisoboot-$arch" >/dev/null
   rpmbuild -bb --quiet --target "$arch" \
     --define "_topdir $top" --define "hook_version $version" \
     scripts/rpm/vdsm-hook-httpsisoboot.spec

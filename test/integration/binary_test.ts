@@ -357,6 +357,22 @@ describe("the single binary", {
     const version = spawnSync("env", ["-i", BINARY, "--version"], { encoding: "utf8" });
     assert.equal(version.stdout, `httpsisoboot ${VERSION}\n`);
   });
+
+  test("takes no code and no settings from the directory it runs in: a bunfig.toml's preload and a .env are ignored", () => {
+    // Bun's executables load both from the working directory unless built not to: code run as root by whoever can write there.
+    const dir = mkdtempSync(join(work, "cwd-"));
+    const marker = join(dir, "planted-ran");
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./planted.js"]\n');
+    writeFileSync(join(dir, "planted.js"), `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "ran");\n`);
+    writeFileSync(join(dir, ".env"), "HTTPSISOBOOT_CONFIG=/nonexistent/planted.conf\n");
+    const result = spawnSync(BINARY, ["--dry-run", "--url", URL, join(FIXTURES, "q35-vdsm.in.xml")], {
+      cwd: dir,
+      env: { PATH: process.env.PATH },
+      encoding: "utf8",
+    });
+    assert.equal(existsSync(marker), false, "the planted preload never ran");
+    assert.equal(result.status, 0, `the planted .env named no settings file: ${result.stderr}`);
+  });
 });
 
 describe("the bundle under Deno", {
