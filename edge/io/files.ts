@@ -43,6 +43,58 @@ export function readRegularFile(
   path: string,
   options: { maxBytes: number; followSymlinks: boolean; what: string },
 ): { bytes: Uint8Array; stats: Stats } {
+  const { fd, stats } = openRegular(path, options);
+  try {
+    if (stats.size > options.maxBytes) {
+      throw new LimitError(
+        `${options.what} '${path}' is larger than ${options.maxBytes} bytes, the most the hook reads`,
+      );
+    }
+    return { bytes: readAtMost(fd, stats.size, options.maxBytes, `${options.what} '${path}'`), stats };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads a regular file of exactly as many bytes as `parts` hold together
+ * into them, in order (a relay's block file: its digest, then the block,
+ * into a buffer the relay reuses), refused as readRegularFile refuses; a
+ * file of another size is refused before a byte is read, and one that
+ * changes size as it is read fails.
+ */
+export function readRegularFileInto(
+  path: string,
+  parts: Uint8Array[],
+  options: { followSymlinks: boolean; what: string },
+): void {
+  const { fd, stats } = openRegular(path, options);
+  try {
+    const size = parts.reduce((sum, part) => sum + part.length, 0);
+    if (stats.size !== size) {
+      throw new LimitError(`${options.what} '${path}' has ${stats.size} bytes, not ${size}`);
+    }
+    for (const part of parts) {
+      for (let at = 0; at < part.length;) {
+        const read = readSync(fd, part, at, part.length - at, null);
+        if (read === 0) throw new FileError(`${options.what} '${path}' ended at ${at} of ${part.length} bytes`);
+        at += read;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens a regular file for reading: a FIFO, device, socket or directory is
+ * refused before a byte is read (the open does not block on a FIFO), and so
+ * is a symbolic link unless `followSymlinks`. The caller closes it.
+ */
+function openRegular(
+  path: string,
+  options: { followSymlinks: boolean; what: string },
+): { fd: number; stats: Stats } {
   const flags = constants.O_RDONLY | constants.O_NONBLOCK | (options.followSymlinks ? 0 : constants.O_NOFOLLOW);
   let fd: number;
   try {
@@ -61,14 +113,10 @@ export function readRegularFile(
     if (!stats.isFile()) {
       throw new FileError(`${options.what} '${path}' is not a regular file; give the path of a file`);
     }
-    if (stats.size > options.maxBytes) {
-      throw new LimitError(
-        `${options.what} '${path}' is larger than ${options.maxBytes} bytes, the most the hook reads`,
-      );
-    }
-    return { bytes: readAtMost(fd, stats.size, options.maxBytes, `${options.what} '${path}'`), stats };
-  } finally {
+    return { fd, stats };
+  } catch (error) {
     closeSync(fd);
+    throw error;
   }
 }
 

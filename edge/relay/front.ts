@@ -52,6 +52,7 @@ import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
 
 import { redirectTarget } from "../../lib/redirect.ts";
 import { sharingKey } from "../../lib/relay/shared.ts";
+import { BufferPool } from "../../lib/relay/buffers.ts";
 import type { RelayStatus } from "../../lib/relay/status.ts";
 import { errorCode } from "../io/files.ts";
 import { BlockStore, sharedEntry } from "./store.ts";
@@ -267,14 +268,24 @@ async function answer(
   const end = Math.min(request.range!.end, size - 1);
   if (start > end) throw new HookError(`nbdkit asked for bytes ${start}-${request.range!.end} of a ${size}-byte file`);
   const parts: Uint8Array[] = [];
-  for (let index = Math.floor(start / RELAY_BLOCK_BYTES); index <= Math.floor(end / RELAY_BLOCK_BYTES); index++) {
-    const from = index * RELAY_BLOCK_BYTES;
-    const needed = Math.min(end - from + 1, RELAY_BLOCK_BYTES);
-    const block = await blocks.get(index).first(needed);
-    parts.push(block.subarray(Math.max(start - from, 0), needed));
+  const leases: Array<() => void> = [];
+  const release = () => leases.forEach((done) => done());
+  try {
+    for (let index = Math.floor(start / RELAY_BLOCK_BYTES); index <= Math.floor(end / RELAY_BLOCK_BYTES); index++) {
+      const from = index * RELAY_BLOCK_BYTES;
+      const needed = Math.min(end - from + 1, RELAY_BLOCK_BYTES);
+      const lease = blocks.lease(index);
+      leases.push(lease.release);
+      const block = await lease.block.first(needed);
+      parts.push(block.subarray(Math.max(start - from, 0), needed));
+    }
+  } catch (error) {
+    release();
+    throw error;
   }
   client.write(frontAnswer({ kind: "part", start, end, size }));
-  for (const part of parts) client.write(part);
+  // The buffers go back to the pool only once the socket has taken the bytes (the write's callback).
+  parts.forEach((part, i) => client.write(part, i === parts.length - 1 ? release : undefined));
   pool.stats.served += end - start + 1;
 }
 
@@ -337,6 +348,38 @@ class Arriving {
   private have = 0;
   private failure?: unknown;
   private waiters: Array<() => void> = [];
+  /** The pool's buffer behind `body`, until it goes back. */
+  private buffer?: Uint8Array;
+  /** The fetch filling the buffer and the answers reading it: it goes back to the pool only once none is left. */
+  private users = 0;
+  private dropped = false;
+
+  constructor(private readonly buffers?: BufferPool) {}
+
+  /** Where the block's `length` bytes go: a buffer of the pool's. */
+  space(length: number): Uint8Array {
+    if (!this.buffers || length > this.buffers.size) return new Uint8Array(length);
+    this.buffer ??= this.buffers.take();
+    return this.buffer.subarray(0, length);
+  }
+
+  /** Holds the bytes for a fetch or an answer; the function lets them go (once, however often it is called). */
+  use(): () => void {
+    this.users++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.users--;
+      this.recycle();
+    };
+  }
+
+  /** The front holds the block no more: its buffer goes back once nothing uses it. */
+  drop(): void {
+    this.dropped = true;
+    this.recycle();
+  }
 
   /** The fetch has read `have` bytes into `body`. */
   progress(body: Uint8Array, have: number): void {
@@ -369,6 +412,15 @@ class Arriving {
     this.waiters = [];
     for (const waiter of waiters) waiter();
   }
+
+  private recycle(): void {
+    if (!this.dropped || this.users > 0 || !this.buffer) return;
+    const buffer = this.buffer;
+    this.buffer = undefined;
+    this.body = new Uint8Array();
+    this.have = 0;
+    this.buffers!.give(buffer);
+  }
 }
 
 /**
@@ -394,6 +446,8 @@ class Blocks {
   private fetched = 0;
   /** Where fetched blocks go on disk: set once the front knows whether the file may be shared. */
   store?: BlockStore;
+  /** The blocks' buffers, reused: as many kept idle as may be in flight and held at once. */
+  private readonly buffers: BufferPool;
 
   constructor(
     private readonly fetch: (index: number, into: Arriving) => Promise<void>,
@@ -402,18 +456,25 @@ class Blocks {
     private readonly depth: number,
     private readonly parallel: number,
     private readonly mayOpen: () => boolean,
-  ) {}
+  ) {
+    this.buffers = new BufferPool(RELAY_BLOCK_BYTES, parallel + RELAY_FRONT_BLOCKS);
+  }
 
-  get(index: number): Arriving {
+  /**
+   * Block `index` for an answer, held until `release` (once the answer is
+   * written): its buffer is not reused before, even if the front drops it.
+   */
+  lease(index: number): { block: Arriving; release: () => void } {
     let block = this.held.get(index);
     this.unread.delete(index);
     if (block) this.held.delete(index);
     else block = this.fromStore(index) ?? this.start(index, false);
     this.held.set(index, block);
+    const release = block.use();
     // nbdkit asks for a block in 64 KiB pieces: the plan changes only when the guest reaches another block.
     if (index !== this.order.last) this.readAhead(index);
     this.trim();
-    return block;
+    return { block, release };
   }
 
   /** Starts what is queued, as room comes: called again whenever a GET ends. */
@@ -433,10 +494,14 @@ class Blocks {
   }
 
   private fromStore(index: number): Arriving | undefined {
-    const body = this.store?.read(index);
-    if (body === undefined) return undefined;
+    if (!this.store) return undefined;
+    const arriving = new Arriving(this.buffers);
+    const body = this.store.read(index, arriving.space(RELAY_BLOCK_BYTES));
+    if (body === undefined) {
+      arriving.drop();
+      return undefined;
+    }
     if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
-    const arriving = new Arriving();
     arriving.progress(body, body.length);
     return arriving;
   }
@@ -462,28 +527,33 @@ class Blocks {
   }
 
   private start(index: number, ahead: boolean): Arriving {
-    const arriving = new Arriving();
+    const arriving = new Arriving(this.buffers);
+    const filling = arriving.use();
     this.inFlight.add(index);
     if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
     this.fetch(index, arriving).then(() => this.keep(index, arriving), (error) => {
       arriving.fail(error);
-      if (this.held.get(index) === arriving) this.held.delete(index);
-      this.unread.delete(index);
+      if (this.held.get(index) === arriving) this.forget(index);
       if (ahead) this.log(`${describe(error)}; it was fetched ahead, and will be fetched again when asked`);
     }).finally(() => {
+      filling();
       this.inFlight.delete(index);
       this.pump();
     });
     return arriving;
   }
 
+  /** Lets block `index` go from memory: its buffer goes back to the pool once no answer uses it. */
+  private forget(index: number): void {
+    this.held.get(index)?.drop();
+    this.held.delete(index);
+    this.unread.delete(index);
+  }
+
   /** A block has come whole: to disk, where there is a store; one fetched ahead and unread then leaves memory. */
   private keep(index: number, arriving: Arriving): void {
     if (!this.store?.write(index, arriving.bytes())) return;
-    if (this.unread.has(index) && this.held.get(index) === arriving) {
-      this.held.delete(index);
-      this.unread.delete(index);
-    }
+    if (this.unread.has(index) && this.held.get(index) === arriving) this.forget(index);
   }
 
   /**
@@ -499,8 +569,7 @@ class Blocks {
       const oldest = [...this.held.keys()].filter((index) => !this.inFlight.has(index));
       const drop = oldest.find((index) => !this.unread.has(index)) ?? oldest[0];
       if (drop === undefined) return;
-      this.held.delete(drop);
-      this.unread.delete(drop);
+      this.forget(drop);
     }
   }
 }
@@ -517,7 +586,11 @@ class Blocks {
  * into one buffer (files.ts), not 64 KiB copies joined, every 1, 2 and 4
  * all peak at 95–99 MiB there with 16 in flight, and every 8 at 102–108:
  * what is in flight sets the peak (RELAY_PARALLEL_GETS). With 14 in
- * flight, every 2 peaks at 92–93 MiB.
+ * flight, every 2 peaks at 92–93 MiB; with the blocks' buffers reused
+ * (buffers.ts), at 83–86 MiB (every 4: 86–87). A full collection also
+ * hands freed memory back to the kernel, so each fresh 1 MiB buffer was
+ * faulted in again: that, not TLS, was most of the front's CPU before the
+ * buffers were reused.
  */
 const GC_EVERY_BLOCKS = 2;
 
@@ -746,7 +819,7 @@ class Upstream {
 
   /** Reads exactly `length` body bytes, telling `into` of each step. */
   async readBody(length: number, into?: Arriving): Promise<void> {
-    const body = new Uint8Array(length);
+    const body = into ? into.space(length) : new Uint8Array(length);
     let have = 0;
     while (have < length) {
       const chunk = this.chunks[0];

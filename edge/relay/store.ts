@@ -43,7 +43,8 @@ import {
 import { basename, dirname, join } from "node:path";
 import { type CachedFile, evictionPlan } from "../../lib/relay/shared.ts";
 import { RELAY_BLOCK_BYTES } from "../../lib/limits.ts";
-import { randomHex, readRegularFile, writeAll } from "../io/files.ts";
+import { randomHex, readRegularFileInto, writeAll } from "../io/files.ts";
+import { LimitError } from "../../lib/errors.ts";
 
 /** The digest each block file starts with. */
 const DIGEST_BYTES = 32;
@@ -114,24 +115,24 @@ export class BlockStore {
   }
 
   /**
-   * Block `index`, whole and as the server sent it, or undefined. A shared
-   * block read counts as used now, for eviction.
+   * Block `index`, whole and as the server sent it, read into `into` (the
+   * front's buffer, at least a block long), or undefined. A shared block
+   * read counts as used now, for eviction.
    */
-  read(index: number): Uint8Array | undefined {
+  read(index: number, into: Uint8Array): Uint8Array | undefined {
     const path = this.path(index);
-    const length = this.length(index);
-    let bytes: Uint8Array;
+    const body = into.subarray(0, this.length(index));
+    const stored = new Uint8Array(DIGEST_BYTES);
     try {
-      bytes =
-        readRegularFile(path, { maxBytes: DIGEST_BYTES + length, followSymlinks: false, what: "the block" }).bytes;
-    } catch {
+      readRegularFileInto(path, [stored, body], { followSymlinks: false, what: "the block" });
+    } catch (error) {
       this.seen.delete(index);
       this.wrote.delete(index);
-      return undefined; // not there (or larger than a block: torn, and removed below when it is rewritten)
+      // Not there; or torn, of the wrong length, and removed.
+      if (error instanceof LimitError) rmSync(path, { force: true });
+      return undefined;
     }
-    const body = bytes.subarray(DIGEST_BYTES);
-    const whole = bytes.length === DIGEST_BYTES + length &&
-      (this.wrote.has(index) || sameBytes(digest(body), bytes.subarray(0, DIGEST_BYTES)));
+    const whole = this.wrote.has(index) || sameBytes(digest(body), stored);
     if (!whole) {
       rmSync(path, { force: true });
       this.seen.delete(index);

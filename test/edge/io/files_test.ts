@@ -2,11 +2,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { isRunning, processStart } from "../../../edge/io/processes.ts";
-import { readRegularFile } from "../../../edge/io/files.ts";
+import { readRegularFile, readRegularFileInto } from "../../../edge/io/files.ts";
 import { takeLock } from "../../../edge/io/lock.ts";
 import { LimitError } from "../../../lib/errors.ts";
 import { workDir } from "../../support/mod.ts";
@@ -120,5 +120,43 @@ describe("readRegularFile()", () => {
       () => readRegularFile("/proc/self/status", { maxBytes: 16, followSymlinks: false, what: "x" }),
       LimitError,
     );
+  });
+});
+
+describe("readRegularFileInto()", () => {
+  test("readRegularFileInto() fills the buffers it is given, in order, from a file of exactly their size", () => {
+    const path = join(work, "into");
+    const bytes = Uint8Array.from({ length: (1 << 20) + 32 }, (_, i) => (i * 7) % 253);
+    writeFileSync(path, bytes);
+    const head = new Uint8Array(32);
+    const body = new Uint8Array(1 << 20).fill(0xee);
+    readRegularFileInto(path, [head, body], { followSymlinks: false, what: "x" });
+    assert.deepEqual(head, bytes.subarray(0, 32));
+    assert.deepEqual(body, bytes.subarray(32));
+  });
+
+  test("readRegularFileInto() refuses a file of another size, a directory and a symbolic link, and leaves the buffers as they were", () => {
+    const path = join(work, "short");
+    writeFileSync(path, new Uint8Array(100).fill(1));
+    const buffer = new Uint8Array(101);
+    assert.throws(
+      () => readRegularFileInto(path, [buffer], { followSymlinks: false, what: "x" }),
+      /has 100 bytes, not 101/,
+    );
+    assert.throws(
+      () => readRegularFileInto(path, [buffer.subarray(0, 99)], { followSymlinks: false, what: "x" }),
+      LimitError,
+    );
+    assert.throws(
+      () => readRegularFileInto(work, [buffer], { followSymlinks: false, what: "x" }),
+      /not a regular file/,
+    );
+    const link = join(work, "short.link");
+    symlinkSync(path, link);
+    assert.throws(
+      () => readRegularFileInto(link, [buffer.subarray(0, 100)], { followSymlinks: false, what: "x" }),
+      /ELOOP/,
+    );
+    assert.ok(buffer.every((byte) => byte === 0));
   });
 });

@@ -6,6 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { connect } from "node:net";
 import { readFileSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
 import { join } from "node:path";
@@ -202,6 +203,34 @@ describe("the relay's front", { skip: noOpenssl }, () => {
       Array.from({ length: 16 }, (_, i) => i),
       "each block once",
     );
+  });
+
+  test("a block's buffer is reused only once the answers that point into it are written: a reader that stalls still gets its own bytes", async () => {
+    const { iso, big } = await bigServer();
+    const path = await frontFor(iso.port, "stalled");
+    // A reader that asks for all of block 0 and reads none of it: the front's write of it waits on the socket.
+    const stalled = connect({ path });
+    stalled.pause();
+    stalled.write(`GET /iso HTTP/1.1\r\nRange: bytes=0-${(1 << 20) - 1}\r\nHost: httpsisoboot-relay\r\n\r\n`);
+    await sleep(600);
+    // Meanwhile the guest reads on: block 0 is dropped from memory, and the buffers of later blocks go round.
+    for (let index = 1; index < 16; index++) await readBlock(path, big, index);
+    const chunks: Buffer[] = [];
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the stalled reader's answer never came whole")), 10_000);
+      stalled.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        const raw = Buffer.concat(chunks);
+        const head = raw.indexOf("\r\n\r\n");
+        if (head >= 0 && raw.length >= head + 4 + (1 << 20)) {
+          clearTimeout(timer);
+          resolve(raw.subarray(head + 4, head + 4 + (1 << 20)));
+        }
+      });
+      stalled.resume();
+    });
+    stalled.destroy();
+    assert.ok(answer.equals(big.subarray(0, 1 << 20)), "block 0 as the server sent it, not another block's bytes");
   });
 
   test("random reads fetch nothing ahead: one GET for each block read", async () => {

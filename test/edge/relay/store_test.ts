@@ -204,8 +204,12 @@ describe("BlockStore", () => {
     const store = new BlockStore({ dir: join(root, "blocks"), root, bound: 8 * MiB, size: MiB + 10, shared: false });
     assert.equal(store.write(1, new Uint8Array(9)), false, "the last block is 10 bytes");
     assert.equal(store.write(1, new Uint8Array(10).fill(7)), true);
-    assert.deepEqual(store.read(1), new Uint8Array(10).fill(7));
-    assert.equal(store.read(0), undefined);
+    assert.deepEqual(
+      store.read(1, new Uint8Array(MiB)),
+      new Uint8Array(10).fill(7),
+      "read into a block's buffer, its own length",
+    );
+    assert.equal(store.read(0, new Uint8Array(MiB)), undefined);
     store.close();
     assert.deepEqual(readdirSync(root), []);
   });
@@ -219,12 +223,27 @@ describe("BlockStore", () => {
     assert.ok(mine.write(0, body) && mine.write(1, body));
     assert.ok(mine.has(0));
     rmSync(join(dir, "0"));
-    assert.equal(mine.read(0), undefined, "evicted meanwhile: read as not there");
+    assert.equal(mine.read(0, new Uint8Array(MiB)), undefined, "evicted meanwhile: read as not there");
     assert.equal(mine.has(0), false);
     const torn = readFileSync(join(dir, "1"));
     torn[4096] ^= 1;
     writeFileSync(join(dir, "1"), torn);
-    assert.equal(new BlockStore(spec).read(1), undefined, "another relay's store checks the digest");
+    assert.equal(
+      new BlockStore(spec).read(1, new Uint8Array(MiB)),
+      undefined,
+      "another relay's store checks the digest",
+    );
     assert.ok(!existsSync(join(dir, "1")), "and removes the torn block");
+  });
+
+  test("a block file of the wrong length, as a crash may leave it, is read as not there and removed", () => {
+    const root = join(work, "short");
+    const dir = join(root, "entry");
+    const store = new BlockStore({ dir, root, bound: 8 * MiB, size: 2 * MiB, shared: true });
+    assert.ok(store.write(0, new Uint8Array(MiB).fill(3)));
+    writeFileSync(join(dir, "0"), readFileSync(join(dir, "0")).subarray(0, 4096));
+    const buffer = new Uint8Array(MiB).fill(9);
+    assert.equal(store.read(0, buffer), undefined);
+    assert.ok(!existsSync(join(dir, "0")), "the short block is removed");
   });
 });
