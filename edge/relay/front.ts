@@ -51,7 +51,7 @@ import { certificateProblem, openTls } from "../http/client.ts";
 import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
 
 import { redirectTarget } from "../../lib/redirect.ts";
-import { sharingKey } from "../../lib/relay/shared.ts";
+import { blockSource, sharingKey } from "../../lib/relay/shared.ts";
 import { BufferPool } from "../../lib/relay/buffers.ts";
 import type { RelayStatus } from "../../lib/relay/status.ts";
 import { errorCode } from "../io/files.ts";
@@ -132,7 +132,7 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
     async (index, arriving) => {
       const start = index * RELAY_BLOCK_BYTES;
       const end = Math.min(start + RELAY_BLOCK_BYTES, pool.facts.size!) - 1;
-      await ask({ method: "GET", range: { start, end } }, options, pool, arriving);
+      return (await ask({ method: "GET", range: { start, end } }, options, pool, arriving)).from;
     },
     () => pool.facts.size === undefined ? undefined : Math.ceil(pool.facts.size / RELAY_BLOCK_BYTES),
     (line) => {
@@ -146,8 +146,9 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
   pool.onIdle = () => blocks.pump();
   let opening: Promise<void> | undefined;
   const openStore = () =>
-    opening ??= chooseStore(options, pool, depth + parallel).then((store) => {
-      blocks.store = store;
+    opening ??= chooseStore(options, pool, depth + parallel).then((chosen) => {
+      blocks.store = chosen?.store;
+      blocks.source = chosen?.source;
     }, (error) => {
       opening = undefined;
       throw error;
@@ -176,25 +177,35 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
  * validator; http.ts), the shared entry of the file's key (shared.ts), or
  * the relay's private one when it has no strong ETag. A server that refuses
  * this VM refuses this request, and the guest's read fails with it: no
- * shared block is read before it. Undefined without a store, or when it
- * cannot be made (which only costs the disk's help).
+ * shared block is read before it. The key names the URL that answered, after
+ * any redirect (its `source`), and only blocks that URL answered go to disk.
+ * Undefined without a store, or when it cannot be made (which only costs the
+ * disk's help).
  */
-async function chooseStore(options: FrontOptions, pool: Pool, window: number): Promise<BlockStore | undefined> {
+async function chooseStore(
+  options: FrontOptions,
+  pool: Pool,
+  window: number,
+): Promise<{ store: BlockStore; source: string } | undefined> {
   const places = options.store;
   if (!places) return undefined;
-  await ask({ method: "GET", range: { start: 0, end: 0 } }, options, pool);
+  const { from } = await ask({ method: "GET", range: { start: 0, end: 0 } }, options, pool);
   const size = pool.facts.size!;
-  const sharing = places.sharedBound > 0 ? sharingKey(options.url, pool.facts) : { why: "relay_shared_cache is 0" };
+  const source = blockSource(from);
+  const sharing = places.sharedBound > 0 ? sharingKey(from, pool.facts) : { why: "relay_shared_cache is 0" };
   try {
     if ("key" in sharing) {
       pool.stats.sharing = "shared";
       const dir = sharedEntry(places.sharedRoot, sharing.key);
-      return new BlockStore({ dir, root: places.sharedRoot, bound: places.sharedBound, size, shared: true });
+      return {
+        store: new BlockStore({ dir, root: places.sharedRoot, bound: places.sharedBound, size, shared: true }),
+        source,
+      };
     }
     pool.stats.sharing = `not shared: ${sharing.why}`;
     const bound = (window + RELAY_FRONT_BLOCKS) * RELAY_BLOCK_BYTES;
     const dir = join(places.privateRoot, "blocks");
-    return new BlockStore({ dir, root: places.privateRoot, bound, size, shared: false });
+    return { store: new BlockStore({ dir, root: places.privateRoot, bound, size, shared: false }), source };
   } catch (error) {
     options.log(`cannot keep blocks on disk (${errorCode(error)}); they are held in memory`);
     return undefined;
@@ -299,7 +310,7 @@ async function ask(
   options: FrontOptions,
   pool: Pool,
   into?: Arriving,
-): Promise<{ verdict: Extract<Verdict, { kind: "whole" | "part" }> }> {
+): Promise<{ verdict: Extract<Verdict, { kind: "whole" | "part" }>; from: IsoUrl }> {
   let url = options.url;
   for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
     const range = request.range && `bytes=${request.range.start}-${request.range.end}`;
@@ -333,7 +344,7 @@ async function ask(
     }
     if (keepsAlive(head)) pool.keep(url, upstream);
     else upstream.discard();
-    return { verdict };
+    return { verdict, from: url };
   }
   throw new HookError(`${options.url.redacted} redirects more than ${MAX_REDIRECTS} times`);
 }
@@ -446,11 +457,14 @@ class Blocks {
   private fetched = 0;
   /** Where fetched blocks go on disk: set once the front knows whether the file may be shared. */
   store?: BlockStore;
+  /** Where the store's blocks come from (shared.ts's blockSource): a block another URL answered stays off disk. */
+  source?: string;
   /** The blocks' buffers, reused: as many kept idle as may be in flight and held at once. */
   private readonly buffers: BufferPool;
 
   constructor(
-    private readonly fetch: (index: number, into: Arriving) => Promise<void>,
+    /** Fetches a block into `into`; the URL that answered, after any redirect. */
+    private readonly fetch: (index: number, into: Arriving) => Promise<IsoUrl>,
     private readonly blockCount: () => number | undefined,
     private readonly log: (line: string) => void,
     private readonly depth: number,
@@ -531,7 +545,7 @@ class Blocks {
     const filling = arriving.use();
     this.inFlight.add(index);
     if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
-    this.fetch(index, arriving).then(() => this.keep(index, arriving), (error) => {
+    this.fetch(index, arriving).then((from) => this.keep(index, arriving, from), (error) => {
       arriving.fail(error);
       if (this.held.get(index) === arriving) this.forget(index);
       if (ahead) this.log(`${describe(error)}; it was fetched ahead, and will be fetched again when asked`);
@@ -550,9 +564,13 @@ class Blocks {
     this.unread.delete(index);
   }
 
-  /** A block has come whole: to disk, where there is a store; one fetched ahead and unread then leaves memory. */
-  private keep(index: number, arriving: Arriving): void {
-    if (!this.store?.write(index, arriving.bytes())) return;
+  /**
+   * A block has come whole: to disk, where there is a store and the URL that
+   * answered is the one its blocks come from; one fetched ahead and unread
+   * then leaves memory.
+   */
+  private keep(index: number, arriving: Arriving, from: IsoUrl): void {
+    if (blockSource(from) !== this.source || !this.store?.write(index, arriving.bytes())) return;
     if (this.unread.has(index) && this.held.get(index) === arriving) this.forget(index);
   }
 

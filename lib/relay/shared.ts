@@ -11,7 +11,10 @@
  * a shared block only after its own request to the server, with its own URL,
  * has shown that same strong ETag and size (front.ts); a file with no
  * strong ETag (only Last-Modified, which a rewrite within one second keeps)
- * is never shared.
+ * is never shared. The server and path are those of the URL that answered,
+ * after any redirect, not the URL the VM was given: a server that redirects
+ * one VM's query elsewhere would otherwise let that VM fill, with another
+ * server's bytes, the entry every other VM on the first URL reads.
  *
  * This module is pure: store.ts does the I/O.
  *
@@ -44,7 +47,25 @@ export function sharingKey(url: IsoUrl, facts: FileFacts): { key: string } | { w
   if (facts.validator.header !== "etag") {
     return { why: "the server gives the file no strong ETag, so a change to it could go unseen" };
   }
-  return { key: [`${url.host}:${url.port}`, url.name, facts.validator.value, String(facts.size)].join("\n") };
+  return { key: [blockSource(url), facts.validator.value, String(facts.size)].join("\n") };
+}
+
+/**
+ * Where a block came from, as the key names it: the server and the path of
+ * the URL that answered, without the query.
+ *
+ * @param url The URL that answered the request, after any redirect.
+ * @example
+ * ```ts
+ * import { blockSource } from "./shared.ts";
+ * import { parseIsoUrl } from "../url.ts";
+ * import { assertEquals } from "../_assert.ts";
+ * assertEquals(blockSource(parseIsoUrl("https://isos.example.org/el9/boot.iso?sig=vm1")), "isos.example.org:443\n/el9/boot.iso");
+ * assertEquals(blockSource(parseIsoUrl("https://isos.example.org:8443/el9/boot.iso")) === blockSource(parseIsoUrl("https://isos.example.org/el9/boot.iso")), false);
+ * ```
+ */
+export function blockSource(url: IsoUrl): string {
+  return `${url.host}:${url.port}\n${url.name}`;
 }
 
 /** A block file of the shared cache, as store.ts found it. */

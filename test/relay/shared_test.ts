@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { evictionPlan, sharingKey } from "../../lib/relay/shared.ts";
+import { blockSource, evictionPlan, sharingKey } from "../../lib/relay/shared.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import type { Validator } from "../../lib/relay/http.ts";
 
@@ -24,6 +24,17 @@ describe("the shared block cache's key and eviction", () => {
     ) {
       assert.notDeepEqual(other, base);
     }
+  });
+
+  test("blockSource() is the key's server and path: the same for every query, another for another port, host or path", () => {
+    const source = (url: string) => blockSource(parseIsoUrl(url));
+    const base = source("https://isos.example.org/el9/boot.iso?sig=vm1");
+    assert.equal(source("https://isos.example.org:443/el9/boot.iso?sig=vm2"), base);
+    for (const other of ["https://isos.example.org:8443/el9/boot.iso", "https://mirror.example.org/el9/boot.iso"]) {
+      assert.notEqual(source(other), base, other);
+    }
+    const key = sharingKey(parseIsoUrl("https://isos.example.org/el9/boot.iso"), { size: 1, validator: ETAG });
+    assert.ok("key" in key && key.key.startsWith(`${base}\n`), "the key starts with the source");
   });
 
   test("sharingKey() refuses a file with only Last-Modified, or not yet seen", () => {

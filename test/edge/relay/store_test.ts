@@ -164,6 +164,31 @@ describe("the host's shared block cache", { skip: noOpenssl }, () => {
     assert.match(refused.log.join("\n"), /403/);
   });
 
+  test("blocks a redirect brought from another server are never served for the URL that redirected: a VM cannot fill another's cache entry", async () => {
+    const good = file(2 * MiB, 8);
+    const planted = file(2 * MiB, 9);
+    // The attacker's server names its file with the good file's ETag and size.
+    const other = await server(cert, isoAnswer(() => ({ bytes: planted, validator: 'ETag: "v1"' })));
+    const goodAnswer = isoAnswer(() => ({ bytes: good, validator: 'ETag: "v1"' }));
+    // An ISO server with an open redirect: the query of one VM's URL sends it elsewhere.
+    const iso = await server(cert, (socket, request) => {
+      if (!request.includes("sig=attacker ")) return goodAnswer(socket, request);
+      socket.write(
+        `HTTP/1.1 302 Found\r\nLocation: https://localhost:${other.port}/other.iso\r\nContent-Length: 0\r\n\r\n`,
+      );
+    });
+    const shared = join(work, "shared-redirected");
+    const attacker = await relayOf(iso.port, "attacker", { sharedRoot: shared });
+    assert.ok(
+      bodies((await ask(attacker.path, wholeFile(planted.length))).raw).equals(planted),
+      "the attacker reads its file",
+    );
+    const victim = await relayOf(iso.port, "victim", { sharedRoot: shared });
+    const read = bodies((await ask(victim.path, wholeFile(good.length))).raw);
+    assert.ok(read.equals(good), "the victim reads the good file, not one byte of the planted one");
+    assert.equal(victim.front.stats().hits, 0);
+  });
+
   test("a block torn on disk is found by its digest, removed and fetched again", async () => {
     const data = file(2 * MiB, 6);
     const iso = await server(cert, isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' })));
