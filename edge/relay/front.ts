@@ -278,15 +278,18 @@ async function answer(
   const start = request.range!.start;
   const end = Math.min(request.range!.end, size - 1);
   if (start > end) throw new HookError(`nbdkit asked for bytes ${start}-${request.range!.end} of a ${size}-byte file`);
+  const first = Math.floor(start / RELAY_BLOCK_BYTES);
+  const leases = Array.from(
+    { length: Math.floor(end / RELAY_BLOCK_BYTES) - first + 1 },
+    (_, i) => blocks.lease(first + i),
+  );
+  const release = () => leases.forEach((lease) => lease.release());
+  blocks.read(start, end);
   const parts: Uint8Array[] = [];
-  const leases: Array<() => void> = [];
-  const release = () => leases.forEach((done) => done());
   try {
-    for (let index = Math.floor(start / RELAY_BLOCK_BYTES); index <= Math.floor(end / RELAY_BLOCK_BYTES); index++) {
-      const from = index * RELAY_BLOCK_BYTES;
+    for (const [i, lease] of leases.entries()) {
+      const from = (first + i) * RELAY_BLOCK_BYTES;
       const needed = Math.min(end - from + 1, RELAY_BLOCK_BYTES);
-      const lease = blocks.lease(index);
-      leases.push(lease.release);
       const block = await lease.block.first(needed);
       parts.push(block.subarray(Math.max(start - from, 0), needed));
     }
@@ -449,7 +452,7 @@ class Arriving {
  */
 class Blocks {
   private held = new Map<number, Arriving>();
-  private order: ReadAheadState = { run: 0 };
+  private order: ReadAheadState = {};
   private queue: number[] = [];
   /** Blocks fetched ahead, held in memory, that the guest has not read yet: dropped last. */
   private unread = new Set<number>();
@@ -485,8 +488,6 @@ class Blocks {
     else block = this.fromStore(index) ?? this.start(index, false);
     this.held.set(index, block);
     const release = block.use();
-    // nbdkit asks for a block in 64 KiB pieces: the plan changes only when the guest reaches another block.
-    if (index !== this.order.last) this.readAhead(index);
     this.trim();
     return { block, release };
   }
@@ -520,13 +521,19 @@ class Blocks {
     return arriving;
   }
 
-  private readAhead(index: number): void {
+  /**
+   * The guest reads bytes `start` to `end`: what to fetch ahead, planned
+   * when it reaches another block (readahead.ts). Called once its blocks
+   * are leased, so that the GETs it waits for start before those ahead.
+   */
+  read(start: number, end: number): void {
     const blocks = this.blockCount();
     if (blocks === undefined) return;
-    const plan = readAhead(this.order, index, blocks, this.window());
+    const plan = readAhead(this.order, { start, end }, blocks, this.window());
     this.order = plan.state;
-    // A read out of order empties the queue: what was planned ahead of the old place is not wanted.
-    if (plan.ahead.length > 0 || plan.state.run === 1) this.queue = plan.ahead;
+    if (plan.ahead === undefined) return;
+    // A read elsewhere empties the queue: what was planned ahead of the old place is not wanted.
+    this.queue = plan.ahead;
     this.pump();
   }
 

@@ -4,26 +4,43 @@
  * (an installer copying packages) would otherwise pay one round trip to
  * the server per 1 MiB block, since nbdkit's curl plugin asks one request
  * at a time: at 100 ms that is 10 MB/s whatever the link. Once the guest
- * has asked for RELAY_READAHEAD_TRIGGER blocks in a row, the front fetches
- * the next blocks over parallel connections, RELAY_READAHEAD_START at
- * first, twice as many with each block the guest reads on in order, up to
- * the relay's depth (as Linux's own readahead window grows), so that a short
- * run in order costs little past its end; a read that is not the next block
- * stops it, so random reads (a boot loader's) cost no GET more than they did.
+ * has read more than a block's worth in order, each read starting where the
+ * last ended, the front fetches the next blocks over parallel connections,
+ * RELAY_READAHEAD_START at first, twice as many with each block the guest
+ * reads on in order, up to the relay's depth (as Linux's own readahead
+ * window grows), so that a short run in order costs little past its end; a
+ * read elsewhere stops it, so random reads (a boot loader's, 64 KiB here and
+ * there) cost no GET more than they did.
+ *
+ * In order means in bytes, not in blocks: a read of the first 64 KiB of
+ * each block in turn is not a file read in order. A read of bytes the run
+ * has already covered (nbdkit asking again after a failure) neither breaks
+ * it nor adds to it.
  *
  * This module is pure: it plans, the front fetches.
  *
  * @module
  */
+import { RELAY_BLOCK_BYTES } from "../limits.ts";
 
-/** What the front remembers of the guest's reads: the last block asked for, and how many came in order before it. */
+/** What the front remembers of the guest's reads: where the run in order began, where it ends, and its last block. */
 export interface ReadAheadState {
+  /** The first byte of the run of reads in order. */
+  from?: number;
+  /** The byte after the run's last. */
+  next?: number;
+  /** The block of the last read. */
   last?: number;
-  run: number;
 }
 
-/** Blocks asked for in a row, one after another, before the front reads ahead: 3. */
-export const RELAY_READAHEAD_TRIGGER = 3;
+/**
+ * Bytes read in order before the front reads ahead: more than one block's
+ * worth, 1 MiB. The guest has read a whole block in order and gone on into
+ * the next, which a file read in order does and random reads do not. It was
+ * three blocks in a row, of whatever was read in them: a file of 1 to 3 MiB
+ * was never read ahead, and a long one paid two round trips more first.
+ */
+export const RELAY_READAHEAD_TRIGGER_BYTES = RELAY_BLOCK_BYTES;
 
 /**
  * Blocks fetched ahead at once when the reads in order start: 8. The window
@@ -57,33 +74,47 @@ export const RELAY_READAHEAD_BLOCKS = 8;
 export const RELAY_PARALLEL_GETS = 14;
 
 /**
- * The state after the guest asks for `index`, and the blocks to fetch ahead
- * of it, nearest first (those the front holds already are for it to skip).
+ * The state after the guest reads bytes `start` to `end`, and, when that read
+ * reaches another block than the last one did, the blocks to fetch ahead of
+ * it, nearest first (those the front holds already are for it to skip): an
+ * empty list stops the read-ahead; undefined, a read within the same block,
+ * changes nothing.
  *
  * @param state What came before.
- * @param index The block the guest asks for now.
+ * @param read The bytes the guest reads now, first and last.
  * @param blocks How many blocks the file has.
  * @param depth How many blocks to read ahead: the relay's relay_readahead; 0 for none.
  * @example
  * ```ts
- * import { readAhead } from "./readahead.ts";
+ * import { readAhead, type ReadAheadState } from "./readahead.ts";
  * import { assertEquals } from "../_assert.ts";
- * let state = { run: 0 } as { last?: number; run: number };
- * for (const index of [0, 1]) state = readAhead(state, index, 100).state;
- * assertEquals(readAhead(state, 2, 100).ahead, [3, 4, 5, 6, 7, 8, 9, 10]);
- * assertEquals(readAhead({ last: 9, run: 3 }, 10, 100, 32).ahead.length, 16);
- * assertEquals(readAhead(readAhead(state, 2, 100).state, 40, 100).ahead, []);
- * assertEquals(readAhead({ last: 97, run: 9 }, 98, 100).ahead, [99]);
+ * const MiB = 1 << 20;
+ * let state: ReadAheadState = {};
+ * for (let at = 0; at < MiB; at += 65536) state = readAhead(state, { start: at, end: at + 65535 }, 100).state;
+ * const next = readAhead(state, { start: MiB, end: MiB + 65535 }, 100);
+ * assertEquals(next.ahead, [2, 3, 4, 5, 6, 7, 8, 9]);
+ * assertEquals(readAhead(next.state, { start: MiB + 65536, end: MiB + 131071 }, 100).ahead, undefined);
+ * assertEquals(readAhead(next.state, { start: 40 * MiB, end: 40 * MiB + 65535 }, 100).ahead, []);
+ * assertEquals(readAhead({}, { start: 0, end: 65535 }, 100).ahead, []);
  * ```
  */
-export function readAhead(state: ReadAheadState, index: number, blocks: number, depth = RELAY_READAHEAD_BLOCKS): {
-  state: ReadAheadState;
-  ahead: number[];
-} {
-  const run = index === state.last ? state.run : index === (state.last ?? -2) + 1 ? state.run + 1 : 1;
-  const next = { last: index, run };
-  if (run < RELAY_READAHEAD_TRIGGER || depth === 0) return { state: next, ahead: [] };
-  const window = Math.min(depth, RELAY_READAHEAD_START * 2 ** Math.min(run - RELAY_READAHEAD_TRIGGER, 16));
+export function readAhead(
+  state: ReadAheadState,
+  read: { start: number; end: number },
+  blocks: number,
+  depth = RELAY_READAHEAD_BLOCKS,
+): { state: ReadAheadState; ahead: number[] | undefined } {
+  const index = Math.floor(read.start / RELAY_BLOCK_BYTES);
+  const inRun = state.from !== undefined && state.next !== undefined && read.start >= state.from &&
+    read.start <= state.next;
+  const from = inRun ? state.from! : read.start;
+  const next = inRun ? Math.max(state.next!, read.end + 1) : read.end + 1;
+  const after = { from, next, last: index };
+  if (index === state.last) return { state: after, ahead: undefined };
+  const inOrder = next - from;
+  if (inOrder <= RELAY_READAHEAD_TRIGGER_BYTES || depth === 0) return { state: after, ahead: [] };
+  const doublings = Math.min(Math.floor(inOrder / RELAY_BLOCK_BYTES) - 1, 16);
+  const window = Math.min(depth, RELAY_READAHEAD_START * 2 ** doublings);
   const last = Math.min(index + window, blocks - 1);
-  return { state: next, ahead: Array.from({ length: Math.max(0, last - index) }, (_, i) => index + 1 + i) };
+  return { state: after, ahead: Array.from({ length: Math.max(0, last - index) }, (_, i) => index + 1 + i) };
 }

@@ -6,64 +6,89 @@ import {
   type ReadAheadState,
   RELAY_READAHEAD_BLOCKS,
   RELAY_READAHEAD_START,
-  RELAY_READAHEAD_TRIGGER,
+  RELAY_READAHEAD_TRIGGER_BYTES,
 } from "../../lib/relay/readahead.ts";
+import { RELAY_BLOCK_BYTES } from "../../lib/limits.ts";
 
-/** The blocks read ahead after each of `reads`, in a file of `blocks`, `depth` blocks deep at most. */
-function plans(reads: number[], blocks = 1000, depth = RELAY_READAHEAD_BLOCKS): number[][] {
-  let state: ReadAheadState = { run: 0 };
-  return reads.map((index) => {
-    const plan = readAhead(state, index, blocks, depth);
+const MiB = RELAY_BLOCK_BYTES;
+const PIECE = 64 * 1024;
+
+/** The plans after each of `reads` ([start, end] in bytes), in a file of `blocks`, `depth` blocks deep at most. */
+function plans(reads: Array<[number, number]>, blocks = 1000, depth = RELAY_READAHEAD_BLOCKS) {
+  let state: ReadAheadState = {};
+  return reads.map(([start, end]) => {
+    const plan = readAhead(state, { start, end }, blocks, depth);
     state = plan.state;
     return plan.ahead;
   });
 }
 
+/** nbdkit's 64 KiB reads of blocks `first` to `last`, whole and in order. */
+function inOrder(first: number, last: number): Array<[number, number]> {
+  const reads: Array<[number, number]> = [];
+  for (let at = first * MiB; at < (last + 1) * MiB; at += PIECE) reads.push([at, at + PIECE - 1]);
+  return reads;
+}
+
+/** The plan made as the reads reach each block (a read within a block plans nothing: undefined). */
+function atEachBlock(ahead: Array<number[] | undefined>): Array<number[]> {
+  return ahead.filter((plan): plan is number[] => plan !== undefined);
+}
+
 describe("readAhead()", () => {
-  test("readAhead() starts once the guest has read RELAY_READAHEAD_TRIGGER blocks in a row, 8 ahead, and doubles to the depth", () => {
-    assert.equal(RELAY_READAHEAD_TRIGGER, 3);
+  test("readAhead() starts once the guest has read more than a block in order, 8 ahead, and doubles to the depth", () => {
+    assert.equal(RELAY_READAHEAD_TRIGGER_BYTES, MiB);
     assert.equal(RELAY_READAHEAD_START, 8);
-    assert.deepEqual(plans([10, 11, 12, 13, 14, 15], 1000, 32).map((ahead) => ahead.length), [0, 0, 8, 16, 32, 32]);
-    assert.deepEqual(plans([10, 11, 12])[2], [13, 14, 15, 16, 17, 18, 19, 20]);
+    const made = atEachBlock(plans(inOrder(10, 15), 1000, 32));
+    assert.deepEqual(made.map((ahead) => ahead.length), [0, 8, 16, 32, 32, 32]);
+    assert.deepEqual(made[1], [12, 13, 14, 15, 16, 17, 18, 19], "from the block after the one read");
     assert.equal(
-      Math.max(...plans(Array.from({ length: 50 }, (_, i) => i)).map((a) => a.length)),
+      Math.max(...atEachBlock(plans(inOrder(0, 49))).map((ahead) => ahead.length)),
       RELAY_READAHEAD_BLOCKS,
+      "the default depth",
     );
   });
 
-  test("readAhead() keeps going while the reads stay in order, and the same block read again changes nothing", () => {
-    assert.deepEqual(plans([0, 1, 2, 2, 3], 1000, 32).slice(2).map((ahead) => [ahead[0], ahead.length]), [
-      [3, 8],
-      [3, 8],
-      [4, 16],
+  test("readAhead() plans nothing for a read within the block it reached, and a read of bytes the run covered (nbdkit asking again) keeps the run", () => {
+    const reads = inOrder(0, 1);
+    assert.deepEqual(plans(reads).filter((ahead) => ahead === undefined).length, reads.length - 2);
+    // The last piece of block 1 asked again after a failure, then block 2.
+    const retried = plans([...reads, [2 * MiB - PIECE, 2 * MiB - 1], [2 * MiB, 2 * MiB + PIECE - 1]], 1000, 32);
+    assert.deepEqual(retried.at(-2), undefined);
+    assert.equal(retried.at(-1)!.length, 16, "the run goes on: two blocks and more in order");
+  });
+
+  test("readAhead() stops at a read elsewhere, and starts again only after more than a block in order there", () => {
+    const made = atEachBlock(plans([...inOrder(0, 3), ...inOrder(50, 52)], 1000, 32));
+    assert.deepEqual(made.map((ahead) => ahead.length), [0, 8, 16, 32, 0, 8, 16]);
+  });
+
+  test("readAhead() reads nothing ahead of random reads, nor of the first 64 KiB of each block in turn", () => {
+    const firstPieces = (indices: number[]) =>
+      indices.map((index): [number, number] => [index * MiB, index * MiB + PIECE - 1]);
+    assert.deepEqual(plans(firstPieces([5, 1, 9, 3, 4, 12])), [[], [], [], [], [], []]);
+    assert.deepEqual(plans(firstPieces([0, 1, 2, 3, 4, 5])), [[], [], [], [], [], []], "adjacent blocks, not in order");
+    // A boot loader's 2 KiB reads, a block's worth apart from each other.
+    assert.deepEqual(atEachBlock(plans([[0, 2047], [MiB + 4096, MiB + 6143], [2 * MiB, 2 * MiB + 2047]])), [
+      [],
+      [],
+      [],
     ]);
   });
 
-  test("readAhead() stops at a read out of order, and starts again small only after three more in a row", () => {
-    assert.deepEqual(plans([0, 1, 2, 3, 4, 50, 51, 52], 1000, 32).map((ahead) => ahead.length), [
-      0,
-      0,
-      8,
-      16,
-      32,
-      0,
-      0,
-      8,
-    ]);
-    assert.deepEqual(plans([5, 1, 9, 3, 4, 12]), [[], [], [], [], [], []], "random reads: nothing ahead");
+  test("readAhead() counts a run that starts within a block once it is more than a block long", () => {
+    const half = MiB / 2;
+    const reads: Array<[number, number]> = [];
+    for (let at = half; at < 3 * MiB; at += PIECE) reads.push([at, at + PIECE - 1]);
+    assert.deepEqual(atEachBlock(plans(reads)).map((ahead) => ahead.length), [0, 0, 8]);
   });
 
   test("readAhead() with a depth of 0 (relay_readahead = 0) never reads ahead", () => {
-    let state: ReadAheadState = { run: 0 };
-    for (const index of [0, 1, 2, 3]) {
-      const plan = readAhead(state, index, 100, 0);
-      assert.deepEqual(plan.ahead, []);
-      state = plan.state;
-    }
+    assert.deepEqual(atEachBlock(plans(inOrder(0, 5), 100, 0)).flat(), []);
   });
 
   test("readAhead() never plans past the file's last block", () => {
-    assert.deepEqual(plans([3, 4, 5, 6, 7], 10)[4], [8, 9]);
-    assert.deepEqual(plans([7, 8, 9], 10)[2], []);
+    assert.deepEqual(atEachBlock(plans(inOrder(6, 8), 10)).at(-1), [9]);
+    assert.deepEqual(atEachBlock(plans(inOrder(7, 9), 10)).at(-1), []);
   });
 });
