@@ -37,7 +37,8 @@ import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 
 import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync } from "node:fs";
-import { createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { Buffer } from "node:buffer";
 
 import { answerHostile, eachRequest, HOSTILE_MODES } from "../test/support/endless.ts";
 
@@ -60,6 +61,7 @@ import { DEFAULT_SETTINGS } from "../lib/settings.ts";
 import { RELAY_CACHE_BLOCK_BYTES } from "../lib/limits.ts";
 
 import { RELAY_FILTERS } from "../lib/relay/plan.ts";
+import { RELAY_PARALLEL_GETS } from "../lib/relay/readahead.ts";
 
 /** Boots of each kind: TCG boot times here vary by a second or two from run to run. */
 const REPEATS = 5;
@@ -367,6 +369,7 @@ async function sequential(world: World): Promise<void> {
     ["relay, relay_readahead = 0", world.settings("bench-no-readahead", "relay_readahead = 0\n"), 1],
     ["QEMU's curl (readahead 1 MiB)", undefined, SEQUENTIAL_RUNS],
   ];
+  const plain = `${RELAY_PARALLEL_GETS} plain GETs of 1 MiB at once, no relay`;
   try {
     // BENCH_ROUND_TRIPS=100 measures only that round trip (while tuning); 0, 20 and 100 ms unless set.
     for (const ms of (process.env.BENCH_ROUND_TRIPS ?? "0,20,100").split(",").map(Number)) {
@@ -394,6 +397,14 @@ async function sequential(world: World): Promise<void> {
           }% | ${(rate / curl).toFixed(2)}× |`,
         );
       });
+      // What the relay's way of asking can get through this link at best: its GETs with nothing behind them.
+      await world.proxy.set({ mode: "link", ms, bytesPerSecond: LINK_BYTES_PER_SECOND });
+      const best = (SEQUENTIAL_MIB * 1048576) / (await parallelGets(world, "/sequential.iso", SEQUENTIAL_MIB)) / 1e6;
+      console.log(
+        `| ${ms} ms | ${plain} | ${best.toFixed(1)} | ${((best * 1e6 * 100) / LINK_BYTES_PER_SECOND).toFixed(0)}% | ${
+          (best / curl).toFixed(2)
+        }× |`,
+      );
       // The most any route can read: the link, whose bytes are the file's. What that is against QEMU's curl bounds every ratio.
       const link = LINK_BYTES_PER_SECOND / 1e6;
       console.log(
@@ -418,6 +429,52 @@ async function sequential(world: World): Promise<void> {
       world.runPoint("after_vm_destroy", path);
     }
   }
+}
+
+/**
+ * Seconds RELAY_PARALLEL_GETS kept TLS connections to the fault proxy take
+ * to read `mib` MiB of `path`, each asking for the next 1 MiB block as its
+ * last one has come whole: the relay's way of asking, with no relay, nbdkit
+ * or guest behind it, so the best that way can do through the link. Equal
+ * GETs that start together share the link and end together, then all wait a
+ * round trip: at 100 ms that costs them a part of the link.
+ */
+async function parallelGets(world: World, path: string, mib: number): Promise<number> {
+  const ca = readFileSync(world.caCert);
+  let next = 0;
+  const began = performance.now();
+  const reader = () =>
+    new Promise<void>((resolve, reject) => {
+      const socket = connectTls({ host: "127.0.0.1", port: world.proxy.port, servername: "localhost", ca });
+      let held = Buffer.alloc(0);
+      let body = -1;
+      const ask = () => {
+        if (next >= mib) return void socket.end(resolve);
+        const block = next++;
+        socket.write(
+          `GET ${path} HTTP/1.1\r\nHost: localhost\r\nRange: bytes=${block << 20}-${((block + 1) << 20) - 1}\r\n\r\n`,
+        );
+      };
+      socket.on("data", (chunk: Buffer) => {
+        held = Buffer.concat([held, chunk]);
+        for (;;) {
+          if (body < 0) {
+            const end = held.indexOf("\r\n\r\n");
+            if (end < 0) return;
+            body = Number(/\r\ncontent-length: (\d+)/i.exec(held.subarray(0, end).toString("latin1"))?.[1] ?? NaN);
+            held = held.subarray(end + 4);
+          }
+          if (held.length < body) return;
+          held = held.subarray(body);
+          body = -1;
+          ask();
+        }
+      });
+      socket.on("error", reject);
+      socket.once("secureConnect", ask);
+    });
+  await Promise.all(Array.from({ length: RELAY_PARALLEL_GETS }, reader));
+  return (performance.now() - began) / 1000;
 }
 
 /** The ISO of the shared cache's bench: 256 MiB, read whole by each VM. */

@@ -98,6 +98,8 @@ export class World {
   ports = { trusted: 0, untrusted: 0, noRanges: 0, down: 0 };
   /** The certificate nginx serves on `ports.trusted`, from the run's CA, which QEMU and the relays trust. */
   trusted?: ServerCert;
+  /** The run's CA certificate: what a client of nginx or the fault proxy trusts. */
+  caCert = "";
   isos = { httpsBios: "", httpsUefi: "", localBios: "", localUefi: "" };
   payloadHash = "";
   /**
@@ -147,6 +149,7 @@ export class World {
       () => this.#makeCertificates(),
     );
     this.trusted = tls.trusted;
+    this.caCert = tls.ca.cert;
     await this.#startNginx(www, tls);
     this.#proxy = await spawnFaultProxy({
       cert: tls.trusted.cert,
