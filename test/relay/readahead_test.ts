@@ -5,6 +5,7 @@ import {
   readAhead,
   type ReadAheadState,
   RELAY_READAHEAD_BLOCKS,
+  RELAY_READAHEAD_GROWTH,
   RELAY_READAHEAD_START,
   RELAY_READAHEAD_TRIGGER_BYTES,
 } from "../../lib/relay/readahead.ts";
@@ -36,12 +37,18 @@ function atEachBlock(ahead: Array<number[] | undefined>): Array<number[]> {
 }
 
 describe("readAhead()", () => {
-  test("readAhead() starts once the guest has read more than a block in order, 8 ahead, and doubles to the depth", () => {
+  test("readAhead() starts once the guest has read more than a block in order, 8 ahead, then twice what it has read, to the depth", () => {
     assert.equal(RELAY_READAHEAD_TRIGGER_BYTES, MiB);
-    assert.equal(RELAY_READAHEAD_START, 8);
+    assert.deepEqual([RELAY_READAHEAD_START, RELAY_READAHEAD_GROWTH], [8, 2]);
     const made = atEachBlock(plans(inOrder(10, 15), 1000, 32));
-    assert.deepEqual(made.map((ahead) => ahead.length), [0, 8, 16, 32, 32, 32]);
+    assert.deepEqual(made.map((ahead) => ahead.length), [0, 8, 8, 8, 8, 10]);
     assert.deepEqual(made[1], [12, 13, 14, 15, 16, 17, 18, 19], "from the block after the one read");
+    const long = atEachBlock(plans(inOrder(0, 20), 1000, 32)).map((ahead) => ahead.length);
+    assert.deepEqual(
+      [long[15], long[16], long[20]],
+      [30, 32, 32],
+      "twice the 15 and the 16 blocks read, then the depth",
+    );
     assert.equal(
       Math.max(...atEachBlock(plans(inOrder(0, 49))).map((ahead) => ahead.length)),
       RELAY_READAHEAD_BLOCKS,
@@ -55,12 +62,16 @@ describe("readAhead()", () => {
     // The last piece of block 1 asked again after a failure, then block 2.
     const retried = plans([...reads, [2 * MiB - PIECE, 2 * MiB - 1], [2 * MiB, 2 * MiB + PIECE - 1]], 1000, 32);
     assert.deepEqual(retried.at(-2), undefined);
-    assert.equal(retried.at(-1)!.length, 16, "the run goes on: two blocks and more in order");
+    assert.equal(
+      retried.at(-1)!.length,
+      8,
+      "the run goes on: two blocks and more in order (a new one would plan nothing)",
+    );
   });
 
   test("readAhead() stops at a read elsewhere, and starts again only after more than a block in order there", () => {
     const made = atEachBlock(plans([...inOrder(0, 3), ...inOrder(50, 52)], 1000, 32));
-    assert.deepEqual(made.map((ahead) => ahead.length), [0, 8, 16, 32, 0, 8, 16]);
+    assert.deepEqual(made.map((ahead) => ahead.length), [0, 8, 8, 8, 0, 8, 8]);
   });
 
   test("readAhead() reads nothing ahead of random reads, nor of the first 64 KiB of each block in turn", () => {
@@ -81,6 +92,16 @@ describe("readAhead()", () => {
     const reads: Array<[number, number]> = [];
     for (let at = half; at < 3 * MiB; at += PIECE) reads.push([at, at + PIECE - 1]);
     assert.deepEqual(atEachBlock(plans(reads)).map((ahead) => ahead.length), [0, 0, 8]);
+  });
+
+  test("readAhead() never plans past twice what was read in order, or 8 blocks: a run that stops costs that much at most", () => {
+    for (const blocks of [2, 4, 9, 13]) {
+      const furthest = Math.max(...atEachBlock(plans(inOrder(0, blocks - 1), 1000, 32)).flat());
+      assert.ok(
+        furthest <= blocks - 1 + Math.max(8, 2 * blocks),
+        `${blocks} blocks read: planned to block ${furthest}`,
+      );
+    }
   });
 
   test("readAhead() with a depth of 0 (relay_readahead = 0) never reads ahead", () => {
