@@ -124,13 +124,17 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-/** Median wall time (ms) and peak RSS (MiB) of a command, run on a fresh copy of `domain` each time. */
+/**
+ * Median wall time (ms), peak RSS (MiB) and minor page faults of a command,
+ * run on a fresh copy of `domain` each time. Page faults are counted because
+ * on some machines each is dear: where they are, they set the hook's time.
+ */
 function measure(
   command: string[],
   domain: string | undefined,
   work: string,
   options: { status?: number; env?: Record<string, string>; prefix?: string[]; runs?: number } = {},
-): { ms: number; mib: number } {
+): { ms: number; mib: number; faults: number } {
   const file = join(work, "domxml");
   const settings = join(work, "bench.conf");
   // The hook's own work, as the Python original did it: no server asked, no relay started (bench/relay.ts measures that).
@@ -157,12 +161,15 @@ function measure(
   run([]);
   for (let i = 0; i < (options.runs ?? RUNS); i++) times.push(run([]));
   const rss: number[] = [];
+  const faults: number[] = [];
   const rssFile = join(work, "rss");
   for (let i = 0; i < Math.min(RSS_RUNS, options.runs ?? RSS_RUNS); i++) {
-    run(["/usr/bin/time", "-f", "%M", "-o", rssFile]);
-    rss.push(Number(readFileSync(rssFile, "utf8").trim().split("\n").at(-1)) / 1024);
+    run(["/usr/bin/time", "-f", "%M %R", "-o", rssFile]);
+    const [kib, minor] = readFileSync(rssFile, "utf8").trim().split("\n").at(-1)!.split(" ").map(Number);
+    rss.push(kib / 1024);
+    faults.push(minor);
   }
-  return { ms: median(times), mib: median(rss) };
+  return { ms: median(times), mib: median(rss), faults: median(faults) };
 }
 
 function main(): void {
@@ -175,9 +182,9 @@ function main(): void {
     );
     console.log(`machine: ${spawnSync("nproc").stdout.toString().trim()} cores; python: ${PYTHON}\n`);
 
-    const results = new Map<string, Map<string, { ms: number; mib: number }>>();
+    const results = new Map<string, Map<string, { ms: number; mib: number; faults: number }>>();
     for (const route of ROUTES) {
-      const row = new Map<string, { ms: number; mib: number }>();
+      const row = new Map<string, { ms: number; mib: number; faults: number }>();
       row.set("empty program", measure(route.empty, undefined, work));
       for (const [name, path] of cases) row.set(name, measure(route.hook, path, work));
       results.set(route.name, row);
@@ -188,17 +195,17 @@ function main(): void {
     console.log(
       `| route | ${
         columns.map((c) => `${c} wall`).join(" | ")
-      } | VDSM q35 RSS | VDSM q35 × python | VDSM q35 × floor | 2000 / 20 devices |`,
+      } | VDSM q35 RSS | page faults, empty / VDSM q35 | VDSM q35 × python | VDSM q35 × floor | 2000 / 20 devices |`,
     );
-    console.log(`|---|${columns.map(() => "---:").join("|")}|---:|---:|---:|---:|`);
+    console.log(`|---|${columns.map(() => "---:").join("|")}|---:|---:|---:|---:|---:|`);
     for (const route of ROUTES) {
       const row = results.get(route.name)!;
       const q35 = row.get("VDSM q35")!;
       const cells = columns.map((c) => `${row.get(c)!.ms.toFixed(1)} ms`);
       console.log(
         `| ${route.name} | ${cells.join(" | ")} | ${q35.mib.toFixed(1)} MiB | ${
-          (q35.ms / python.get("VDSM q35")!.ms).toFixed(2)
-        }× | ` +
+          row.get("empty program")!.faults
+        } / ${q35.faults} | ${(q35.ms / python.get("VDSM q35")!.ms).toFixed(2)}× | ` +
           `${(q35.ms / row.get("empty program")!.ms).toFixed(2)}× | ${
             (row.get("2000 devices")!.ms / row.get("20 devices")!.ms).toFixed(2)
           }× |`,
