@@ -215,13 +215,17 @@ describe("the relay's front", { skip: noOpenssl }, () => {
   });
 
   test("a block's buffer is reused only once the answers that point into it are written: a reader that stalls still gets its own bytes", async () => {
-    const { iso, big } = await bigServer();
+    const { iso, big, stats } = await bigServer();
     const path = await frontFor(iso.port, "stalled");
     // A reader that asks for all of block 0 and reads none of it: the front's write of it waits on the socket.
     const stalled = connect({ path });
     stalled.pause();
     stalled.write(`GET /iso HTTP/1.1\r\nRange: bytes=0-${(1 << 20) - 1}\r\nHost: httpsisoboot-relay\r\n\r\n`);
-    await sleep(600);
+    // Block 0 sent whole by the server, and a moment for the front to take it and write what the socket holds.
+    for (let waited = 0; !(stats.gets.includes("0") && stats.inFlight === 0) && waited < 10_000; waited += 20) {
+      await sleep(20);
+    }
+    await sleep(200);
     // Meanwhile the guest reads on: block 0 is dropped from memory, and the buffers of later blocks go round.
     for (let index = 1; index < 16; index++) await readBlock(path, big, index);
     const chunks: Buffer[] = [];
