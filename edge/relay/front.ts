@@ -284,7 +284,7 @@ async function answer(
     (_, i) => blocks.lease(first + i),
   );
   const release = () => leases.forEach((lease) => lease.release());
-  blocks.read(start, end);
+  blocks.planAhead(start, end);
   const parts: Uint8Array[] = [];
   try {
     for (const [i, lease] of leases.entries()) {
@@ -368,11 +368,10 @@ class Arriving {
   private users = 0;
   private dropped = false;
 
-  constructor(private readonly buffers?: BufferPool) {}
+  constructor(private readonly buffers: BufferPool) {}
 
-  /** Where the block's `length` bytes go: a buffer of the pool's. */
+  /** Where the block's `length` bytes (a block's at most) go: a buffer of the pool's. */
   space(length: number): Uint8Array {
-    if (!this.buffers || length > this.buffers.size) return new Uint8Array(length);
     this.buffer ??= this.buffers.take();
     return this.buffer.subarray(0, length);
   }
@@ -433,7 +432,7 @@ class Arriving {
     this.buffer = undefined;
     this.body = new Uint8Array();
     this.have = 0;
-    this.buffers!.give(buffer);
+    this.buffers.give(buffer);
   }
 }
 
@@ -526,7 +525,7 @@ class Blocks {
    * when it reaches another block (readahead.ts). Called once its blocks
    * are leased, so that the GETs it waits for start before those ahead.
    */
-  read(start: number, end: number): void {
+  planAhead(start: number, end: number): void {
     const blocks = this.blockCount();
     if (blocks === undefined) return;
     const plan = readAhead(this.order, { start, end }, blocks, this.window());
