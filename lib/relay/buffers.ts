@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /**
  * Block buffers a relay's front reuses. Each block it fetches or reads from
- * disk needs 1 MiB; a fresh buffer for each, freed by the collector, cost
- * the front more CPU than TLS did: Bun returns freed memory to the kernel at
- * each full collection (which the front asks for, to bound its RSS), so
- * every new block's pages were faulted in again. The bench's 512 MiB read
- * took 11–13 s of the front's CPU that way, 5–7 s with buffers reused.
+ * disk needs 1 MiB; a fresh buffer for each, freed by the collector, was the
+ * largest item in perf's profile of the front: Bun returns freed memory to
+ * the kernel at each full collection (which the front asks for, to bound its
+ * RSS), so every new block's pages were faulted in again. The bench's
+ * 512 MiB read took 10.3–10.9 s of the front's CPU that way, 6.5–7.1 s with
+ * buffers reused.
  *
  * The pool only keeps and hands out buffers; who may give one back, and
  * when, is the front's to say (a buffer goes back only once no fetch fills

@@ -57,8 +57,8 @@ export const RELAY_READAHEAD_START = 8;
  * Doubled with each block read instead, a 4 MiB read in order had 32 MiB
  * fetched past it, and against a server that sends past each answer every
  * one of those GETs is one more connection to drop: the bench's 4 MiB read
- * against one took the front 0.77 s of CPU, 0.29 s with the window grown
- * this way (the release before, which began a block later: 0.52 s).
+ * against one took the front 0.77 s of CPU, 0.29–0.39 s with the window
+ * grown this way (the release before, which began a block later: 0.52 s).
  */
 export const RELAY_READAHEAD_GROWTH = 2;
 
