@@ -34,6 +34,7 @@
  * @module
  */
 import { SettingsError } from "./errors.ts";
+import { nearest } from "./spelling.ts";
 import type { CacheTotal } from "./relay/budget.ts";
 
 /** Where the settings live on a host. */
@@ -129,10 +130,11 @@ export function parseSettings(text: string, file: string): Settings {
     seen.add(key);
     const read = READERS[key];
     if (!read) {
+      const meant = nearest(key, Object.keys(READERS));
       throw new SettingsError(
-        `${where}: unknown setting '${key}'; the settings are ${Object.keys(READERS).slice(0, -1).join(", ")} and ${
-          Object.keys(READERS).at(-1)
-        }`,
+        `${where}: unknown setting '${key}'${meant ? ` (did you mean '${meant}'?)` : ""}; the settings are ${
+          Object.keys(READERS).slice(0, -1).join(", ")
+        } and ${Object.keys(READERS).at(-1)}`,
       );
     }
     read(settings, value, where);

@@ -14,6 +14,7 @@
  * @module
  */
 import { UrlError } from "./errors.ts";
+import { editDistance } from "./spelling.ts";
 
 /** The parts of an https ISO URL, as libvirt's `<source>` needs them. */
 export interface IsoUrl {
@@ -84,7 +85,7 @@ export function parseIsoUrl(text: string): IsoUrl {
 /** What follows `https://`; any other scheme is refused. */
 function afterScheme(text: string): string {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1];
-  if (!scheme) throw new UrlError("the URL does not start with https://");
+  if (!scheme) throw new UrlError(`the URL does not start with https://${missingColon(text)}`);
   if (scheme.toLowerCase() !== "https") {
     const typo = editDistance(scheme.toLowerCase(), "https") <= 2
       ? "; did you mean https://?"
@@ -92,9 +93,14 @@ function afterScheme(text: string): string {
     throw new UrlError(`the URL scheme is '${scheme}', but only https is supported${typo}`);
   }
   if (text.slice(scheme.length + 1, scheme.length + 3) !== "//") {
-    throw new UrlError("the URL does not start with https://");
+    throw new UrlError("the URL does not start with https:// (two slashes after 'https:')");
   }
   return text.slice(scheme.length + 3);
+}
+
+/** A hint for `https//host` or `https/host`: the scheme is there, its colon or a slash is not. */
+function missingColon(text: string): string {
+  return /^https?\/\/?[^/]/i.test(text) ? " (it starts with 'https/' or 'https//': write 'https://')" : "";
 }
 
 /** Authority, path and query (undefined when empty); the fragment is dropped, credentials refused. */
@@ -372,17 +378,4 @@ function octets(path: string): Array<{ byte: number; encoded: boolean }> {
 
 function percent(byte: number): string {
   return `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
-}
-
-/** Levenshtein distance, for short words such as a URL scheme. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    previous = current;
-  }
-  return previous[b.length];
 }

@@ -87,8 +87,9 @@ describe("parseSettings()", () => {
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",
-      "unknown setting 'timout'; the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead, relay_shared_cache, relay_host_connections and relay_cache_total",
+      "unknown setting 'timout' (did you mean 'timeout'?); the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead, relay_shared_cache, relay_host_connections and relay_cache_total",
     ],
+    ["proxy_url = x", "unknown setting 'proxy_url'; the settings are timeout,"],
     ["relay = qemu", "'relay' must be nbdkit or off, not 'qemu'"],
     [
       "relay_cache_size = 1M",
