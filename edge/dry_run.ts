@@ -22,7 +22,7 @@ import { print, say } from "./io/output.ts";
 
 import { findNbdkit, libvirtVersion, selinuxEnabled } from "./io/probes.ts";
 
-import { decodeDomain, readDomain, readStdin } from "./io/domain_file.ts";
+import { decodeDomain, namingDomain, readDomain, readStdin } from "./io/domain_file.ts";
 
 import { Environment, readSettings, selfCommand } from "./host.ts";
 
@@ -50,10 +50,11 @@ export async function dryRun(command: Extract<Command, { mode: "dry-run" }>, env
   const text = file === "-"
     ? decodeDomain(await readStdin(), "stdin")
     : readDomain(file, { followSymlinks: true }).text;
-  const relay = planHook(text, iso, host).relay;
+  const name = file === "-" ? "stdin" : file;
+  const relay = namingDomain(name, () => planHook(text, iso, host)).relay;
   const plan = planDryRun(text, iso, host, {
     diff: command.diff,
-    name: file === "-" ? "stdin" : file,
+    name,
     relay: relay && await relayCommands(relay, host.dirs!),
   });
   print(plan.stdout);

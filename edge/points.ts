@@ -45,7 +45,7 @@ import { mark, say } from "./io/output.ts";
 
 import { checkCurlDriver, findNbdkit, libvirtVersion } from "./io/probes.ts";
 
-import { readDomain, replaceFile } from "./io/domain_file.ts";
+import { namingDomain, readDomain, replaceFile } from "./io/domain_file.ts";
 
 /** What VDSM runs, at the hook point whose directory holds the path it ran. */
 export function runHookPoint(env: Environment): Promise<number> {
@@ -73,7 +73,7 @@ export async function beforeVmStart(env: Environment): Promise<number> {
   mark("host");
   const original = readDomain(path, { followSymlinks: false });
   mark("read");
-  const plan = planHook(original.text, iso, host);
+  const plan = namingDomain(path, () => planHook(original.text, iso, host));
   mark("transform");
   const report = plan.preflight ? await runPreflight(iso, host) : undefined;
   if (plan.relay) await startVmRelay(plan.relay, host, env, report);
@@ -102,7 +102,7 @@ export async function incomingVm(env: Environment, point: HookPoint): Promise<nu
   const path = domainPath(env);
   const text = readDomain(path, { followSymlinks: false }).text;
   const host = readSettings(env);
-  const incoming = planIncoming(text, host, env.httpsisoboot);
+  const incoming = namingDomain(path, () => planIncoming(text, host, env.httpsisoboot));
   if (!incoming) return EXIT_OK;
   const report = host.settings.preflight ? await runPreflight(incoming.url, host) : undefined;
   await startVmRelay(incoming, host, env, report);

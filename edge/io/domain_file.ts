@@ -11,7 +11,7 @@
 import process from "node:process";
 import { lstatSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
-import { DomainError, FileError, HookError, LimitError } from "../../lib/errors.ts";
+import { DomainError, FileError, HookError, LimitError, XmlSyntaxError } from "../../lib/errors.ts";
 import { MAX_DOMAIN_BYTES } from "../../lib/limits.ts";
 import { errorCode, readRegularFile, writeAtomic } from "./files.ts";
 import { concat } from "../../lib/bytes.ts";
@@ -21,6 +21,22 @@ import { mark } from "./output.ts";
 export function readDomain(path: string, options: { followSymlinks: boolean }): { text: string; stats: Stats } {
   const { bytes, stats } = readRegularFile(path, { maxBytes: MAX_DOMAIN_BYTES, what: "the domain XML", ...options });
   return { text: decodeDomain(bytes, `'${path}'`), stats };
+}
+
+/**
+ * Runs a plan on the domain XML from `path`, and names the file in the
+ * refusal of one that is not XML: the parser knows only line and column.
+ */
+export function namingDomain<T>(path: string, plan: () => T): T {
+  try {
+    return plan();
+  } catch (error) {
+    if (!(error instanceof XmlSyntaxError)) throw error;
+    throw new DomainError(
+      `the domain XML ${path === "stdin" ? "on stdin" : `'${path}'`} is not well-formed XML (${error.message}); ` +
+        `give a libvirt domain XML, as virsh dumpxml writes it`,
+    );
+  }
 }
 
 export function decodeDomain(bytes: Uint8Array, name: string): string {

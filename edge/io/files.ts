@@ -86,6 +86,12 @@ export function readRegularFileInto(
   }
 }
 
+/** What an open's error code means, for the codes an admin's typo causes. */
+const CODE_WORDS: Record<string, string> = {
+  ENOENT: "there is no such file; check the path",
+  ENOTDIR: "a part of the path is not a directory; check the path",
+};
+
 /**
  * Opens a regular file for reading: a FIFO, device, socket or directory is
  * refused before a byte is read (the open does not block on a FIFO), and so
@@ -106,7 +112,8 @@ function openRegular(
       : code === "EACCES"
       ? accessHint(path, "read")
       : "";
-    throw new FileError(`cannot read ${options.what} '${path}': ${code}${hint}`);
+    const words = CODE_WORDS[code];
+    throw new FileError(`cannot read ${options.what} '${path}': ${words ? `${words} (${code})` : code}${hint}`);
   }
   try {
     const stats = fstatSync(fd);
