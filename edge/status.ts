@@ -22,7 +22,10 @@ export function relayStatus(dirs: RelayDirs): string {
   try {
     names = readdirSync(dirs.run);
   } catch (error) {
-    if (errorCode(error) === "ENOENT") return statusTable([]);
+    if (errorCode(error) === "ENOENT") {
+      return `no relay runs on this host: there is no ${dirs.run}, which httpsisoboot's tmpfiles.d makes at ` +
+        `install and at boot; is httpsisoboot installed here (rpm -q vdsm-hook-httpsisoboot)?\n`;
+    }
     throw new RelayError(`cannot list ${dirs.run} (${errorCode(error)}); run --status as root or as vdsm`);
   }
   const uuids = new Set(names.map((name) => /^([0-9a-f-]{36})\.(?:pid|relay)$/.exec(name)?.[1]).filter(Boolean));
@@ -33,7 +36,12 @@ function row(dirs: RelayDirs, vm: string): StatusRow {
   const paths = relayPaths(dirs, vm);
   const state = relayState(paths, vm);
   if (state.pid === undefined) {
-    return { vm, problem: "no relay runs (its config is left: the VM's start failed, or the relay was killed)" };
+    return {
+      vm,
+      left: true,
+      problem: "its relay stopped, but left its files (the VM's start failed, or the relay was killed); " +
+        "the VM's after_vm_destroy removes them",
+    };
   }
   let text: string;
   try {

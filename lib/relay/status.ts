@@ -90,10 +90,14 @@ export function parseRelayStatus(text: string): RelayStatus | undefined {
 }
 
 /** One row of `--status`: a VM (its UUID) and what its relay said, or why it said nothing. */
-export type StatusRow = { vm: string; status: RelayStatus } | { vm: string; problem: string };
+export type StatusRow =
+  | { vm: string; status: RelayStatus }
+  /** A relay that runs, but whose status cannot be shown; `left` when none runs and its files are left. */
+  | { vm: string; problem: string; left?: boolean };
 
 /**
- * The table `--status` prints: a heading, then a block of lines per relay.
+ * The table `--status` prints: a heading that counts the relays that run
+ * and the stopped ones whose files are left, then a block of lines each.
  *
  * @example
  * ```ts
@@ -101,15 +105,19 @@ export type StatusRow = { vm: string; status: RelayStatus } | { vm: string; prob
  * import { assertEquals } from "../_assert.ts";
  * const status = { pid: 7, server: "https://i.example:443/a.iso?s=***", started: "2026-12-02T17:00:00.000Z", served: 3 * 2 ** 20, fetched: 2 ** 20, gets: 1, hits: 2, retries: 1, sharing: "shared", lastError: "i.example:443 sent nothing for 30 s (timeout)" };
  * const text = statusTable([{ vm: "vm-a", status }, { vm: "vm-b", problem: "no status yet" }]);
- * assertEquals(text.split("\n")[0], "2 relays on this host");
+ * assertEquals(text.split("\n")[0], "2 relays run on this host");
  * assertEquals(text.includes("served 3.0 MiB, fetched 1.0 MiB in 1 GET, 2 blocks from disk, 1 retry"), true);
  * assertEquals(text.includes("vm-b: no status yet"), true);
- * assertEquals(statusTable([]), "no relays on this host\n");
+ * assertEquals(statusTable([{ vm: "vm-c", problem: "no relay runs", left: true }]).split("\n")[0], "no relay runs on this host; the files of 1 stopped relay are left");
  * ```
  */
 export function statusTable(rows: StatusRow[]): string {
-  if (rows.length === 0) return "no relays on this host\n";
-  const lines = [`${rows.length} relay${rows.length === 1 ? "" : "s"} on this host`];
+  const left = rows.filter((row) => "left" in row && row.left).length;
+  const running = rows.length - left;
+  const heading = running === 0
+    ? "no relay runs on this host"
+    : `${running} relay${running === 1 ? " runs" : "s run"} on this host`;
+  const lines = [left === 0 ? heading : `${heading}; the files of ${plural(left, "stopped relay")} are left`];
   for (const row of rows) {
     if ("problem" in row) {
       lines.push(`${row.vm}: ${row.problem}`);

@@ -303,7 +303,7 @@ describe("the relay", { skip: whyNot() }, () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     assert.equal(status.status, 0, status.stderr);
-    assert.ok(status.stdout.startsWith("2 relays on this host\n"), status.stdout);
+    assert.ok(status.stdout.startsWith("2 relays run on this host\n"), status.stdout);
     assert.ok(!status.stdout.includes("TOPSECRET"), "no query value");
     const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
     for (const vm of [first, second]) {
@@ -515,7 +515,11 @@ describe("the relay", { skip: whyNot() }, () => {
     );
     assert.match(
       ready.stdout,
-      new RegExp(`\nrelay: directories: ${dirs().run} and ${dirs().cache}, writable by root\n`),
+      new RegExp(
+        `\nrelay: directories: ${dirs().run} \\(${owner(dirs().run)}\\) and ${dirs().cache} \\(${
+          owner(dirs().cache)
+        }\\); relays run as ${owner(dirs().run).split(":")[0]}\n`,
+      ),
     );
     assert.match(
       ready.stdout,
@@ -958,4 +962,12 @@ function hostileServer(mode: HostileMode): Promise<TlsServer> {
 function silentServer(): Promise<TlsServer> {
   const server = createTlsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, () => {});
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+/** A directory's owner, group and mode as `id` and `getent` name them: what --check prints of it. */
+function owner(path: string): string {
+  const stats = statSync(path);
+  const user = spawnSync("id", ["-nu", String(stats.uid)], { encoding: "utf8" }).stdout.trim() || String(stats.uid);
+  const group = spawnSync("getent", ["group", String(stats.gid)], { encoding: "utf8" }).stdout.split(":")[0];
+  return `${user}:${group || stats.gid} ${(stats.mode & 0o7777).toString(8).padStart(4, "0")}`;
 }

@@ -36,6 +36,18 @@ describe("the relays' status", () => {
     test(`parseRelayStatus() refuses ${what}`, () => assert.equal(parseRelayStatus(text), undefined));
   }
 
+  test("statusTable() counts a stopped relay's files apart from the relays that run", () => {
+    assert.equal(statusTable([]), "no relay runs on this host\n");
+    const left = { vm: "0f5b1c2d-0000-4000-8000-000000000000", problem: "its relay stopped", left: true };
+    assert.equal(
+      statusTable([left]),
+      "no relay runs on this host; the files of 1 stopped relay are left\n" +
+        "0f5b1c2d-0000-4000-8000-000000000000: its relay stopped\n",
+    );
+    const one = { vm: "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21", status: STATUS };
+    assert.match(statusTable([one, left]), /^1 relay runs on this host; the files of 1 stopped relay are left\n/);
+  });
+
   test("statusTable() prints a block per relay, and a relay with no status says why", () => {
     const text = statusTable([
       { vm: "7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21", status: { ...STATUS, name: "web01" } },
@@ -43,7 +55,7 @@ describe("the relays' status", () => {
     ]);
     assert.equal(
       text,
-      "2 relays on this host\n" +
+      "2 relays run on this host\n" +
         "web01 7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21 (relay pid 4121, since 2026-12-02T17:40:11.203Z)\n" +
         "  server     https://isos.example.org:443/el9/boot.iso?sig=***\n" +
         "  bytes      served 10.0 MiB, fetched 1.0 MiB in 2 GETs, 9 blocks from disk, 0 retries\n" +
