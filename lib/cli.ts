@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { UsageError } from "./errors.ts";
+import { printable, UsageError } from "./errors.ts";
 import { parseArgs } from "node:util";
 
 /** What the command line asks for. */
@@ -15,7 +15,8 @@ export type Command =
   | { mode: "check"; url: string }
   | { mode: "relay"; uuid: string }
   | { mode: "status" }
-  | { mode: "install" | "uninstall"; root: string }
+  | { mode: "install"; root: string }
+  | { mode: "uninstall"; root: string; dryRun?: true }
   | { mode: "help" }
   | { mode: "version" };
 
@@ -35,41 +36,14 @@ export type Command =
 export function parseCommand(args: string[]): Command {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        "dry-run": { type: "boolean" },
-        check: { type: "string" },
-        relay: { type: "string" },
-        status: { type: "boolean" },
-        url: { type: "string" },
-        diff: { type: "boolean" },
-        install: { type: "boolean" },
-        uninstall: { type: "boolean" },
-        root: { type: "string" },
-        // Read by hook.ts from the raw arguments, so it works even when parsing fails.
-        debug: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
-    });
+    parsed = parseArgs({ args, allowPositionals: true, strict: true, options: OPTIONS });
   } catch (error) {
     throw new UsageError(`${usageProblem(error)}; see --help`);
   }
   const { values, positionals } = parsed;
   if (values.help) return { mode: "help" };
   if (values.version) return { mode: "version" };
-  if (values.relay !== undefined) {
-    if (Object.keys(values).length > 1 || positionals.length > 0) {
-      throw new UsageError("--relay takes only the VM's UUID; the hook starts it, see --help");
-    }
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(values.relay)) {
-      throw new UsageError("--relay takes a VM's UUID in lower case with dashes; see --help");
-    }
-    return { mode: "relay", uuid: values.relay };
-  }
+  if (values.relay !== undefined) return relayCommand(values.relay, Object.keys(values).length, positionals);
   if (values.status) {
     if (Object.keys(values).some((key) => key !== "status" && key !== "debug") || positionals.length > 0) {
       throw new UsageError("--status takes nothing else; see --help");
@@ -95,17 +69,54 @@ export function parseCommand(args: string[]): Command {
   return { mode: "hook" };
 }
 
+/** The options every mode shares one parser for. */
+const OPTIONS = {
+  "dry-run": { type: "boolean" },
+  check: { type: "string" },
+  relay: { type: "string" },
+  status: { type: "boolean" },
+  url: { type: "string" },
+  diff: { type: "boolean" },
+  install: { type: "boolean" },
+  uninstall: { type: "boolean" },
+  root: { type: "string" },
+  // Read by hook.ts from the raw arguments, so it works even when parsing fails.
+  debug: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+/** `--relay UUID`, as the hook or the relay's unit starts it: nothing else on the line. */
+function relayCommand(uuid: string, options: number, positionals: string[]): Command {
+  if (options > 1 || positionals.length > 0) {
+    throw new UsageError("--relay takes only the VM's UUID; the hook starts it, see --help");
+  }
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uuid)) {
+    throw new UsageError("--relay takes a VM's UUID in lower case with dashes; see --help");
+  }
+  return { mode: "relay", uuid };
+}
+
 /** `--install` or `--uninstall`, on this host or under `--root DIR` (an absolute path: a staging root). */
 function installCommand(values: Record<string, unknown>, positionals: string[]): Command {
   const others = Object.keys(values).filter((key) => !["install", "uninstall", "root", "debug"].includes(key));
-  if ((values.install && values.uninstall) || others.length > 0 || positionals.length > 0) {
-    throw new UsageError("--install and --uninstall take only --root DIR; see --help");
+  const dryRun = values.uninstall === true && values["dry-run"] === true && others.length === 1;
+  if ((values.install && values.uninstall) || (others.length > 0 && !dryRun) || positionals.length > 0) {
+    throw new UsageError("--install takes only --root DIR, and --uninstall --root DIR and --dry-run; see --help");
   }
   const root = (values.root as string | undefined) ?? "";
-  if (root !== "" && (!root.startsWith("/") || root === "/")) {
-    throw new UsageError("--root takes the absolute path of a staging root, not '/' (leave it out for this host)");
+  if (root === "/" || /^\/+$/.test(root)) {
+    throw new UsageError("--root takes a staging root, not '/': leave --root out to install on this host");
   }
-  return { mode: values.install ? "install" : "uninstall", root: root.replace(/\/+$/, "") };
+  if (root !== "" && !root.startsWith("/")) {
+    const shown = printable(root, 200);
+    throw new UsageError(
+      `--root takes an absolute path, not '${shown}': give the staging root from /, such as "$PWD/${shown}"`,
+    );
+  }
+  const staged = root.replace(/\/+$/, "");
+  if (values.install) return { mode: "install", root: staged };
+  return dryRun ? { mode: "uninstall", root: staged, dryRun: true } : { mode: "uninstall", root: staged };
 }
 
 /** parseArgs's complaint, in our words: it names the option and nothing else. */

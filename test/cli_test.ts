@@ -12,6 +12,7 @@ describe("parseCommand()", () => {
     [["-V"], { mode: "version" }],
     [["--install"], { mode: "install", root: "" }],
     [["--status"], { mode: "status" }],
+    [["--uninstall", "--dry-run"], { mode: "uninstall", root: "", dryRun: true }],
     [["--uninstall", "--root", "/stage/"], { mode: "uninstall", root: "/stage" }],
     [["--check", "https://a.example/x.iso"], { mode: "check", url: "https://a.example/x.iso" }],
     [["--dry-run"], { mode: "dry-run", url: undefined, file: undefined, diff: false }],
@@ -38,6 +39,15 @@ describe("parseCommand()", () => {
     [["--dry-run", "a.xml", "b.xml"], /--dry-run takes one FILE, not 2/],
     [["--url", "https://a.example/x.iso"], /'--url' only works with --dry-run/],
     [["domain.xml"], /'domain.xml' only works with --dry-run/],
+    [["--install", "--dry-run"], /^--install takes only --root DIR/],
+    [
+      ["--install", "--root", "stage"],
+      /^--root takes an absolute path, not 'stage': give the staging root from \/, such as "\$PWD\/stage"$/,
+    ],
+    [
+      ["--uninstall", "--root", "/"],
+      /^--root takes a staging root, not '\/': leave --root out to install on this host$/,
+    ],
   ];
   for (const [args, words] of BAD) {
     test(`parseCommand() refuses ${JSON.stringify(args)} with a UsageError`, () => {
