@@ -61,12 +61,14 @@ export async function main(args: string[], env: Environment): Promise<number> {
       case "install": {
         const { install } = await import("./edge/install.ts");
         const nbdkit = () => nbdkitProblem(findNbdkit(), env.HTTPSISOBOOT_CONFIG || SETTINGS_FILE);
-        say(`httpsisoboot: ${install(command.root, { nbdkit, dirs: relayDirs(env) })}\n`);
+        for (const line of install(command.root, { nbdkit, dirs: relayDirs(env) })) say(`httpsisoboot: ${line}\n`);
         return EXIT_OK;
       }
-      case "uninstall":
-        say(`httpsisoboot: ${(await import("./edge/install.ts")).uninstall(command.root, relayDirs(env))}\n`);
+      case "uninstall": {
+        const { uninstall } = await import("./edge/install.ts");
+        say(`httpsisoboot: ${uninstall(command.root, relayDirs(env), { dryRun: command.dryRun })}\n`);
         return EXIT_OK;
+      }
     }
   } catch (error) {
     say(`httpsisoboot: ${errorLine(error)}\n`);

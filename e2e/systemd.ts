@@ -127,7 +127,8 @@ export function systemdSuite(): void {
     test("--install puts the bare binary on the host: links at every point, the unit, polkit rule and tmpfiles.d, the directories vdsm:qemu", () => {
       const installed = host!.run([BOUND_BINARY, "--install"]);
       assert.equal(installed.status, 0, installed.stderr);
-      assert.match(installed.stderr, /^httpsisoboot: installed 11 files under \/ /);
+      assert.match(installed.stderr, /^httpsisoboot: installed 13 files under \/ /);
+      assert.match(installed.stderr, /\nhttpsisoboot: warning: allow is not set in \/etc\/vdsm\/httpsisoboot\.conf/);
       const dirs =
         must(host!.run(["stat", "-c", "%n %U:%G %a", "/run/httpsisoboot", "/var/cache/httpsisoboot"])).stdout;
       assert.equal(dirs, "/run/httpsisoboot vdsm:qemu 750\n/var/cache/httpsisoboot vdsm:qemu 700\n");
@@ -135,6 +136,45 @@ export function systemdSuite(): void {
       const check = host!.run(["/usr/libexec/vdsm/httpsisoboot", "--check", url], { user: "vdsm" });
       assert.equal(check.status, 0, check.stderr);
       assert.match(check.stdout, /\nrelay: started by systemd, as httpsisoboot-relay@<uuid>\.service\n/);
+      assert.match(check.stdout, /\nselinux: disabled \(nothing to load\)\n/, "this Debian root has no SELinux");
+      assert.match(check.stdout, /\nwarning: allow is not set in \/etc\/vdsm\/httpsisoboot\.conf/);
+    });
+
+    test("on a host whose SELinux is enforcing and whose semodule fails, --install and --check say so, and exit 2", () => {
+      // Stand-ins where EL has the tools: SELinux enforcing, no module loaded, and loading one fails.
+      const standIns: Array<[string, string]> = [
+        ["selinuxenabled", "exit 0"],
+        ["getenforce", "echo Enforcing"],
+        [
+          "semodule",
+          'case "$1" in -l) echo virt;; -i) echo "libsemanage.semanage_commit: out of disk space" >&2; exit 1;; esac',
+        ],
+        ["restorecon", "exit 0"],
+      ];
+      for (const [name, body] of standIns) {
+        must(host!.run(["sh", "-c", `cat > /usr/sbin/${name} && chmod 755 /usr/sbin/${name}`], {
+          input: `#!/bin/sh\n${body}\n`,
+        }));
+      }
+      try {
+        const installed = host!.run([BOUND_BINARY, "--install"]);
+        assert.equal(installed.status, 2, installed.stderr);
+        assert.match(
+          installed.stderr,
+          /^httpsisoboot: installed 13 files under \/ .*; but semodule -i \/usr\/share\/selinux\/packages\/httpsisoboot\.cil failed \(libsemanage\.semanage_commit: out of disk space\) while SELinux is enforcing: VMs with the httpsisoboot property will not start until it loads/,
+        );
+        assert.equal(installed.stderr.split("\n").length, 2, "one line");
+        const check = host!.run(["/usr/libexec/vdsm/httpsisoboot", "--check", url], { user: "vdsm" });
+        assert.equal(check.status, 2, check.stdout + check.stderr);
+        assert.match(
+          check.stdout,
+          /\nselinux: enforcing: the httpsisoboot module is not loaded: semodule -i \/usr\/share\/selinux\/packages\/httpsisoboot\.cil; .*until then QEMU cannot reach its relay's socket/,
+        );
+      } finally {
+        must(host!.run(["rm", "-f", ...standIns.map(([name]) => `/usr/sbin/${name}`)]));
+      }
+      const again = host!.run(["/usr/libexec/vdsm/httpsisoboot", "--check", url], { user: "vdsm" });
+      assert.equal(again.status, 0, again.stdout + again.stderr);
     });
 
     test("polkit lets vdsm start and stop relay units, and refuses it every other unit and verb", () => {
@@ -245,7 +285,7 @@ export function systemdSuite(): void {
       assert.equal(removed.status, 0, removed.stderr);
       assert.match(
         removed.stderr,
-        /^httpsisoboot: removed 10 files under \/ and the relays' \/run\/httpsisoboot and \/var\/cache\/httpsisoboot; kept the settings in \/etc\/vdsm\/httpsisoboot\.conf\n$/,
+        /^httpsisoboot: removed 12 files under \/ and the relays' \/run\/httpsisoboot and \/var\/cache\/httpsisoboot; kept the settings in \/etc\/vdsm\/httpsisoboot\.conf\n$/,
       );
       const left = host!.run([
         "sh",

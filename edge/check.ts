@@ -7,16 +7,19 @@
  *
  * @module
  */
-import process from "node:process";
 import { spawnSync } from "node:child_process";
 
 import { checkReport, checkUrl, EXIT_FAILURE, EXIT_OK, type Host } from "../lib/run.ts";
 import { HookError, HostError, printable } from "../lib/errors.ts";
 import { nbdkitProbeArgs, nbdkitProblem, RELAY_FILTERS } from "../lib/relay/plan.ts";
-import { userName } from "./io/files.ts";
+import { groupName, userName } from "./io/files.ts";
+import { statSync } from "node:fs";
 import { print } from "./io/output.ts";
 import { checkCurlDriver, findNbdkit, libvirtVersion } from "./io/probes.ts";
 import { Environment, readSettings, runPreflight, selfCommand } from "./host.ts";
+import { allowWarning } from "../lib/policy.ts";
+import { describeSelinux } from "../lib/selinux.ts";
+import { selinuxState } from "./selinux.ts";
 
 /** `--check URL`: what the server answers to QEMU's questions. */
 export async function check(url: string, env: Environment): Promise<number> {
@@ -30,8 +33,24 @@ export async function check(url: string, env: Environment): Promise<number> {
     : { lines: ["off: QEMU's curl driver reads the ISO, without retries"], ok: true };
   const { describeExpiry, signedUrlExpiry } = await import("../lib/expiry.ts");
   const expiry = signedUrlExpiry(iso.query);
-  print(checkReport(report, { driver, relay: relay.lines, signature: expiry && describeExpiry(expiry, new Date()) }));
-  return relay.ok ? EXIT_OK : EXIT_FAILURE;
+  const selinux = relayMode ? describeSelinux(selinuxState(host.dirs!.run), host.dirs!.run) : undefined;
+  const warning = allowWarning(host.settings.allow, host.file);
+  print(checkReport(report, {
+    driver,
+    relay: relay.lines,
+    signature: expiry && describeExpiry(expiry, new Date()),
+    selinux: selinux?.line,
+    warnings: warning ? [warning] : [],
+  }));
+  return relay.ok && (selinux?.ok ?? true) ? EXIT_OK : EXIT_FAILURE;
+}
+
+/** A directory as --check shows it: path, owner:group and mode, as ls -ld says them. */
+function describeDir(path: string): string {
+  const stats = statSync(path);
+  return `${path} (${userName(stats.uid)}:${groupName(stats.gid)} ${
+    (stats.mode & 0o7777).toString(8).padStart(4, "0")
+  })`;
 }
 
 /** In relay mode QEMU's curl driver is not needed: say where it is, or that only relay = off would need it. */
@@ -70,6 +89,13 @@ export async function relayReadiness(host: Host): Promise<{ lines: string[]; ok:
     if (!(error instanceof HookError)) throw error;
     return refuse(error.message);
   }
+  const owners = new Set([host.dirs!.run, host.dirs!.cache].map((dir) => statSync(dir).uid));
+  if (owners.size > 1) {
+    return refuse(
+      `${host.dirs!.run} and ${host.dirs!.cache} have different owners, but one user (the first's) runs the relays ` +
+        `and writes both: make both owned by vdsm, as the tmpfiles.d file does`,
+    );
+  }
   const version = printable(probe.stdout.split("\n")[0], 40);
   const start = launcher(selfCommand(), "00000000-0000-0000-0000-000000000000").kind === "systemd"
     ? "by systemd, as httpsisoboot-relay@<uuid>.service"
@@ -80,7 +106,9 @@ export async function relayReadiness(host: Host): Promise<{ lines: string[]; ok:
       `${version}, ${found.binary}, with the curl plugin and the ${RELAY_FILTERS.slice(0, -1).join(", ")} and ${
         RELAY_FILTERS.at(-1)
       } filters`,
-      `directories: ${host.dirs!.run} and ${host.dirs!.cache}, writable by ${userName(process.getuid?.() ?? -1)}`,
+      `directories: ${describeDir(host.dirs!.run)} and ${describeDir(host.dirs!.cache)}; relays run as ${
+        userName(statSync(host.dirs!.run).uid)
+      }`,
       `started ${start}`,
       `reconnect: ${describeReconnect(libvirtVersion())}`,
     ],

@@ -28,9 +28,12 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
-import { HostError, RelayError, UsageError } from "../lib/errors.ts";
+import { HookError, HostError, RelayError, UsageError } from "../lib/errors.ts";
+import { allowWarning } from "../lib/policy.ts";
+import { parseSettings, SETTINGS_FILE } from "../lib/settings.ts";
+import { loadModule, removeModule } from "./selinux.ts";
 import { BINARY_PATH, type HostFile, installPlan, type InstallStep, TMPFILES } from "../lib/host_files.ts";
-import { randomHex, writeAtomic } from "./io/files.ts";
+import { errorCode, randomHex, writeAtomic } from "./io/files.ts";
 import { type RelayDirs, relayPaths } from "../lib/paths.ts";
 import { relayState } from "./relay/control.ts";
 
@@ -49,7 +52,7 @@ export interface InstallContext {
  * @throws {UsageError} Not run as the single binary, or not as root on the host.
  * @throws {HostError} If the host lacks what relays need; nothing is installed then.
  */
-export function install(root: string, context: InstallContext): string {
+export function install(root: string, context: InstallContext): string[] {
   const self = singleBinary();
   if (root === "") checkHost(context);
   const plan = installPlan(root);
@@ -60,11 +63,27 @@ export function install(root: string, context: InstallContext): string {
   }
   if (root === "") prepareHost();
   const kept = plan.filter((step) => step.kind === "file" && step.file.config && !done.includes(step.file.path));
-  return `installed ${plan.length - kept.length} files under ${root || "/"} (the binary, ${
+  const installed = `installed ${plan.length - kept.length} files under ${root || "/"} (the binary, ${
     plan.filter((step) => step.kind === "link").length
-  } hook points, the relay's unit, polkit rule and tmpfiles.d)${
+  } hook points, the relay's unit, polkit rule, tmpfiles.d, SELinux module and man page)${
     kept.length ? `; kept the settings in ${kept.map((step) => (step as { file: HostFile }).file.path).join(", ")}` : ""
   }`;
+  const selinux = root === "" ? loadModule(context.dirs.run) : {};
+  if (selinux.failed) throw new HostError(`${installed}; but ${selinux.failed}`);
+  return [selinux.did ? `${installed}; ${selinux.did}` : installed, ...settingsWarnings(`${root}${SETTINGS_FILE}`)];
+}
+
+/** What the settings file installed (or kept) leaves open: `allow` unset, or a file the hook would refuse. */
+function settingsWarnings(file: string): string[] {
+  let settings;
+  try {
+    settings = parseSettings(readFileSync(file, "utf8"), file);
+  } catch (error) {
+    if (!(error instanceof HookError)) return [`warning: cannot read ${file} (${errorCode(error)})`];
+    return [`warning: ${error.message}; every VM with the property will be refused until it is fixed`];
+  }
+  const warning = allowWarning(settings.allow, file);
+  return warning ? [`warning: ${warning}`] : [];
 }
 
 /**
@@ -76,7 +95,7 @@ export function install(root: string, context: InstallContext): string {
  *
  * @throws {RelayError} If relays run.
  */
-export function uninstall(root: string, dirs: RelayDirs): string {
+export function uninstall(root: string, dirs: RelayDirs, options: { dryRun?: boolean } = {}): string {
   if (root === "") {
     requireRoot("--uninstall");
     const running = runningRelays(dirs);
@@ -88,6 +107,7 @@ export function uninstall(root: string, dirs: RelayDirs): string {
       );
     }
   }
+  if (options.dryRun) return `no relay runs under ${root || "/"}: it can be uninstalled`;
   let removed = 0;
   for (const step of installPlan(root).reverse()) {
     if (step.kind === "file" && step.file.config) continue;
@@ -99,9 +119,10 @@ export function uninstall(root: string, dirs: RelayDirs): string {
   }
   if (root === "" && existsSync("/run/systemd/system")) run("systemctl", ["daemon-reload"]);
   const gone = root === "" ? [dirs.run, dirs.cache].filter(removeTree) : [];
-  return `removed ${removed} files under ${root || "/"}${
-    gone.length ? ` and the relays' ${gone.join(" and ")}` : ""
-  }; kept the settings in ${root}/etc/vdsm/httpsisoboot.conf`;
+  const selinux = root === "" ? removeModule() : undefined;
+  return `removed ${removed} files under ${root || "/"}${gone.length ? ` and the relays' ${gone.join(" and ")}` : ""}${
+    selinux ? `; ${selinux}` : ""
+  }; kept the settings in ${root}${SETTINGS_FILE}`;
 }
 
 /**

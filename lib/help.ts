@@ -18,10 +18,13 @@ Usage:
                                     last error
   httpsisoboot --install [--root DIR]
                                     as root, put this binary at every hook point,
-                                    with the relay's unit, polkit rule, tmpfiles.d
-                                    and settings (what the RPM installs)
-  httpsisoboot --uninstall [--root DIR]
-                                    take all of that away, but the settings
+                                    with the relay's unit, polkit rule, tmpfiles.d,
+                                    SELinux module (loaded where SELinux is on),
+                                    man page and settings (what the RPM installs)
+  httpsisoboot --uninstall [--dry-run] [--root DIR]
+                                    take all of that away, but the settings;
+                                    refused while relays run (--dry-run: only
+                                    say whether it would be)
   httpsisoboot --help | --version
 
 Hook mode reads two environment variables:

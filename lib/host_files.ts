@@ -12,6 +12,8 @@
  * @module
  */
 import { HOOK_POINTS } from "./hook_point.ts";
+import { MANUAL } from "./manual.ts";
+import { SELINUX_MODULE_PATH } from "./selinux.ts";
 
 /** Where the binary lives on a host: VDSM's libexec directory, beside its hooks. */
 export const BINARY_PATH = "/usr/libexec/vdsm/httpsisoboot";
@@ -126,6 +128,35 @@ D /var/cache/httpsisoboot 0700 vdsm qemu -
 `,
 };
 
+/**
+ * The SELinux module, for hosts with SELinux enforcing: QEMU (svirt_t, with
+ * the VM's categories) may enter the relays' directory and write a relay's
+ * socket file. docs/security.md says what EL9's policy shows of it.
+ */
+export const SELINUX_MODULE: HostFile = {
+  path: SELINUX_MODULE_PATH,
+  mode: 0o644,
+  text: `; SPDX-License-Identifier: GPL-2.0-or-later
+; httpsisoboot (httpsisoboot(8)), for hosts with SELinux enforcing.
+;
+; QEMU runs confined (svirt_t, with the VM's MCS categories) and must connect
+; to its relay's socket in /run/httpsisoboot:
+; - nbdkit labels its listening socket svirt_socket_t (--selinux-label, as
+;   libvirt's own nbdkit support does), which svirt_t may connect to;
+; - the socket file takes its directory's type; this file context makes that
+;   svirt_image_t at s0, which svirt_t may write (s0 is dominated by every
+;   VM's categories).
+; The relay itself is a systemd service run from a bin_t file, so it runs
+; as unconfined_service_t, which may reach the network and its directories.
+; Loaded with semodule -i by the RPM and by httpsisoboot --install where
+; SELinux is enabled; httpsisoboot --check says whether it is.
+(filecon "/run/httpsisoboot(/.*)?" any (system_u object_r svirt_image_t ((s0) (s0))))
+`,
+};
+
+/** httpsisoboot(8), which the bare binary installs as the RPM does (uncompressed: man reads both). */
+export const MAN_PAGE: HostFile = { path: "/usr/share/man/man8/httpsisoboot.8", mode: 0o644, text: MANUAL };
+
 /** The settings file, every default commented out. */
 export const SETTINGS_EXAMPLE: HostFile = {
   path: "/etc/vdsm/httpsisoboot.conf",
@@ -190,17 +221,26 @@ export const SETTINGS_EXAMPLE: HostFile = {
 # The whole preflight's time limit, in seconds (1 to 120).
 #preflight_timeout = 5
 
-# The only ISO servers VMs may boot from: host names, .domain suffixes (a name
-# and everything under it) and IP addresses, each with an optional :port,
-# comma-separated. Without it, any VM user who may set the custom property can
-# make this host connect to any server and port. Set it.
+# SET THIS. The only ISO servers VMs may boot from: host names, .domain
+# suffixes (a name and everything under it) and IP addresses, each with an
+# optional :port, comma-separated. While it is unset ANY server is allowed:
+# any VM user who may set the custom property can make this host connect to
+# any host and port inside your network. httpsisoboot --check warns until it
+# is set.
 #allow = isos.example.org, .lab.example.net:8443, 192.0.2.10
 `,
   config: true,
 };
 
 /** Every file beside the binary, in the order they are installed. */
-export const HOST_FILES: readonly HostFile[] = [RELAY_UNIT, POLKIT_RULE, TMPFILES, SETTINGS_EXAMPLE];
+export const HOST_FILES: readonly HostFile[] = [
+  RELAY_UNIT,
+  POLKIT_RULE,
+  TMPFILES,
+  SELINUX_MODULE,
+  MAN_PAGE,
+  SETTINGS_EXAMPLE,
+];
 
 /** One step of an install. */
 export type InstallStep =
@@ -219,7 +259,7 @@ export type InstallStep =
  * const plan = installPlan("/stage");
  * assertEquals(plan[0], { kind: "binary", path: "/stage/usr/libexec/vdsm/httpsisoboot" });
  * assertEquals(plan[1], { kind: "link", path: "/stage/usr/libexec/vdsm/hooks/before_vm_start/50_httpsisoboot", target: "../../httpsisoboot" });
- * assertEquals(plan.length, 1 + 6 + 4);
+ * assertEquals(plan.length, 1 + 6 + 6);
  * ```
  */
 export function installPlan(root: string): InstallStep[] {

@@ -52,3 +52,20 @@ function matches(rule: AllowRule, url: IsoUrl): boolean {
   if (rule.host.startsWith(".")) return host.endsWith(rule.host) || host === rule.host.slice(1);
   return host === rule.host.replace(/\.$/, "");
 }
+
+/**
+ * The warning `--check` and `--install` give while `allow` is unset; undefined once it is set.
+ *
+ * @example
+ * ```ts
+ * import { allowWarning } from "./policy.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(allowWarning([], "/etc/vdsm/httpsisoboot.conf")?.startsWith("allow is not set in /etc/vdsm/httpsisoboot.conf"), true);
+ * assertEquals(allowWarning([{ host: "isos.example.org" }], "/etc/vdsm/httpsisoboot.conf"), undefined);
+ * ```
+ */
+export function allowWarning(allow: AllowRule[], file: string): string | undefined {
+  if (allow.length > 0) return undefined;
+  return `allow is not set in ${file}, so any server is allowed: any user who may start a VM can make this host ` +
+    `connect to any host and port; set allow to your ISO servers`;
+}

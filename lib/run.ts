@@ -243,7 +243,7 @@ export function shellWords(words: string[]): string {
  */
 export function checkReport(
   report: ServerReport,
-  host: { driver: string; relay?: string[]; signature?: string },
+  host: { driver: string; relay?: string[]; signature?: string; selinux?: string; warnings?: string[] },
 ): string {
   const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
   const signed = host.signature
@@ -256,7 +256,9 @@ export function checkReport(
     `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n` +
     signed +
     (host.relay ?? []).map((line) => `relay: ${line}\n`).join("") +
-    `qemu curl driver: ${host.driver}\n`;
+    `qemu curl driver: ${host.driver}\n` +
+    (host.selinux === undefined ? "" : `selinux: ${host.selinux}\n`) +
+    (host.warnings ?? []).map((line) => `warning: ${line}\n`).join("");
 }
 
 function transform(domainXml: string, iso: IsoUrl, host: Host): CdromResult {

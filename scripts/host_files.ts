@@ -8,7 +8,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { POLKIT_RULE, RELAY_UNIT, SETTINGS_EXAMPLE, TMPFILES } from "../lib/host_files.ts";
+import { MAN_PAGE, POLKIT_RULE, RELAY_UNIT, SELINUX_MODULE, SETTINGS_EXAMPLE, TMPFILES } from "../lib/host_files.ts";
 
 /** The spec's source names. */
 export const SOURCE_NAMES: ReadonlyArray<[string, { text: string }]> = [
@@ -16,6 +16,8 @@ export const SOURCE_NAMES: ReadonlyArray<[string, { text: string }]> = [
   ["50-httpsisoboot.rules", POLKIT_RULE],
   ["httpsisoboot.tmpfiles", TMPFILES],
   ["httpsisoboot.conf", SETTINGS_EXAMPLE],
+  ["httpsisoboot.cil", SELINUX_MODULE],
+  ["httpsisoboot.8", MAN_PAGE],
 ];
 
 /** Writes every source into `dir`. */

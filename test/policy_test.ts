@@ -2,7 +2,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parseSettings } from "../lib/settings.ts";
-import { checkAllowed } from "../lib/policy.ts";
+import { allowWarning, checkAllowed } from "../lib/policy.ts";
 import { parseIsoUrl } from "../lib/url.ts";
 import { PolicyError } from "../lib/errors.ts";
 
@@ -50,5 +50,18 @@ describe("checkAllowed()", () => {
 
   test("checkAllowed() allows any server when the list is empty", () => {
     checkAllowed(parseIsoUrl("https://anything.example/a.iso"), [], FILE);
+  });
+});
+
+describe("allowWarning()", () => {
+  test("allowWarning() warns while allow is unset, naming the file and what it opens", () => {
+    assert.equal(
+      allowWarning([], "/etc/vdsm/httpsisoboot.conf"),
+      "allow is not set in /etc/vdsm/httpsisoboot.conf, so any server is allowed: any user who may start a VM can " +
+        "make this host connect to any host and port; set allow to your ISO servers",
+    );
+  });
+  test("allowWarning() says nothing once allow names a server", () => {
+    assert.equal(allowWarning([{ host: ".example.org" }], "/etc/vdsm/httpsisoboot.conf"), undefined);
   });
 });

@@ -39,7 +39,13 @@ describe("httpsisoboot --install", { skip: noBinary }, () => {
     const root = stagingRoot();
     const first = run(BINARY, ["--install", "--root", root]);
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stderr, /^httpsisoboot: installed 11 files under \/\S+ \(the binary, 6 hook points, /);
+    assert.match(first.stderr, /^httpsisoboot: installed 13 files under \/\S+ \(the binary, 6 hook points, /);
+    assert.match(
+      first.stderr,
+      /\nhttpsisoboot: warning: allow is not set in \S+\/etc\/vdsm\/httpsisoboot\.conf, so any server is allowed: /,
+      "the settings as installed allow any server, and --install says so",
+    );
+    assert.equal(first.stderr.split("\n").length, 3, "two lines");
     assert.deepEqual(readFileSync(join(root, BINARY_PATH)), readFileSync(BINARY));
     assert.equal(statSync(join(root, BINARY_PATH)).mode & 0o777, 0o755);
     for (const point of HOOK_POINTS) {
@@ -54,15 +60,22 @@ describe("httpsisoboot --install", { skip: noBinary }, () => {
     }
     const linked = run(join(root, HOOKS_DIR, "after_vm_destroy", HOOK_NAME), ["--version"]);
     assert.match(linked.stdout, /^httpsisoboot \d+\.\d+\.\d+\n$/, "the staged hook runs");
-    writeFileSync(join(root, SETTINGS_EXAMPLE.path), "timeout = 60\n");
+    writeFileSync(join(root, SETTINGS_EXAMPLE.path), "timeout = 60\nallow = isos.example.org\n");
     const again = run(BINARY, ["--install", "--root", root]);
     assert.equal(again.status, 0, again.stderr);
-    assert.match(again.stderr, /; kept the settings in .*\/etc\/vdsm\/httpsisoboot\.conf\n$/);
+    assert.match(
+      again.stderr,
+      /; kept the settings in .*\/etc\/vdsm\/httpsisoboot\.conf\n$/,
+      "no warning with allow set",
+    );
     assert.equal(
       readFileSync(join(root, SETTINGS_EXAMPLE.path), "utf8"),
-      "timeout = 60\n",
+      "timeout = 60\nallow = isos.example.org\n",
       "the admin's settings stay",
     );
+    writeFileSync(join(root, SETTINGS_EXAMPLE.path), "alow = isos.example.org\n");
+    const typo = run(BINARY, ["--install", "--root", root]);
+    assert.match(typo.stderr, /\nhttpsisoboot: warning: \S+ line 1: unknown setting 'alow' \(did you mean 'allow'\?\)/);
   });
 
   test("--uninstall --root takes away all it installed but the settings, which are the admin's", () => {
@@ -70,7 +83,7 @@ describe("httpsisoboot --install", { skip: noBinary }, () => {
     assert.equal(run(BINARY, ["--install", "--root", root]).status, 0);
     const removed = run(BINARY, ["--uninstall", "--root", root]);
     assert.equal(removed.status, 0, removed.stderr);
-    assert.match(removed.stderr, /^httpsisoboot: removed 10 files under /);
+    assert.match(removed.stderr, /^httpsisoboot: removed 12 files under /);
     assert.equal(existsSync(join(root, BINARY_PATH)), false);
     for (const point of HOOK_POINTS) assert.equal(existsSync(join(root, HOOKS_DIR, point, HOOK_NAME)), false);
     for (const file of HOST_FILES) assert.equal(existsSync(join(root, file.path)), Boolean(file.config), file.path);
@@ -115,8 +128,8 @@ describe("httpsisoboot --install", { skip: noBinary }, () => {
   test("--install takes only --root, an absolute staging root", () => {
     for (
       const [args, words] of [
-        [["--install", "--uninstall"], /take only --root DIR/],
-        [["--install", "--root", "relative"], /--root takes the absolute path of a staging root/],
+        [["--install", "--uninstall"], /--install takes only --root DIR/],
+        [["--install", "--root", "relative"], /--root takes an absolute path, not 'relative'/],
         [["--install", "--root", "/"], /not '\/'/],
         [["--root", "/x"], /--root goes with --install or --uninstall/],
       ] as const
