@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # `npm run rpm`: builds dist/rpm/vdsm-hook-httpsisoboot-*.{x86_64,aarch64}.rpm
-# offline: Bun's baseline x86-64 runtime (no AVX2 needed) and its arm64
-# runtime, both fetched from the npm registry by `bun build`, packaged by
-# rpmbuild (Debian's rpm). The aarch64 build's %check runs under qemu-user.
+# from Bun's baseline x86-64 runtime (no AVX2 needed) and its arm64 runtime,
+# which `bun build` fetches from the npm registry (not offline: it needs the
+# registry, or Bun's cache of both runtimes), packaged by rpmbuild. The aarch64 build's %check runs under qemu-user.
 # RPM_ARCHES picks the architectures.
 set -euo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -13,10 +13,11 @@ version=$(node -p 'require("./package.json").version')
 top=$(mktemp -d)
 trap 'rm -rf "$top"' EXIT
 mkdir -p "$top/SOURCES" dist/rpm
-cp LICENSE README.md scripts/rpm/httpsisoboot.cil "$top/SOURCES/"
-# The unit, the polkit rule, tmpfiles.d and the settings: one source with --install's (lib/host_files.ts).
+cp LICENSE README.md "$top/SOURCES/"
+tar -cf "$top/SOURCES/docs.tar" docs
+# The unit, the polkit rule, tmpfiles.d, the SELinux module, the man page and
+# the settings: one source with --install's (lib/host_files.ts).
 node --import tsx scripts/host_files.ts "$top/SOURCES"
-node --import tsx scripts/man.ts > "$top/SOURCES/httpsisoboot.8"
 
 declare -A BUN_TARGET=([x86_64]=bun-linux-x64-baseline [aarch64]=bun-linux-arm64)
 for arch in ${RPM_ARCHES:-x86_64 aarch64}; do

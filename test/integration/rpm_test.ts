@@ -26,6 +26,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { readFixture, ROOT, tempDir } from "../support/mod.ts";
 import { HOOK_POINTS } from "../../lib/hook_point.ts";
+import { MAN_PAGE, SELINUX_MODULE } from "../../lib/host_files.ts";
+import { moduleLoadFailed } from "../../lib/selinux.ts";
 import { runnerMissing, vdsmRunner } from "../support/vdsm_runner.ts";
 
 const HOOK = "/usr/libexec/vdsm/hooks/before_vm_start/50_httpsisoboot";
@@ -53,7 +55,12 @@ function sh(command: string, args: string[], options: { env?: Record<string, str
   return { status: result.status, stdout: result.stdout ?? "", stderr: result.stderr ?? "" };
 }
 
+/** EL9's targeted policy as CIL, in the steering repo's shared/ beside this checkout (its README says how to use it). */
+const POLICY_TAR = join(ROOT, "..", "shared", "reference", "selinux", "c9s-targeted-cil.tar.xz");
+const IMAGE = "system_u:object_r:svirt_image_t:s0";
+
 let work = "";
+let buildLog = "";
 
 describe("RPMs", { skip: missing() }, () => {
   before(() => {
@@ -61,6 +68,7 @@ describe("RPMs", { skip: missing() }, () => {
     rmSync(RPMS, { recursive: true, force: true });
     const built = sh("bash", ["scripts/rpm/build.sh"]);
     assert.equal(built.status, 0, built.stderr);
+    buildLog = built.stdout + built.stderr;
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -96,7 +104,7 @@ describe("RPMs", { skip: missing() }, () => {
       }
       assert.match(files, /^-rw-r--r-- cn \/etc\/vdsm\/httpsisoboot\.conf $/m);
       assert.match(files, /^-rw-r--r-- d \/usr\/share\/man\/man8\/httpsisoboot\.8\.gz $/m);
-      assert.match(files, /^-rw-r--r-- l \/usr\/share\/licenses\/vdsm-hook-httpsisoboot-[^/]+\/LICENSE $/m);
+      assert.match(files, /^-rw-r--r-- l \/usr\/share\/licenses\/vdsm-hook-httpsisoboot\/LICENSE $/m);
     });
 
     test(`the ${arch} RPM has Epoch 1, requires vdsm and nbdkit with its curl plugin and basic filters, and recommends QEMU's curl driver`, () => {
@@ -118,13 +126,35 @@ describe("RPMs", { skip: missing() }, () => {
     assert.match(lint.stdout, /2 packages and 0 specfiles checked; 0 errors, 0 warnings/, lint.stdout);
   });
 
-  test("the man page is the --help text", () => {
+  test("the man page is httpsisoboot(8), with the engine steps, and its docs are where it says", () => {
     const page = sh("sh", [
       "-c",
       `rpm2cpio '${rpmFile("x86_64")}' | cpio -i --quiet --to-stdout ./usr/share/man/man8/httpsisoboot.8.gz | gunzip`,
     ]);
-    assert.match(page.stdout, /^\.TH HTTPSISOBOOT 8 /);
-    assert.match(page.stdout, /httpsisoboot --dry-run \[--url URL\] \[--diff\] \[FILE\|-\]/);
+    assert.equal(page.stdout, MAN_PAGE.text);
+    assert.match(page.stdout, /^\.SH ENGINE SETUP$/m);
+    const files = sh("rpm", ["-qlp", rpmFile("x86_64")]).stdout.split("\n");
+    for (const doc of /\/usr\/share\/doc\/vdsm\\-hook\\-httpsisoboot\/(\S+)/.exec(page.stdout)![1].split(" and ")) {
+      assert.ok(files.includes(`/usr/share/doc/vdsm-hook-httpsisoboot/${doc}`), `${doc} in ${files.join(" ")}`);
+    }
+    for (const topic of ["design", "security", "performance", "operations", "building"]) {
+      assert.ok(files.includes(`/usr/share/doc/vdsm-hook-httpsisoboot/docs/${topic}.md`), topic);
+    }
+  });
+
+  test("the package owns the relays' directories, vdsm:qemu 0750 and 0700", () => {
+    const files = sh("rpm", [
+      "-qp",
+      "--qf",
+      "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\\n]",
+      rpmFile("x86_64"),
+    ]).stdout;
+    assert.match(files, /^drwxr-x--- vdsm:qemu \/run\/httpsisoboot$/m);
+    assert.match(files, /^drwx------ vdsm:qemu \/var\/cache\/httpsisoboot$/m);
+  });
+
+  test("the build log is clean: no warning, no error, no failing brp script", () => {
+    assert.doesNotMatch(buildLog, /warning|error|Illegal option|does not exist/i, buildLog);
   });
 
   test("rpm -U replaces VDSM's Python hook (4.50.7, noarch) in a throwaway root, and rpm -V is clean", () => {
@@ -153,11 +183,9 @@ describe("RPMs", { skip: missing() }, () => {
     const bunHelp = sh(binary, ["--version"]);
     assert.equal(bunHelp.status, 0, "a stripped Bun binary exits 0");
     assert.doesNotMatch(bunHelp.stdout, /httpsisoboot/, "and is no longer the hook");
-    for (const file of ["LICENSE", "README.md", "scripts/rpm/httpsisoboot.cil"]) {
-      sh("cp", [join(ROOT, file), sources]);
-    }
+    for (const file of ["LICENSE", "README.md"]) sh("cp", [join(ROOT, file), sources]);
+    sh("tar", ["-cf", join(sources, "docs.tar"), "docs"]);
     writeSources(sources);
-    writeFileSync(join(sources, "httpsisoboot.8"), ".TH HTTPSISOBOOT 8\n");
     const spec = join(ROOT, "scripts", "rpm", "vdsm-hook-httpsisoboot.spec");
     const defines = ["--define", `_topdir ${top}`, "--define", `hook_version ${VERSION}`];
     const built = sh("rpmbuild", ["-bb", "--target", "x86_64", ...defines, spec]);
@@ -229,34 +257,93 @@ describe("RPMs", { skip: missing() }, () => {
     }
   });
 
-  test("the SELinux module compiles with secilc, against a stand-in base that declares the types it names", {
-    skip: spawnSync("sh", ["-c", "command -v secilc"]).status === 0
-      ? undefined
-      : "secilc is not installed; npm test installs it",
+  test(
+    "the SELinux module, compiled with EL9's whole targeted policy, lets QEMU (svirt_t, any categories) reach a relay's socket and the relay's unit make it",
+    {
+      skip: policyMissing(),
+    },
+    () => {
+      const policy = compiledPolicy(true);
+      assert.equal(label(policy, "/run/httpsisoboot/7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21.sock"), IMAGE);
+      const qemu = "system_u:system_r:svirt_t:s0:c12,c34";
+      const relay = "system_u:system_r:unconfined_service_t:s0";
+      const socket = "system_u:system_r:svirt_socket_t:s0";
+      const decisions = decide(policy, [
+        [qemu, IMAGE, "dir", "search"],
+        [qemu, IMAGE, "sock_file", "write"],
+        [qemu, socket, "unix_stream_socket", "connectto"],
+        [relay, relay, "process", "setsockcreate"],
+        [relay, socket, "unix_stream_socket", "create bind listen accept"],
+        [relay, IMAGE, "dir", "search write add_name remove_name"],
+        [relay, IMAGE, "sock_file", "create unlink"],
+        // What MCS keeps apart, and what it does not (docs/security.md).
+        [qemu, "system_u:object_r:svirt_image_t:s0:c56,c78", "sock_file", "write"],
+        [qemu, relay, "unix_stream_socket", "connectto"],
+      ]);
+      assert.deepEqual(decisions, [
+        "ALLOW",
+        "ALLOW",
+        "ALLOW",
+        "ALLOW",
+        "ALLOW",
+        "ALLOW",
+        "ALLOW",
+        "CONSTRAINT",
+        "TERULE",
+      ]);
+    },
+  );
+
+  test("without the module, EL9's policy labels the relays' directory var_run_t, where QEMU may not write a socket", {
+    skip: policyMissing(),
   }, () => {
-    // Only its syntax and names are proven here: this machine has no SELinux, and no svirt policy to load it into.
-    const base = join(work, "base.cil");
-    writeFileSync(
-      base,
-      `(handleunknown allow) (mls true)
-(sid kernel) (sidorder (kernel)) (sidcontext kernel (system_u object_r svirt_image_t ((s0) (s0))))
-(sensitivity s0) (sensitivityorder (s0)) (category c0) (categoryorder (c0)) (sensitivitycategory s0 (c0))
-(user system_u) (role object_r) (userrole system_u object_r) (userlevel system_u (s0)) (userrange system_u ((s0) (s0)))
-(type svirt_image_t) (roletype object_r svirt_image_t)
-(class file (read)) (classorder (file)) (allow svirt_image_t self (file (read)))
-`,
-    );
-    const contexts = join(work, "file_contexts");
-    const compiled = sh("secilc", [
-      "-o",
-      join(work, "policy.bin"),
-      "-f",
-      contexts,
-      base,
-      join(ROOT, "scripts/rpm/httpsisoboot.cil"),
+    const policy = compiledPolicy(false);
+    const found = label(policy, "/run/httpsisoboot/x.sock");
+    assert.equal(found, "system_u:object_r:var_run_t:s0");
+    assert.deepEqual(decide(policy, [["system_u:system_r:svirt_t:s0:c12,c34", found, "sock_file", "write"]]), [
+      "TERULE",
     ]);
-    assert.equal(compiled.status, 0, compiled.stderr);
-    assert.equal(readFileSync(contexts, "utf8"), "/run/httpsisoboot(/.*)?\tsystem_u:object_r:svirt_image_t:s0\n");
+  });
+
+  test("in a root where the scriptlets run: %post says in one line that semodule failed on an enforcing host; the erase removes the module, the relays' leftovers and the shared cache", () => {
+    const root = scriptletRoot();
+    const rpm = (...args: string[]) => {
+      // In a mount namespace of its own, with /proc in the root: the Bun binary %preun runs reads /proc/self/exe.
+      const ran = sh("unshare", [
+        "-m",
+        "sh",
+        "-c",
+        `mount -t proc proc "$0/proc" && exec rpm --root "$0" --dbpath /var/lib/rpm "$@"`,
+        root,
+        ...args,
+      ]);
+      // Debian's rpm warns that it is not dpkg on every run: not the package's words.
+      return { ...ran, stderr: ran.stderr.replace(/^rpm: .*\n/gm, "") };
+    };
+    const installed = rpm("-i", "--nodeps", rpmFile("x86_64"));
+    assert.equal(installed.status, 0, installed.stderr);
+    const module = "/usr/share/selinux/packages/httpsisoboot.cil";
+    assert.equal(
+      installed.stderr,
+      `httpsisoboot: ${moduleLoadFailed("enforcing", "libsemanage.semanage_commit_sandbox: out of disk space")}\n`,
+      "the same words as --install's",
+    );
+    assert.equal(readFileSync(join(root, "var/log/semodule"), "utf8"), `-i ${module}\n`);
+    // A host that ran VMs: a dead relay's files, and the shared cache's blocks; the module is loaded.
+    mkdirSync(join(root, "run/httpsisoboot"), { recursive: true }); // %ghost: tmpfiles.d makes it, at boot
+    writeFileSync(join(root, "run/httpsisoboot/7a3c1f52-4d1e-4b7a-9c2e-5f0e8a6b1d21.relay"), "{}");
+    mkdirSync(join(root, "var/cache/httpsisoboot/shared/ab"), { recursive: true });
+    writeFileSync(join(root, "var/cache/httpsisoboot/shared/ab/0"), "block");
+    writeFileSync(join(root, "var/log/modules"), "virt\nhttpsisoboot\n");
+    const erased = rpm("-e", "--nodeps", "vdsm-hook-httpsisoboot");
+    assert.equal(erased.status, 0, erased.stderr);
+    assert.equal(erased.stderr, "", "a quiet erase");
+    for (
+      const path of ["run/httpsisoboot", "var/cache/httpsisoboot", "usr/libexec/vdsm/httpsisoboot", module.slice(1)]
+    ) {
+      assert.equal(existsSync(join(root, path)), false, `${path} is gone`);
+    }
+    assert.match(readFileSync(join(root, "var/log/semodule"), "utf8"), /\n-l\n-r httpsisoboot\n$/);
   });
 
   for (const arch of ["x86_64", "aarch64"]) {
@@ -309,6 +396,7 @@ describe("RPMs", { skip: missing() }, () => {
 function installOverStandIn(arch: string): string {
   const root = mkdtempSync(join(work, `root-${arch}-`));
   chmodSync(root, 0o755);
+  hostUsers(root);
   const rpm = (...args: string[]) => sh("rpm", ["--root", root, "--dbpath", "/var/lib/rpm", ...args]);
   const installed = rpm("-i", "--nodeps", standIn());
   assert.equal(installed.status, 0, installed.stderr);
@@ -354,4 +442,115 @@ function privateSettings(): string {
   const path = join(work, "root-only.conf");
   if (!existsSync(path)) writeFileSync(path, "preflight = no\nrelay = off\n", { mode: 0o600 });
   return path;
+}
+
+function policyMissing(): string | undefined {
+  if (!existsSync(POLICY_TAR)) return `EL9's policy is not at ${POLICY_TAR} (shared/ beside the checkout)`;
+  for (const tool of ["secilc", "selabel_lookup"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+      return `${tool} is not installed; npm test installs it`;
+    }
+  }
+  if (spawnSync("/usr/bin/python3", ["-c", "import selinux.audit2why"]).status !== 0) {
+    return "python3-selinux is not installed; npm test installs it";
+  }
+  return undefined;
+}
+
+const policies = new Map<boolean, string>();
+
+/** EL9's whole policy compiled with secilc, with or without our module, as semodule would link it. */
+function compiledPolicy(withModule: boolean): string {
+  const known = policies.get(withModule);
+  if (known) return known;
+  const dir = mkdtempSync(join(work, "policy-"));
+  const untar = sh("tar", ["-xJf", POLICY_TAR, "-C", dir]);
+  assert.equal(untar.status, 0, untar.stderr);
+  const modules = readdirSync(join(dir, "cil")).filter((name) => name !== "base.cil").map((name) =>
+    join(dir, "cil", name)
+  );
+  const ours = join(dir, "httpsisoboot.cil");
+  writeFileSync(ours, SELINUX_MODULE.text);
+  const compiled = sh("secilc", [
+    ..."-M true -c 33 -U allow -N".split(" "),
+    "-o",
+    join(dir, "policy.33"),
+    "-f",
+    join(dir, "file_contexts"),
+    join(dir, "cil", "base.cil"),
+    ...modules,
+    ...(withModule ? [ours] : []),
+  ]);
+  assert.equal(compiled.status, 0, compiled.stderr);
+  policies.set(withModule, dir);
+  return dir;
+}
+
+/** The label a path gets from the compiled policy's file contexts. */
+function label(policy: string, path: string): string {
+  const found = sh("selabel_lookup", ["-b", "file", "-k", path, "-f", join(policy, "file_contexts")]);
+  assert.equal(found.status, 0, found.stderr);
+  return found.stdout.replace(/^Default context: /, "").trim();
+}
+
+/** libsepol's access decisions, MCS constraints included, through python3-selinux's audit2why. */
+function decide(policy: string, questions: Array<[string, string, string, string]>): string[] {
+  const script = `
+import json, sys
+import selinux.audit2why as a
+a.init(sys.argv[1])
+names = {getattr(a, n): n for n in ("ALLOW", "TERULE", "CONSTRAINT", "BOOLEAN", "DONTAUDIT", "RBAC", "BOUNDS") if hasattr(a, n)}
+print(json.dumps([names.get(a.analyze(s, t, c, p.split())[0], "?") for s, t, c, p in json.loads(sys.argv[2])]))
+`;
+  const ran = sh("/usr/bin/python3", ["-c", script, join(policy, "policy.33"), JSON.stringify(questions)]);
+  assert.equal(ran.status, 0, ran.stderr);
+  return JSON.parse(ran.stdout);
+}
+
+/** The users and groups of an oVirt host, in a throwaway root: the relays' directories are vdsm:qemu. */
+function hostUsers(root: string): void {
+  mkdirSync(join(root, "etc"), { recursive: true });
+  writeFileSync(join(root, "etc/passwd"), "root:x:0:0::/root:/bin/sh\nvdsm:x:36:36::/var/lib/vdsm:/sbin/nologin\n");
+  writeFileSync(join(root, "etc/group"), "root:x:0:\nkvm:x:36:qemu,vdsm\nqemu:x:107:vdsm\n");
+}
+
+/**
+ * A throwaway root in which the RPM's scriptlets really run: dash as /bin/sh,
+ * the few tools they call and the binary's libraries, and stand-ins for the
+ * SELinux tools of an enforcing host whose semodule -i fails.
+ */
+function scriptletRoot(): string {
+  const root = mkdtempSync(join(work, "scriptlets-"));
+  chmodSync(root, 0o755);
+  hostUsers(root);
+  const tools = ["/bin/dash", "/usr/bin/head", "/usr/bin/tr", "/usr/bin/rm", "/usr/bin/grep", "/usr/bin/cat"];
+  for (const tool of [...tools, join(ROOT, "dist", "httpsisoboot")]) {
+    for (const lib of sh("ldd", [tool]).stdout.matchAll(/(\/\S+\.so[.\d]*)/g)) copyInto(root, lib[1]);
+    if (!tool.startsWith(ROOT)) copyInto(root, tool);
+  }
+  for (const dir of ["bin", "usr/sbin", "var/log", "proc", "dev"]) mkdirSync(join(root, dir), { recursive: true });
+  sh("mknod", ["-m", "666", join(root, "dev/null"), "c", "1", "3"]);
+  sh("ln", ["-sf", "/bin/dash", join(root, "bin/sh")]);
+  for (const name of ["head", "tr", "rm", "grep", "cat"]) {
+    sh("ln", ["-sf", `/usr/bin/${name}`, join(root, "bin", name)]);
+  }
+  const standIns: Record<string, string> = {
+    selinuxenabled: "exit 0",
+    getenforce: "echo Enforcing",
+    restorecon: "exit 0",
+    semodule: `echo "$@" >> /var/log/semodule
+case "$1" in
+  -i) echo "libsemanage.semanage_commit_sandbox: out of disk space" >&2; exit 1;;
+  -l) cat /var/log/modules 2>/dev/null;;
+esac`,
+  };
+  for (const [name, body] of Object.entries(standIns)) {
+    writeFileSync(join(root, "usr/sbin", name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  }
+  return root;
+}
+
+function copyInto(root: string, path: string): void {
+  mkdirSync(join(root, path, ".."), { recursive: true });
+  sh("cp", ["-L", path, join(root, path)]);
 }
