@@ -218,6 +218,19 @@ export function systemdSuite(): void {
       assert.equal(readAsQemu(), isoHash);
     });
 
+    test("while the relay runs, --uninstall --dry-run (what the RPM's erase asks first) and --uninstall are refused", () => {
+      for (const args of [["--uninstall", "--dry-run"], ["--uninstall"]]) {
+        const refused = host!.run([BOUND_BINARY, ...args]);
+        assert.equal(refused.status, 2, args.join(" "));
+        assert.equal(
+          refused.stderr,
+          `httpsisoboot: 1 relay runs here (VM ${uuid}); their VMs read their CD-ROMs through them: stop or migrate ` +
+            "those VMs first\n",
+        );
+      }
+      assert.match(unitState(), /^ActiveState=active$/m, "and the relay still serves");
+    });
+
     test("systemctl restart vdsmd, a real cgroup kill, leaves the relay serving", () => {
       const before = mainPid();
       const standin = Number(must(host!.run(["systemctl", "show", "vdsmd", "-p", "MainPID", "--value"])).stdout);

@@ -101,7 +101,7 @@ export function uninstall(root: string, dirs: RelayDirs, options: { dryRun?: boo
     const running = runningRelays(dirs);
     if (running.length > 0) {
       throw new RelayError(
-        `${running.length} relay${running.length === 1 ? "" : "s"} run here (VM ${
+        `${running.length} relay${running.length === 1 ? " runs" : "s run"} here (VM ${
           running.join(", ")
         }); their VMs read their CD-ROMs through them: stop or migrate those VMs first`,
       );

@@ -206,17 +206,30 @@ for (const [name, commandLine, missing] of ARTIFACTS) {
       assertOneLineFailure(hook([], { httpsisoboot: URL }), /_hook_domxml is not set.*--dry-run/);
     });
 
-    test("hook mode names a missing domain file", () => {
+    test("hook mode names a missing domain file, in words", () => {
       assertOneLineFailure(
         hook([], { _hook_domxml: join(work, "nope"), httpsisoboot: URL }),
-        /cannot read the domain XML .*ENOENT/,
+        /cannot read the domain XML '[^']*\/nope': there is no such file; check the path \(ENOENT\)\n$/,
       );
+    });
+
+    test("a domain file that is not XML is named, in hook mode and in --dry-run", () => {
+      const path = domainFile("hello, not XML\n");
+      const words = `the domain XML '${path}' is not well-formed XML (text outside the root element at line 1, ` +
+        "column 1); give a libvirt domain XML, as virsh dumpxml writes it";
+      const hooked = hook([], { _hook_domxml: path, httpsisoboot: URL });
+      assertOneLineFailure(hooked, new RegExp(`^httpsisoboot: ${words.replace(/[().\/]/g, "\\$&")}\n$`));
+      assertOneLineFailure(hook(["--dry-run", "--url", URL, path], {}), /is not well-formed XML/);
+      assert.equal(readFileSync(path, "utf8"), "hello, not XML\n");
     });
 
     test("--debug adds the stack trace", () => {
       const result = hook(["--debug"], { _hook_domxml: domainFile("<domain><devices></domain>"), httpsisoboot: URL });
       assert.equal(result.status, 2);
-      assert.match(result.stderr, /^httpsisoboot: <\/domain> does not close <devices>[^\n]*\n[\s\S]*\bat /);
+      assert.match(
+        result.stderr,
+        /^httpsisoboot: the domain XML '[^']+' is not well-formed XML \(<\/domain> does not close <devices>[^\n]*\n[\s\S]*\bat /,
+      );
     });
 
     test("--dry-run prints the XML the hook would write, and writes nothing", () => {
