@@ -337,6 +337,8 @@ describe("preflight()", { skip: missing() }, () => {
         "image: ISO 9660, volume label 'boot'",
         "relay: off: QEMU's curl driver reads the ISO, without retries",
         "qemu curl driver: /usr/lib/x86_64-linux-gnu/qemu/block-curl.so",
+        `warning: allow is not set in ${DEFAULTS}, so any server is allowed: any user who may start a VM can make ` +
+        "this host connect to any host and port; set allow to your ISO servers",
         "",
       ].join("\n"),
     );
