@@ -161,7 +161,7 @@ export function systemdSuite(): void {
         assert.equal(installed.status, 2, installed.stderr);
         assert.match(
           installed.stderr,
-          /^httpsisoboot: installed 13 files under \/ .*; but semodule -i \/usr\/share\/selinux\/packages\/httpsisoboot\.cil failed \(libsemanage\.semanage_commit: out of disk space\) while SELinux is enforcing: VMs with the httpsisoboot property will not start until it loads/,
+          /^httpsisoboot: installed 12 files under \/ .*; kept the settings in \/etc\/vdsm\/httpsisoboot\.conf; but semodule -i \/usr\/share\/selinux\/packages\/httpsisoboot\.cil failed \(libsemanage\.semanage_commit: out of disk space\) while SELinux is enforcing: VMs with the httpsisoboot property will not start until it loads/,
         );
         assert.equal(installed.stderr.split("\n").length, 2, "one line");
         const check = host!.run(["/usr/libexec/vdsm/httpsisoboot", "--check", url], { user: "vdsm" });
