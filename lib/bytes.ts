@@ -18,3 +18,21 @@ export function concat(chunks: Uint8Array[]): Uint8Array {
   }
   return all;
 }
+
+/**
+ * Where the blank line that ends an HTTP head starts (its CR LF CR LF), or -1.
+ *
+ * @example
+ * ```ts
+ * import { indexOfBlankLine } from "./bytes.ts";
+ * import { assertEquals } from "./_assert.ts";
+ * assertEquals(indexOfBlankLine(new TextEncoder().encode("HTTP/1.1 200 OK\r\n\r\nbody")), 15);
+ * assertEquals(indexOfBlankLine(new TextEncoder().encode("HTTP/1.1 200 OK\r\n")), -1);
+ * ```
+ */
+export function indexOfBlankLine(bytes: Uint8Array): number {
+  for (let i = 0; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i;
+  }
+  return -1;
+}

@@ -26,75 +26,30 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 
-import type { TLSSocket } from "node:tls";
-
 import { HookError, printable } from "../../lib/errors.ts";
-
-import {
-  MAX_HEADER_BYTES,
-  MAX_REDIRECTS,
-  RELAY_BLOCK_BYTES,
-  RELAY_FRONT_BLOCKS,
-  RELAY_UPSTREAM_HELD_BYTES,
-} from "../../lib/limits.ts";
-
-import { concat } from "../../lib/bytes.ts";
+import { MAX_HEADER_BYTES, RELAY_BLOCK_BYTES, RELAY_FRONT_BLOCKS } from "../../lib/limits.ts";
+import { concat, indexOfBlankLine } from "../../lib/bytes.ts";
 import {
   readAhead,
   type ReadAheadState,
   RELAY_PARALLEL_GETS,
   RELAY_READAHEAD_BLOCKS,
 } from "../../lib/relay/readahead.ts";
-
-import { certificateProblem, openTls } from "../http/client.ts";
-
-import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
-
-import { redirectTarget } from "../../lib/redirect.ts";
 import { blockSource, sharingKey } from "../../lib/relay/shared.ts";
 import { BufferPool } from "../../lib/relay/buffers.ts";
 import type { RelayStatus } from "../../lib/relay/status.ts";
+import type { IsoUrl } from "../../lib/url.ts";
+import { frontAnswer, type FrontRequest, parseFrontRequest } from "../../lib/relay/http.ts";
 import { errorCode } from "../io/files.ts";
 import { BlockStore, sharedEntry } from "./store.ts";
-import type { Slots } from "./slots.ts";
+import { Pool, type UpstreamOptions } from "./upstream.ts";
 
-import type { AllowRule } from "../../lib/settings.ts";
-
-import { type IsoUrl } from "../../lib/url.ts";
-import { VERSION } from "../../lib/version.ts";
-
-import {
-  type FileFacts,
-  frontAnswer,
-  type FrontRequest,
-  ifRange,
-  judgeAnswer,
-  keepsAlive,
-  parseFrontRequest,
-  type Verdict,
-} from "../../lib/relay/http.ts";
-
-/** What the front needs. */
-export interface FrontOptions {
-  url: IsoUrl;
-  allow: AllowRule[];
-  settingsFile: string;
-  /** How long the server may stay silent during a request. */
-  timeoutMs: number;
-  /** The host's trust bundle. */
-  ca: Uint8Array;
-  /** Where the front says what went wrong: one line each, query values hidden. */
-  log(line: string): void;
-  /** What preflight saw of the file: every answer must be of this size and carry this validator. */
-  expect?: FileFacts;
+/** What the front needs: what its connections to the server need, and where its blocks go. */
+export interface FrontOptions extends UpstreamOptions {
   /** Blocks to read ahead of a guest that reads in order (relay_readahead); RELAY_READAHEAD_BLOCKS unless given. */
   readaheadBlocks?: number;
-  /** GETs in flight at once, each on its own connection: RELAY_PARALLEL_GETS unless given. */
-  parallel?: number;
   /** Where the relay keeps blocks on disk (store.ts); without it, in memory only. */
   store?: StorePlaces;
-  /** The host's bound on connections to ISO servers (slots.ts); without it, only `parallel`. */
-  slots?: Slots;
 }
 
 /** Where a relay's blocks go on disk. */
@@ -116,9 +71,6 @@ export interface Front {
   stats(): FrontStats;
 }
 
-/** How long a kept connection to the server may stay idle before it is closed (and its slot freed): 5 s. */
-const IDLE_MS = 5_000;
-
 /**
  * Starts the front on a Unix socket.
  *
@@ -132,7 +84,7 @@ export function startFront(path: string, options: FrontOptions): Promise<Front> 
     async (index, arriving) => {
       const start = index * RELAY_BLOCK_BYTES;
       const end = Math.min(start + RELAY_BLOCK_BYTES, pool.facts.size!) - 1;
-      return (await ask({ method: "GET", range: { start, end } }, options, pool, arriving)).from;
+      return (await pool.fetch({ method: "GET", range: { start, end } }, arriving)).from;
     },
     () => pool.facts.size === undefined ? undefined : Math.ceil(pool.facts.size / RELAY_BLOCK_BYTES),
     (line) => {
@@ -189,7 +141,7 @@ async function chooseStore(
 ): Promise<{ store: BlockStore; source: string } | undefined> {
   const places = options.store;
   if (!places) return undefined;
-  const { from } = await ask({ method: "GET", range: { start: 0, end: 0 } }, options, pool);
+  const { from } = await pool.fetch({ method: "GET", range: { start: 0, end: 0 } });
   const size = pool.facts.size!;
   const source = blockSource(from);
   const sharing = places.sharedBound > 0 ? sharingKey(from, pool.facts) : { why: "relay_shared_cache is 0" };
@@ -233,7 +185,7 @@ function serveClient(
       pending = pending.slice(end + 4);
       busy = true;
       try {
-        await answer(parseFrontRequest(head), client, options, pool, blocks, openStore);
+        await answer(parseFrontRequest(head), client, pool, blocks, openStore);
       } catch (error) {
         pool.stats.retries++;
         pool.stats.lastError = describe(error);
@@ -264,13 +216,12 @@ function serveClient(
 async function answer(
   request: FrontRequest,
   client: Socket,
-  options: FrontOptions,
   pool: Pool,
   blocks: Blocks,
   openStore: () => Promise<void>,
 ): Promise<void> {
   if (request.method === "HEAD" || pool.facts.size === undefined) {
-    const whole = await ask({ method: "HEAD" }, options, pool);
+    const whole = await pool.fetch({ method: "HEAD" });
     if (request.method === "HEAD") return void client.write(frontAnswer(whole.verdict));
   }
   await openStore();
@@ -301,55 +252,6 @@ async function answer(
   // The buffers go back to the pool only once the socket has taken the bytes (the write's callback).
   parts.forEach((part, i) => client.write(part, i === parts.length - 1 ? release : undefined));
   pool.stats.served += end - start + 1;
-}
-
-/**
- * Asks the server for a request, following redirects, and reads the body
- * of a part into `into` as it comes; the answer passed http.ts's judgement,
- * or this throws.
- */
-async function ask(
-  request: FrontRequest,
-  options: FrontOptions,
-  pool: Pool,
-  into?: Arriving,
-): Promise<{ verdict: Extract<Verdict, { kind: "whole" | "part" }>; from: IsoUrl }> {
-  let url = options.url;
-  for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
-    const range = request.range && `bytes=${request.range.start}-${request.range.end}`;
-    const { upstream, head } = await pool.ask(
-      url,
-      requestHead(url, { method: request.method, range }, {
-        agent: `httpsisoboot-relay/${VERSION}`,
-        keepAlive: true,
-        extra: range && ifRange(pool.facts.validator),
-      }),
-    );
-    const verdict = judgeAnswer(request, head, pool.facts);
-    if (verdict.kind === "redirect") {
-      upstream.discard();
-      url = redirectTarget(verdict.location, url, {
-        ...options,
-        where: options.url.redacted,
-        status: verdict.status,
-      });
-      continue;
-    }
-    if (verdict.kind === "refused") {
-      upstream.discard();
-      throw new HookError(`${options.url.redacted}: ${verdict.why}`);
-    }
-    pool.learn(verdict);
-    if (verdict.kind === "part") {
-      pool.stats.gets++;
-      await upstream.readBody(verdict.end - verdict.start + 1, into);
-      pool.stats.fetched += verdict.end - verdict.start + 1;
-    }
-    if (keepsAlive(head)) pool.keep(url, upstream);
-    else upstream.discard();
-    return { verdict, from: url };
-  }
-  throw new HookError(`${options.url.redacted} redirects more than ${MAX_REDIRECTS} times`);
 }
 
 /**
@@ -624,324 +526,6 @@ function collectGarbage(): void {
   (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
 }
 
-/**
- * The server's connections: idle ones kept for reuse (closed after IDLE_MS,
- * so that their slots go back to the host), what earlier answers said of
- * the file, and what the front has done. Each connection holds one of the
- * host's slots (slots.ts) while it is open.
- */
-class Pool {
-  readonly facts: FileFacts;
-  readonly stats: Omit<FrontStats, "hits"> = { served: 0, fetched: 0, gets: 0, retries: 0, sharing: "not yet read" };
-  /** Called when a connection closes, or a slot may have come free: read-ahead may start. */
-  onIdle: () => void = () => {};
-  private kept = new Map<string, Upstream[]>();
-  /** A slot taken for a read-ahead GET about to open a connection. */
-  private spare?: () => void;
-
-  constructor(private readonly options: FrontOptions) {
-    this.facts = { ...options.expect };
-  }
-
-  /**
-   * Sends a request and reads the answer's head. A kept connection the
-   * server has closed meanwhile is replaced by a new one, once.
-   */
-  async ask(url: IsoUrl, request: string): Promise<{ upstream: Upstream; head: ReturnType<typeof parseResponseHead> }> {
-    const reused = this.kept.get(origin(url))?.pop();
-    if (reused) {
-      reused.idle(undefined);
-      try {
-        return { upstream: reused, head: await reused.request(request) };
-      } catch (error) {
-        reused.discard();
-        if (!(error instanceof StaleConnection)) throw error;
-      }
-    }
-    const upstream = await this.open(url);
-    return { upstream, head: await upstream.request(request) };
-  }
-
-  /** Whether a read-ahead GET may start now: a kept connection is idle, or the host has a slot free. */
-  mayOpen(): boolean {
-    if (!this.options.slots || this.spare) return true;
-    for (const list of this.kept.values()) if (list.length > 0) return true;
-    this.spare = this.options.slots.tryTake();
-    return this.spare !== undefined;
-  }
-
-  learn(verdict: Extract<Verdict, { kind: "whole" | "part" }>): void {
-    this.facts.size ??= verdict.size;
-    this.facts.validator ??= verdict.validator;
-  }
-
-  /**
-   * Keeps a connection for the next request, unless the host has no slot
-   * free: then another relay may be waiting for one, and an idle connection
-   * must not hold it.
-   */
-  keep(url: IsoUrl, upstream: Upstream): void {
-    if (!upstream.done()) return upstream.discard();
-    const slots = this.options.slots;
-    if (slots && slots.taken() >= slots.bound) return upstream.discard();
-    const list = this.kept.get(origin(url)) ?? [];
-    if (list.length >= (this.options.parallel ?? RELAY_PARALLEL_GETS)) return upstream.discard();
-    list.push(upstream);
-    this.kept.set(origin(url), list);
-    upstream.idle(() => {
-      list.splice(list.indexOf(upstream), 1);
-      upstream.discard();
-    });
-  }
-
-  closeAll(): void {
-    for (const list of this.kept.values()) for (const upstream of list) upstream.discard();
-    this.kept.clear();
-    this.spare?.();
-    this.spare = undefined;
-  }
-
-  /** A new connection, once the host has a slot for it: the read-ahead's spare, or one waited for. */
-  private async open(url: IsoUrl): Promise<Upstream> {
-    let release: (() => void) | undefined = this.spare;
-    this.spare = undefined;
-    release ??= await this.options.slots?.take(this.options.timeoutMs);
-    try {
-      return await Upstream.open(url, this.options, () => {
-        release?.();
-        this.onIdle();
-      });
-    } catch (error) {
-      release?.();
-      throw error;
-    }
-  }
-}
-
-/** A kept connection closed before a byte of the answer came: safe to ask again on a new one. */
-class StaleConnection extends Error {}
-
-/**
- * One TLS connection to the ISO server, read one answer at a time, and
- * bounded against the server whatever it does:
- *
- * - No byte is taken while no request is in flight: a server that speaks on
- *   an idle kept connection, or sends more than the answer it owes, is dropped.
- * - At most RELAY_UPSTREAM_HELD_BYTES are held unread; past that the socket
- *   is paused, so a fast server waits for the front instead of filling it.
- * - Each answer must come whole within the timeout, from the request on: a
- *   server that trickles a byte now and then is given up on as one that is
- *   silent.
- */
-class Upstream {
-  private chunks: Uint8Array[] = [];
-  private held = 0;
-  private inFlight = false;
-  private gotBytes = false;
-  private waiting?: () => void;
-  private ended = false;
-  private failure?: Error;
-  private timedOut = false;
-  private answered = false;
-  private deadline?: ReturnType<typeof setTimeout>;
-
-  private idleTimer?: ReturnType<typeof setTimeout>;
-
-  private constructor(
-    private readonly socket: TLSSocket,
-    private readonly where: string,
-    private readonly timeoutMs: number,
-    closed: () => void,
-  ) {
-    socket.once("close", () => {
-      clearTimeout(this.idleTimer);
-      closed();
-    });
-    socket.on("data", (chunk: Uint8Array) => {
-      if (!this.inFlight) return this.fail(new HookError(`${where} sent bytes with no request in flight`));
-      this.chunks.push(chunk);
-      this.held += chunk.length;
-      this.gotBytes = true;
-      if (this.held >= RELAY_UPSTREAM_HELD_BYTES) socket.pause();
-      this.wake();
-    });
-    socket.on("end", () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on("close", () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on("error", (error: Error) => this.fail(error));
-  }
-
-  /** A verified connection; refuses a certificate this host does not trust. */
-  static open(url: IsoUrl, options: FrontOptions, closed: () => void): Promise<Upstream> {
-    const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
-    const socket = openTls(url, options.ca);
-    return new Promise((resolve, reject) => {
-      const fail = (error: Error) => {
-        socket.destroy();
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => fail(new HookError(`${where} did not connect within the timeout`)),
-        options.timeoutMs,
-      );
-      socket.once("error", (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        fail(
-          new HookError(`the connection to ${where} failed (${printable(String(error.code ?? error.message), 40)})`),
-        );
-      });
-      socket.once("secureConnect", () => {
-        clearTimeout(timer);
-        const refused = certificateProblem(socket, where);
-        if (refused) return fail(refused);
-        socket.removeAllListeners("error");
-        resolve(new Upstream(socket, where, options.timeoutMs, closed));
-      });
-    });
-  }
-
-  /**
-   * Sends a request head and reads the answer's head, at most
-   * MAX_HEADER_BYTES. The answer's deadline runs from here until done().
-   */
-  async request(head: string): Promise<ReturnType<typeof parseResponseHead>> {
-    const wasUsed = this.answered;
-    this.inFlight = true;
-    this.gotBytes = false;
-    const seconds = this.timeoutMs / 1000;
-    this.deadline = setTimeout(() => {
-      this.timedOut = true;
-      this.fail(
-        new HookError(
-          this.gotBytes
-            ? `${this.where} did not send the whole answer within ${seconds} s (timeout)`
-            : `${this.where} sent nothing for ${seconds} s (timeout)`,
-        ),
-      );
-    }, this.timeoutMs);
-    this.socket.write(head);
-    for (;;) {
-      const found = this.takeHead();
-      if (found !== undefined) {
-        this.answered = true;
-        const answer = parseResponseHead(found);
-        if (answer.status >= 100 && answer.status < 200) continue;
-        return answer;
-      }
-      if (this.failure || this.ended) {
-        // Closed (or reset) between answers, as a server may close an idle kept connection.
-        if (wasUsed && !this.gotBytes && !this.timedOut) throw new StaleConnection();
-        throw this.failure ?? new HookError(`${this.where} closed the connection before answering`);
-      }
-      await this.wait();
-    }
-  }
-
-  /** Reads exactly `length` body bytes, telling `into` of each step. */
-  async readBody(length: number, into?: Arriving): Promise<void> {
-    const body = into ? into.space(length) : new Uint8Array(length);
-    let have = 0;
-    while (have < length) {
-      const chunk = this.chunks[0];
-      if (chunk !== undefined) {
-        const take = Math.min(length - have, chunk.length);
-        body.set(chunk.subarray(0, take), have);
-        have += take;
-        if (take === chunk.length) this.chunks.shift();
-        else this.chunks[0] = chunk.subarray(take);
-        this.consumed(take);
-        into?.progress(body, have);
-        continue;
-      }
-      if (this.failure) throw this.failure;
-      if (this.ended) throw new HookError(`${this.where} cut the answer short: ${have} of ${length} bytes`);
-      await this.wait();
-    }
-  }
-
-  /**
-   * The answer is read: no request is in flight, so no silence counts, and
-   * from now on any byte the server sends drops the connection. Whether it
-   * can be kept: not when the server sent more than the answer.
-   */
-  done(): boolean {
-    clearTimeout(this.deadline);
-    this.inFlight = false;
-    return this.held === 0 && !this.failure && !this.ended;
-  }
-
-  discard(): void {
-    clearTimeout(this.deadline);
-    clearTimeout(this.idleTimer);
-    this.socket.destroy();
-  }
-
-  /** Kept idle: `close` runs after IDLE_MS unless the connection is used first (undefined). */
-  idle(close: (() => void) | undefined): void {
-    clearTimeout(this.idleTimer);
-    if (close) {
-      this.idleTimer = setTimeout(close, IDLE_MS);
-      (this.idleTimer as { unref?: () => void }).unref?.();
-    }
-  }
-
-  /** The head of the answer, once all of it has come; refuses one larger than MAX_HEADER_BYTES. */
-  private takeHead(): string | undefined {
-    if (this.held === 0) return undefined;
-    const bytes = this.chunks.length === 1 ? this.chunks[0] : concat(this.chunks);
-    const end = indexOfBlankLine(bytes);
-    if (end < 0 ? bytes.length > MAX_HEADER_BYTES : end > MAX_HEADER_BYTES) {
-      throw new HookError(`${this.where} sent more than ${MAX_HEADER_BYTES} bytes of headers`);
-    }
-    if (end < 0) {
-      this.chunks = [bytes];
-      return undefined;
-    }
-    const rest = bytes.subarray(end + 4);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.consumed(end + 4);
-    return new TextDecoder("latin1").decode(bytes.subarray(0, end));
-  }
-
-  private consumed(bytes: number): void {
-    this.held -= bytes;
-    if (this.held < RELAY_UPSTREAM_HELD_BYTES && this.socket.isPaused()) this.socket.resume();
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    clearTimeout(this.deadline);
-    this.socket.destroy();
-    this.wake();
-  }
-
-  private wait(): Promise<void> {
-    return new Promise((resolve) => (this.waiting = resolve));
-  }
-
-  private wake(): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.();
-  }
-}
-
-function origin(url: IsoUrl): string {
-  return `${url.host}:${url.port}`;
-}
-
 function describe(error: unknown): string {
   return error instanceof HookError ? error.message : `internal error (${printable(String(error))})`;
-}
-
-function indexOfBlankLine(bytes: Uint8Array): number {
-  for (let i = 0; i + 3 < bytes.length; i++) {
-    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) return i;
-  }
-  return -1;
 }
