@@ -124,7 +124,12 @@ export class Pool {
       this.learn(verdict);
       if (verdict.kind === "part") {
         this.stats.gets++;
-        await upstream.readBody(verdict.end - verdict.start + 1, into);
+        try {
+          await upstream.readBody(verdict.end - verdict.start + 1, into);
+        } catch (error) {
+          upstream.discard();
+          throw error;
+        }
         this.stats.fetched += verdict.end - verdict.start + 1;
       }
       if (keepsAlive(head)) this.keep(url, upstream);
@@ -153,7 +158,13 @@ export class Pool {
       }
     }
     const upstream = await this.open(url);
-    return { upstream, head: await upstream.request(request) };
+    try {
+      return { upstream, head: await upstream.request(request) };
+    } catch (error) {
+      // Refused (headers too long, not HTTP, a timeout): closed now, its slot back to the host, not at the deadline.
+      upstream.discard();
+      throw error;
+    }
   }
 
   /** Whether a read-ahead GET may start now: a kept connection is idle, or the host has a slot free. */

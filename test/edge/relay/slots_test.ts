@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
+import { performance } from "node:perf_hooks";
 import { type Front, startFront } from "../../../edge/relay/front.ts";
 import { Slots } from "../../../edge/relay/slots.ts";
 import { parseIsoUrl } from "../../../lib/url.ts";
@@ -104,5 +105,73 @@ describe("twenty relays under the host's connection bound", { skip: noOpenssl },
     // A slot goes back when its socket has closed, an event after close(): waited for, not slept for, on busy cores.
     for (let waited = 0; readdirSync(slotsDir).length > 0 && waited < 10_000; waited += 20) await sleep(20);
     assert.deepEqual(readdirSync(slotsDir), [], "every slot given back");
+  });
+});
+
+describe("one VM's hostile server and another VM's reads", { skip: noOpenssl }, () => {
+  const work = workDir("slots-hostile");
+  const fronts: Front[] = [];
+  after(async () => {
+    for (const front of fronts) await front.close();
+    for (const close of closers) close();
+  });
+
+  test("answers a front refuses for endless headers close their connections at once: another front under the same bound reads a new block in well under a second", async () => {
+    const authority = makeAuthority(work, "hostile slots CA");
+    const ca = readFileSync(authority.cert);
+    const cert = makeServerCert(work, "good", authority);
+    const data = file(4 * RELAY_BLOCK_BYTES, 3);
+    const good = isoAnswer(() => ({ bytes: data, validator: 'ETag: "v1"' }));
+    // HEAD as QEMU wants it, on a connection closed after it (so that every GET opens one of its own); to every
+    // GET, a 206 whose headers never end.
+    const endless = (socket: TLSSocket, request: string) => {
+      if (request.startsWith("HEAD")) {
+        return void socket.end(
+          `HTTP/1.1 200 OK\r\nContent-Length: ${data.length}\r\nAccept-Ranges: bytes\r\nETag: "v1"\r\n` +
+            "Connection: close\r\n\r\n",
+        );
+      }
+      socket.write("HTTP/1.1 206 Partial Content\r\n");
+      const line = `X-Junk: ${"a".repeat(1000)}\r\n`;
+      const pump = () => {
+        while (!socket.destroyed && socket.write(line));
+        if (!socket.destroyed) socket.once("drain", pump);
+      };
+      pump();
+    };
+    const hostile = await server(cert, endless);
+    const honest = await server(cert, good);
+    const BOUND = 4;
+    const slots = () => new Slots(join(work, "connections"), BOUND);
+    const front = async (name: string, port: number) => {
+      const path = join(work, `${name}.sock`);
+      fronts.push(
+        await startFront(path, {
+          url: parseIsoUrl(`https://localhost:${port}/data.iso`),
+          allow: [{ host: "localhost" }],
+          settingsFile: "/etc/vdsm/httpsisoboot.conf",
+          timeoutMs: 30_000,
+          ca,
+          log: () => {},
+          readaheadBlocks: 0,
+          slots: slots(),
+        }),
+      );
+      return path;
+    };
+    const victim = await front("victim", honest.port);
+    const attacked = await front("attacked", hostile.port);
+    // The attacked VM's guest reads four blocks at once: four connections, each refused.
+    const refused = await Promise.all(
+      wholeFile(data.length).map((request) => ask(attacked, [request], 20_000)),
+    );
+    assert.ok(refused.every((read) => read.cut), "every read of the hostile server is cut");
+    assert.ok(hostile.seen.connections >= BOUND, `${hostile.seen.connections} connections to the hostile server`);
+    const started = performance.now();
+    const read = await ask(victim, [wholeFile(data.length)[2]], 20_000);
+    const took = performance.now() - started;
+    assert.equal(read.cut, false);
+    assert.ok(bodies(read.raw).equals(data.subarray(2 * RELAY_BLOCK_BYTES, 3 * RELAY_BLOCK_BYTES)));
+    assert.ok(took < 1_000, `the other VM's new block took ${took.toFixed(0)} ms`);
   });
 });
