@@ -151,7 +151,7 @@ export async function startVmRelay(
 ): Promise<void> {
   const expectedSize = report?.size;
   const config = report?.validator
-    ? { ...relay.config, expect: { size: report.size, validator: report.validator } }
+    ? { ...relay.config, expect: { size: report.size, validator: report.validator, at: report.at } }
     : relay.config;
   const { checkRelayDirs, launcher, startRelay, stopRelay } = await import("./relay/control.ts");
   const problem = nbdkitProblem(findNbdkit(), host.file);

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { blockSource } from "../lib/relay/shared.ts";
 import { readFileSync } from "node:fs";
 
 import { ServerError } from "../lib/errors.ts";
@@ -96,7 +97,7 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
           `of its byte range is not the HEAD's); start the VM again once the file on the server is final`,
       );
     }
-    return { finalUrl: current.redacted, redirects, size, issuer, ...volume, validator };
+    return { finalUrl: current.redacted, at: blockSource(current), redirects, size, issuer, ...volume, validator };
   }
 }
 

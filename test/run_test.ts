@@ -163,6 +163,7 @@ describe("planDryRun()", () => {
 describe("checkReport()", () => {
   const REPORT = {
     finalUrl: "https://a.example:443/x.iso",
+    at: "a.example:443\n/x.iso",
     redirects: 0,
     size: 42,
     issuer: "CA",

@@ -10,13 +10,23 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 
 import { HookError, printable } from "../../lib/errors.ts";
 import { MAX_HEADER_BYTES, MAX_REDIRECTS, RELAY_UPSTREAM_HELD_BYTES } from "../../lib/limits.ts";
 import { concat, indexOfBlankLine } from "../../lib/bytes.ts";
 import { RELAY_PARALLEL_GETS } from "../../lib/relay/readahead.ts";
-import { parseResponseHead, requestHead } from "../../lib/http/response.ts";
+import { parseResponseHead, requestHead, type Response } from "../../lib/http/response.ts";
+import { blockSource } from "../../lib/relay/shared.ts";
+import {
+  type Failure,
+  MIN_REFERENCE_BYTES,
+  preflightApplies,
+  proofNeeded,
+  type Reference,
+  resolveAgain,
+} from "../../lib/relay/route.ts";
 import { redirectTarget } from "../../lib/redirect.ts";
 import type { RelayStatus } from "../../lib/relay/status.ts";
 import type { AllowRule } from "../../lib/settings.ts";
@@ -28,6 +38,7 @@ import {
   ifRange,
   judgeAnswer,
   keepsAlive,
+  type Validator,
   type Verdict,
 } from "../../lib/relay/http.ts";
 import { certificateProblem, openTls } from "../http/client.ts";
@@ -44,8 +55,12 @@ export interface UpstreamOptions {
   ca: Uint8Array;
   /** Where the front says what went wrong: one line each, query values hidden. */
   log(line: string): void;
-  /** What preflight saw of the file: every answer must be of this size and carry this validator. */
-  expect?: FileFacts;
+  /**
+   * What preflight saw of the file: every answer must be of this size, and
+   * carry this validator when it comes from the URL preflight reached (`at`,
+   * as shared.ts's blockSource names it).
+   */
+  expect?: FileFacts & { at?: string };
   /** GETs in flight at once, each on its own connection: RELAY_PARALLEL_GETS unless given. */
   parallel?: number;
   /** The host's bound on connections to ISO servers (slots.ts); without it, only `parallel`. */
@@ -67,6 +82,12 @@ export interface Fetched {
   from: IsoUrl;
 }
 
+/**
+ * How many times one request asks the URL it was given again after its
+ * target failed: a mirror manager may send it to another dead mirror first.
+ */
+const MAX_RESOLVES = 3;
+
 /** How long a kept connection to the server may stay idle before it is closed (and its slot freed): 5 s. */
 const IDLE_MS = 5_000;
 
@@ -84,59 +105,185 @@ export class Pool {
   private kept = new Map<string, Upstream[]>();
   /** A slot taken for a read-ahead GET about to open a connection. */
   private spare?: () => void;
+  /** Where the URL's redirects led: asked directly until it fails, then the URL again until a new one proves itself. */
+  private target?: { url: IsoUrl; failed?: boolean };
+  /** The request that is asking the URL where the ISO is now, which the others wait for. */
+  private resolving?: Promise<void>;
+  /** A range of the file read from a proven target, and its digest: what a new target must match. */
+  private reference?: Reference;
 
   constructor(private readonly options: UpstreamOptions) {
     this.facts = { ...options.expect };
   }
 
   /**
-   * Asks the server for a request, following redirects, and reads the body
-   * of a part into `into` as it comes; the answer passed http.ts's judgement,
-   * or this throws.
+   * Asks the server for a request, and reads the body of a part into `into`
+   * as it comes; the answer passed http.ts's judgement, or this throws.
+   *
+   * The first request follows the URL's redirects; the URL they lead to is
+   * then asked directly (route.ts). When that target fails in a way that
+   * asking the URL again may cure, this request goes back to the URL, and a
+   * new target is taken once it has proven it serves the same file.
    */
   async fetch(request: FrontRequest, into?: BodySink): Promise<Fetched> {
-    const { options } = this;
-    let url = options.url;
+    for (let attempt = 0;; attempt++) {
+      const target = this.target;
+      if (target?.failed && this.resolving && attempt <= MAX_RESOLVES) {
+        // Another request is asking the URL where the ISO is now: one redirect for all of them.
+        await this.resolving;
+        continue;
+      }
+      const from = target && !target.failed ? target.url : this.options.url;
+      const asked = this.follow(from, request, into);
+      if (target?.failed) this.resolving ??= asked.then(() => {}, () => {}).finally(() => this.resolving = undefined);
+      try {
+        return await asked;
+      } catch (error) {
+        const again = error instanceof UpstreamFailure && resolveAgain(error.failure) &&
+          attempt < MAX_RESOLVES && (from === this.options.url ? attempt > 0 : true);
+        if (!again) throw error;
+        if (target !== undefined && from === target.url && !target.failed) {
+          target.failed = true;
+          this.stats.lastError = error.message;
+          this.options.log(`${error.message}; asking ${this.options.url.redacted} where the ISO is now`);
+        }
+      }
+    }
+  }
+
+  /** Asks `start` for a request, following its redirects; the URL that answered becomes the target, with proof. */
+  private async follow(start: IsoUrl, request: FrontRequest, into?: BodySink): Promise<Fetched> {
+    let url = start;
     for (let redirects = 0; redirects <= MAX_REDIRECTS; redirects++) {
+      const adopted = this.target !== undefined && !this.target.failed && this.target.url.href === url.href;
+      const known = adopted ? this.facts : this.factsFor(url);
       const range = request.range && `bytes=${request.range.start}-${request.range.end}`;
       const { upstream, head } = await this.ask(
         url,
         requestHead(url, { method: request.method, range }, {
           agent: `httpsisoboot-relay/${VERSION}`,
           keepAlive: true,
-          extra: range && ifRange(this.facts.validator),
+          extra: range && ifRange(known.validator),
         }),
       );
-      const verdict = judgeAnswer(request, head, this.facts);
+      const verdict = judgeAnswer(request, head, known);
       if (verdict.kind === "redirect") {
         upstream.discard();
         url = redirectTarget(verdict.location, url, {
-          ...options,
-          where: options.url.redacted,
+          ...this.options,
+          where: this.options.url.redacted,
           status: verdict.status,
         });
         continue;
       }
       if (verdict.kind === "refused") {
         upstream.discard();
-        throw new HookError(`${options.url.redacted}: ${verdict.why}`);
+        const failure: Failure = verdict.status ? { kind: "status", status: verdict.status } : { kind: "judged" };
+        throw new UpstreamFailure(`${this.options.url.redacted}: ${verdict.why}`, failure);
       }
-      this.learn(verdict);
-      if (verdict.kind === "part") {
-        this.stats.gets++;
-        try {
-          await upstream.readBody(verdict.end - verdict.start + 1, into);
-        } catch (error) {
-          upstream.discard();
-          throw error;
-        }
-        this.stats.fetched += verdict.end - verdict.start + 1;
-      }
-      if (keepsAlive(head)) this.keep(url, upstream);
-      else upstream.discard();
+      const body = await this.readAnswer(upstream, head, url, verdict, adopted ? into : undefined);
+      if (!adopted) await this.adopt(url, verdict, redirects);
+      if (!adopted && body && into) copyInto(into, body);
+      if (body && !this.reference && this.target?.url.href === url.href) this.reference = referenceOf(verdict, body);
       return { verdict, from: url };
     }
-    throw new HookError(`${options.url.redacted} redirects more than ${MAX_REDIRECTS} times`);
+    throw new HookError(`${this.options.url.redacted} redirects more than ${MAX_REDIRECTS} times`);
+  }
+
+  /**
+   * What an answer from `url` must match: the target's facts when it is the
+   * target; before there is one, the size and validator preflight saw, the
+   * validator only where preflight reached this URL too (route.ts); for
+   * another URL, the size alone, until it has proven itself.
+   */
+  private factsFor(url: IsoUrl): FileFacts {
+    if (this.target !== undefined) return { size: this.facts.size };
+    const expect = this.options.expect;
+    return preflightApplies(expect?.at, blockSource(url)) ? this.facts : { size: this.facts.size };
+  }
+
+  /** Reads a part's body (into `into` when the URL is the proven target) and keeps or drops the connection. */
+  private async readAnswer(
+    upstream: Upstream,
+    head: Response,
+    url: IsoUrl,
+    verdict: Fetched["verdict"],
+    into: BodySink | undefined,
+  ): Promise<Uint8Array | undefined> {
+    let body: Uint8Array | undefined;
+    if (verdict.kind === "part") {
+      this.stats.gets++;
+      try {
+        body = await upstream.readBody(verdict.end - verdict.start + 1, into);
+      } catch (error) {
+        upstream.discard();
+        throw error;
+      }
+      this.stats.fetched += verdict.end - verdict.start + 1;
+    }
+    if (keepsAlive(head)) this.keep(url, upstream);
+    else upstream.discard();
+    return body;
+  }
+
+  /**
+   * Takes `url` as the target: at once when there is none yet, or when it
+   * names the file with the validator known; when it names it otherwise (a
+   * mirror whose server makes its own ETags), once the bytes it serves for
+   * the reference range are the bytes the relay read there before.
+   */
+  private async adopt(url: IsoUrl, verdict: Fetched["verdict"], redirects: number): Promise<void> {
+    if (this.target === undefined) {
+      // Judged against preflight's validator where it applies (factsFor), so this is that one or the mirror's own.
+      this.facts.size ??= verdict.size;
+      this.facts.validator = verdict.validator;
+      this.target = { url };
+      if (redirects > 0) this.options.log(`${this.options.url.redacted} leads to ${url.redacted}; asking it directly`);
+      return;
+    }
+    const proof = proofNeeded(this.facts.validator, verdict.validator, this.reference);
+    if (proof.kind === "refused") {
+      throw new UpstreamFailure(`${url.redacted} cannot be proven to serve the same file: ${proof.why}`, {
+        kind: "judged",
+      });
+    }
+    if (proof.kind === "bytes") await this.proveBytes(url, proof.reference, verdict.validator);
+    this.facts.validator = verdict.validator;
+    this.target = { url };
+    this.options.log(`${this.options.url.redacted} now leads to ${url.redacted}, proven to serve the same file`);
+  }
+
+  /** Asks `url` for the reference range, and refuses it unless its bytes are the ones read there before. */
+  private async proveBytes(url: IsoUrl, reference: Reference, validator: Validator): Promise<void> {
+    const request: FrontRequest = { method: "GET", range: { start: reference.start, end: reference.end } };
+    const { upstream, head } = await this.ask(
+      url,
+      requestHead(url, { method: "GET", range: `bytes=${reference.start}-${reference.end}` }, {
+        agent: `httpsisoboot-relay/${VERSION}`,
+        keepAlive: true,
+        extra: ifRange(validator),
+      }),
+    );
+    const verdict = judgeAnswer(request, head, { size: this.facts.size, validator });
+    if (verdict.kind !== "part") {
+      upstream.discard();
+      const why = verdict.kind === "refused"
+        ? verdict.why
+        : verdict.kind === "redirect"
+        ? `a redirect (${verdict.status})`
+        : "a whole answer";
+      throw new UpstreamFailure(`${url.redacted} did not serve the bytes that would prove it (${why})`, {
+        kind: "judged",
+      });
+    }
+    const body = await this.readAnswer(upstream, head, url, verdict, undefined);
+    if (sha256(body!) !== reference.sha256) {
+      throw new UpstreamFailure(
+        `${url.redacted} serves other bytes than the relay read before (bytes ${reference.start}-${reference.end}); ` +
+          `it is not the same file, and is not used`,
+        { kind: "judged" },
+      );
+    }
   }
 
   /**
@@ -173,11 +320,6 @@ export class Pool {
     for (const list of this.kept.values()) if (list.length > 0) return true;
     this.spare = this.options.slots.tryTake();
     return this.spare !== undefined;
-  }
-
-  learn(verdict: Extract<Verdict, { kind: "whole" | "part" }>): void {
-    this.facts.size ??= verdict.size;
-    this.facts.validator ??= verdict.validator;
   }
 
   /**
@@ -291,19 +433,22 @@ class Upstream {
         reject(error);
       };
       const timer = setTimeout(
-        () => fail(new HookError(`${where} did not connect within the timeout`)),
+        () => fail(new UpstreamFailure(`${where} did not connect within the timeout`, { kind: "connection" })),
         options.timeoutMs,
       );
       socket.once("error", (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
         fail(
-          new HookError(`the connection to ${where} failed (${printable(String(error.code ?? error.message), 40)})`),
+          new UpstreamFailure(
+            `the connection to ${where} failed (${printable(String(error.code ?? error.message), 40)})`,
+            { kind: "connection" },
+          ),
         );
       });
       socket.once("secureConnect", () => {
         clearTimeout(timer);
         const refused = certificateProblem(socket, where);
-        if (refused) return fail(refused);
+        if (refused) return fail(new UpstreamFailure(refused.message, { kind: "connection" }));
         socket.removeAllListeners("error");
         resolve(new Upstream(socket, where, options.timeoutMs, closed));
       });
@@ -322,10 +467,11 @@ class Upstream {
     this.deadline = setTimeout(() => {
       this.timedOut = true;
       this.fail(
-        new HookError(
+        new UpstreamFailure(
           this.gotBytes
             ? `${this.where} did not send the whole answer within ${seconds} s (timeout)`
             : `${this.where} sent nothing for ${seconds} s (timeout)`,
+          { kind: "timeout" },
         ),
       );
     }, this.timeoutMs);
@@ -341,14 +487,15 @@ class Upstream {
       if (this.failure || this.ended) {
         // Closed (or reset) between answers, as a server may close an idle kept connection.
         if (wasUsed && !this.gotBytes && !this.timedOut) throw new StaleConnection();
-        throw this.failure ?? new HookError(`${this.where} closed the connection before answering`);
+        throw this.failure ??
+          new UpstreamFailure(`${this.where} closed the connection before answering`, { kind: "connection" });
       }
       await this.wait();
     }
   }
 
   /** Reads exactly `length` body bytes, telling `into` of each step. */
-  async readBody(length: number, into?: BodySink): Promise<void> {
+  async readBody(length: number, into?: BodySink): Promise<Uint8Array> {
     const body = into ? into.space(length) : new Uint8Array(length);
     let have = 0;
     while (have < length) {
@@ -367,6 +514,7 @@ class Upstream {
       if (this.ended) throw new HookError(`${this.where} cut the answer short: ${have} of ${length} bytes`);
       await this.wait();
     }
+    return body;
   }
 
   /**
@@ -438,4 +586,32 @@ class Upstream {
 
 function origin(url: IsoUrl): string {
   return `${url.host}:${url.port}`;
+}
+
+/** A request to the server failed, and how: what tells route.ts whether to ask the URL again. */
+export class UpstreamFailure extends HookError {
+  constructor(message: string, readonly failure: Failure) {
+    super(message);
+  }
+}
+
+/** Hands `body`, read aside while its URL proved itself, to the block it was asked for. */
+function copyInto(into: BodySink, body: Uint8Array): void {
+  const space = into.space(body.length);
+  space.set(body);
+  into.progress(space, body.length);
+}
+
+/** The reference range a first block read from the target gives: its first MIN_REFERENCE_BYTES, or none when shorter. */
+function referenceOf(verdict: Fetched["verdict"], body: Uint8Array): Reference | undefined {
+  if (verdict.kind !== "part" || body.length < MIN_REFERENCE_BYTES) return undefined;
+  return {
+    start: verdict.start,
+    end: verdict.start + MIN_REFERENCE_BYTES - 1,
+    sha256: sha256(body.subarray(0, MIN_REFERENCE_BYTES)),
+  };
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }

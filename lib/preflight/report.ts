@@ -14,6 +14,8 @@ import type { AllowRule } from "../settings.ts";
 export interface ServerReport {
   /** The URL after redirects, query values hidden. */
   finalUrl: string;
+  /** The URL after redirects as the relay's blocks name it (shared.ts's blockSource): its server and path. */
+  at: string;
   /** Redirects followed. */
   redirects: number;
   /** The ISO's size in bytes, from Content-Length. */

@@ -41,7 +41,8 @@ export interface RelayConfig {
    * this size and carry this validator. Without it (preflight = no), the
    * relay's first answer sets both.
    */
-  expect?: { size: number; validator: Validator };
+  /** What preflight saw: the size, the validator, and where (the URL it reached, as blockSource names it). */
+  expect?: { size: number; validator: Validator; at?: string };
   /** The VM's name, for `--status` (relay_metadata.ts's domainName): plain printable text. */
   name?: string;
 }
@@ -169,8 +170,9 @@ function isCacheTotal(value: unknown): value is CacheTotal {
 
 function isExpect(value: unknown): value is RelayConfig["expect"] {
   if (typeof value !== "object" || value === null) return false;
-  const { size, validator } = value as Record<string, unknown>;
+  const { size, validator, at } = value as Record<string, unknown>;
   if (!isWhole(size, 1, 2 ** 53 - 1) || typeof validator !== "object" || validator === null) return false;
+  if (at !== undefined && (typeof at !== "string" || at.length > 8192)) return false;
   const { header, value: text } = validator as Record<string, unknown>;
   return (header === "etag" || header === "last-modified") && typeof text === "string" && text.length <= 256 &&
     !/[\r\n]/.test(text);

@@ -42,7 +42,8 @@ export type Verdict =
   | { kind: "redirect"; status: number; location: string }
   | { kind: "whole"; size: number; validator: Validator }
   | { kind: "part"; start: number; end: number; size: number; validator: Validator }
-  | { kind: "refused"; why: string };
+  /** `status` when the server refused with an HTTP status (a 403, a 503), not for what its answer said. */
+  | { kind: "refused"; why: string; status?: number };
 
 /**
  * The validator an answer carries: its ETag when that is strong, else its
@@ -134,7 +135,11 @@ export function judgeAnswer(request: FrontRequest, answer: Response, facts: File
   const location = headers.get("location");
   if (REDIRECTS.has(status) && location) return { kind: "redirect", status, location };
   if (status !== 200 && status !== 206) {
-    return { kind: "refused", why: `HTTP ${status} to ${request.method === "HEAD" ? "HEAD" : "a ranged GET"}` };
+    return {
+      kind: "refused",
+      why: `HTTP ${status} to ${request.method === "HEAD" ? "HEAD" : "a ranged GET"}`,
+      status,
+    };
   }
   const version = checkValidator(headers, facts);
   if (typeof version === "string") return { kind: "refused", why: version };

@@ -130,6 +130,7 @@ describe("preflight()", { skip: missing() }, () => {
     assert.match(validator!.value, /^"[0-9a-f]+-[0-9a-f]+"$/, "nginx's ETag: mtime and size in hex");
     assert.deepEqual(report, {
       finalUrl: `https://localhost:${port.good}/boot.iso`,
+      at: `localhost:${port.good}\n/boot.iso`,
       redirects: 0,
       size: readFileSync(join(work, "www", "boot.iso")).length,
       issuer: "preflight test CA",

@@ -12,6 +12,8 @@ export interface Site {
   key: string;
   /** Extra directives inside the server block, such as `max_ranges 0;`. */
   extra?: string;
+  /** This site's own root, instead of the one every site shares. */
+  root?: string;
 }
 
 export interface Nginx {
@@ -32,8 +34,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts nginx serving `root` on each site's port; `stop()` ends it. */
-export function startNginx(dir: string, root: string, sites: Site[]): Nginx {
+/** Starts nginx serving `root` on each site's port, with `http` in its http block; `stop()` ends it. */
+export function startNginx(dir: string, root: string, sites: Site[], http = ""): Nginx {
   const prefix = join(dir, "nginx");
   mkdirSync(join(prefix, "tmp"), { recursive: true });
   const accessLog = join(prefix, "access.log");
@@ -44,7 +46,7 @@ export function startNginx(dir: string, root: string, sites: Site[]): Nginx {
     listen 127.0.0.1:${site.port} ssl;
     ssl_certificate ${site.cert};
     ssl_certificate_key ${site.key};
-    root ${root};
+    root ${site.root ?? root};
     ${site.extra ?? ""}
   }`).join("");
   const config = join(prefix, "nginx.conf");
@@ -64,7 +66,8 @@ http {
   fastcgi_temp_path ${prefix}/tmp;
   uwsgi_temp_path ${prefix}/tmp;
   scgi_temp_path ${prefix}/tmp;
-  default_type application/octet-stream;${servers}
+  default_type application/octet-stream;
+  ${http}${servers}
 }
 `,
   );

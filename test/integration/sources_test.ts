@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * ISO URLs as admins paste them, read through the relay's front against
+ * servers this test starts: a mirror manager (real nginx: a 302 per request
+ * to one of two mirrors, each with its own ETag for the same file, sending
+ * nothing to a mirror that lost the file), and a redirect to a target signed
+ * for a moment (as GitHub's release assets are), which expires while the
+ * guest reads.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
+import { type Front, startFront } from "../../edge/relay/front.ts";
+import { RELAY_BLOCK_BYTES } from "../../lib/limits.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import { ask, bodies, closers, file, isoAnswer, server, wholeFile } from "../support/front_peer.ts";
+import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { makeAuthority, makeServerCert, type ServerCert } from "../support/tls.ts";
+import { workDir } from "../support/mod.ts";
+
+const missing = ["nginx", "openssl"].find((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0);
+const skip = missing && `${missing} is not installed; npm test installs it as root`;
+
+const MiB = RELAY_BLOCK_BYTES;
+
+describe("ISO URLs as admins paste them", { skip }, () => {
+  const work = workDir("sources");
+  const fronts: Front[] = [];
+  let ca: Uint8Array;
+  let cert: ServerCert;
+  let nginx: Nginx | undefined;
+
+  before(() => {
+    const authority = makeAuthority(work, "sources test CA");
+    ca = readFileSync(authority.cert);
+    cert = makeServerCert(work, "localhost", authority);
+  });
+  after(async () => {
+    for (const front of fronts) await front.close();
+    nginx?.stop();
+    for (const close of closers) close();
+  });
+
+  async function frontFor(url: string, name: string, log: string[], extra: Record<string, unknown> = {}) {
+    const path = join(work, `${name}.sock`);
+    fronts.push(
+      await startFront(path, {
+        url: parseIsoUrl(url),
+        allow: [{ host: "localhost" }],
+        settingsFile: "/etc/vdsm/httpsisoboot.conf",
+        timeoutMs: 10_000,
+        ca,
+        log: (line) => log.push(line),
+        ...extra,
+      }),
+    );
+    return path;
+  }
+
+  /** The access log's lines of one port: `port status method uri "range" bytes connection`. */
+  const linesOf = (port: number) =>
+    readFileSync(nginx!.accessLog, "utf8").split("\n").filter((line) => line.startsWith(`${port} `));
+
+  test("through a mirror manager, a relay follows one redirect, sticks to its mirror, and when that mirror loses the file takes the other only once its bytes prove it the same file", async () => {
+    const data = file(12 * MiB + 4321, 5);
+    const [manager, mirrorA, mirrorB] = [await freePort(), await freePort(), await freePort()];
+    const roots = { [mirrorA]: join(work, "mirror-a"), [mirrorB]: join(work, "mirror-b") };
+    for (const [port, root] of Object.entries(roots)) {
+      mkdirSync(root, { recursive: true });
+      writeFileSync(join(root, "data.iso"), data);
+      // nginx's ETag is mtime-size: each mirror names the same file with an ETag of its own.
+      const when = new Date(Date.UTC(2026, 0, 1, 0, 0, Number(port) % 60));
+      utimesSync(join(root, "data.iso"), when, when);
+    }
+    // Picks a mirror at random per request, and only mirrors that have the file, as mirrorbits does.
+    const managed = `
+      location / {
+        set $mirror $picked;
+        if (!-f ${roots[mirrorA]}/data.iso) { set $mirror ${mirrorB}; }
+        if (!-f ${roots[mirrorB]}/data.iso) { set $mirror ${mirrorA}; }
+        return 302 https://localhost:$mirror$request_uri;
+      }`;
+    nginx = startNginx(work, join(work, "mirror-a"), [
+      { port: manager, ...cert, extra: managed },
+      { port: mirrorA, ...cert, root: roots[mirrorA] },
+      { port: mirrorB, ...cert, root: roots[mirrorB] },
+    ], `split_clients "\${request_id}" $picked { 50% ${mirrorA}; * ${mirrorB}; }`);
+    const log: string[] = [];
+    // Two blocks ahead: the read-ahead's GETs go to the mirror too, and the second half is still to fetch.
+    const path = await frontFor(`https://localhost:${manager}/data.iso`, "managed", log, { readaheadBlocks: 2 });
+    const requests = wholeFile(data.length);
+    const half = requests.length / 2 | 0;
+
+    const first = await ask(path, requests.slice(0, half), 60_000);
+    assert.equal(first.cut, false, log.join("\n"));
+    assert.ok(bodies(first.raw).equals(data.subarray(0, half * MiB)));
+    assert.equal(linesOf(manager).length, 1, `one redirect for the relay: ${linesOf(manager).join("; ")}`);
+    const [stuck, other] = linesOf(mirrorA).length > 0 ? [mirrorA, mirrorB] : [mirrorB, mirrorA];
+    assert.equal(linesOf(other).length, 0, "every request went to the mirror it was sent to first");
+    assert.ok(linesOf(stuck).every((line) => / 20[06] /.test(line)), linesOf(stuck).join("\n"));
+
+    // The mirror it stuck to loses the file; the manager sends everyone to the other from now on.
+    rmSync(join(roots[stuck], "data.iso"));
+    const second = await ask(path, requests.slice(half), 60_000);
+    assert.equal(second.cut, false, log.join("\n"));
+    assert.ok(bodies(second.raw).equals(data.subarray(half * MiB)), "the rest, right");
+    assert.ok(linesOf(stuck).some((line) => / 404 /.test(line)), "the lost file was asked for once");
+    assert.equal(linesOf(manager).length, 2, "and the manager once more");
+    assert.ok(
+      linesOf(other).some((line) => /^\d+ 206 GET \/data\.iso "bytes=0-65535" 65536 /.test(line)),
+      "the new mirror proved it serves the bytes read before",
+    );
+    assert.ok(
+      log.some((line) => /now leads to https:\/\/localhost:\d+\/data\.iso, proven to serve the same file/.test(line)),
+    );
+  });
+
+  test("a mirror that serves other bytes of the same size is never taken: the read fails rather than mix two files", async () => {
+    const data = file(4 * MiB, 6);
+    const other = file(4 * MiB, 7);
+    let served = data;
+    let gone = false;
+    let redirects = 0;
+    // One server plays the manager (/get), the first mirror (/a, lost mid-read) and a second one (/b, another file).
+    const host = await server(cert, (socket: TLSSocket, request: string) => {
+      const target = request.split(" ")[1];
+      if (target.startsWith("/get")) {
+        redirects++;
+        const to = gone ? "/b/data.iso" : "/a/data.iso";
+        return void socket.write(`HTTP/1.1 302 Found\r\nLocation: ${to}\r\nContent-Length: 0\r\n\r\n`);
+      }
+      if (target.startsWith("/a") && gone) {
+        return void socket.write("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+      }
+      served = target.startsWith("/b") ? other : data;
+      return isoAnswer(() => ({ bytes: served, validator: target.startsWith("/b") ? 'ETag: "b"' : 'ETag: "a"' }))(
+        socket,
+        request,
+      );
+    });
+    const log: string[] = [];
+    const path = await frontFor(`https://localhost:${host.port}/get/data.iso`, "liar", log, { readaheadBlocks: 0 });
+    const requests = wholeFile(data.length);
+    const first = await ask(path, requests.slice(0, 2), 20_000);
+    assert.ok(bodies(first.raw).equals(data.subarray(0, 2 * MiB)), `the first two blocks: ${log.join("\n")}`);
+    gone = true;
+    const second = await ask(path, requests.slice(2), 20_000);
+    assert.equal(second.cut, true, "the guest's read fails: nbdkit retries it, the guest never gets the other file");
+    assert.equal(bodies(second.raw).length, 0, "not one byte of it");
+    assert.ok(log.some((line) => /serves other bytes than the relay read before \(bytes 0-65535\)/.test(line)));
+    assert.ok(redirects >= 2, `${redirects} redirects`);
+  });
+
+  test("a target signed for a moment, as GitHub's release assets are, expires while the guest reads: renewed through the URL given, no error reaches the guest", async () => {
+    const data = file(8 * MiB + 99, 8);
+    const LIFE_MS = 400;
+    let signed = 0;
+    const answer = isoAnswer(() => ({ bytes: data, validator: 'ETag: "asset"' }));
+    const host = await server(cert, (socket: TLSSocket, request: string) => {
+      const target = request.split(" ")[1];
+      if (target.startsWith("/download")) {
+        signed++;
+        const location = `/cdn/data.iso?expires=${Date.now() + LIFE_MS}&sig=s${signed}`;
+        return void socket.write(`HTTP/1.1 302 Found\r\nLocation: ${location}\r\nContent-Length: 0\r\n\r\n`);
+      }
+      const expires = Number(/[?&]expires=(\d+)/.exec(target)?.[1]);
+      if (!(expires > Date.now())) {
+        return void socket.write("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+      }
+      // A remote server's round trip, so that the read outlives a signature.
+      setTimeout(() => answer(socket, request), 100);
+    });
+    const log: string[] = [];
+    const path = await frontFor(`https://localhost:${host.port}/download/data.iso`, "expiring", log, {
+      readaheadBlocks: 0,
+      parallel: 1,
+    });
+    const read = await ask(path, wholeFile(data.length), 60_000);
+    assert.equal(read.cut, false, log.join("\n"));
+    assert.ok(bodies(read.raw).equals(data));
+    assert.ok(signed >= 2, `the signature was renewed (${signed} signatures)`);
+    const refused = host.seen.requests.filter((line) => line.startsWith("GET /cdn") || line.startsWith("HEAD /cdn"));
+    assert.ok(refused.length > signed, "most requests went to the target directly, not through the redirect");
+  });
+});
