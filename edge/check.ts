@@ -18,6 +18,7 @@ import { print } from "./io/output.ts";
 import { checkCurlDriver, findNbdkit, libvirtVersion } from "./io/probes.ts";
 import { Environment, readSettings, runPreflight, selfCommand } from "./host.ts";
 import { allowWarning } from "../lib/policy.ts";
+import { proxyFor } from "../lib/proxy.ts";
 import { describeSelinux } from "../lib/selinux.ts";
 import { selinuxState } from "./selinux.ts";
 
@@ -35,12 +36,16 @@ export async function check(url: string, env: Environment): Promise<number> {
   const expiry = signedUrlExpiry(iso.query);
   const selinux = relayMode ? describeSelinux(selinuxState(host.dirs!.run), host.dirs!.run) : undefined;
   const warning = allowWarning(host.settings.allow, host.file);
+  const { proxy, noProxy } = host.settings;
+  const through = proxyFor(iso, proxy, noProxy);
   print(checkReport(report, {
     driver,
     relay: relay.lines,
     signature: expiry && describeExpiry(expiry, new Date()),
     selinux: selinux?.line,
     warnings: warning ? [warning] : [],
+    proxy: proxy &&
+      (through ? `${through.shown}, which tunnelled to the server` : `not used for ${iso.host} (no_proxy)`),
   }));
   return relay.ok && (selinux?.ok ?? true) ? EXIT_OK : EXIT_FAILURE;
 }

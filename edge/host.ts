@@ -76,6 +76,8 @@ export async function runPreflight(iso: IsoUrl, { settings, file }: Host): Promi
       allow: settings.allow,
       settingsFile: file,
       requireValidator: settings.relay === "nbdkit",
+      proxy: settings.proxy,
+      noProxy: settings.noProxy,
     });
   } finally {
     clearTimeout(watchdog);

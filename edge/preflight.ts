@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { proxyFor } from "../lib/proxy.ts";
 import { blockSource } from "../lib/relay/shared.ts";
 import { readFileSync } from "node:fs";
 
@@ -67,11 +68,14 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
   const limit = `${Math.round(options.timeoutMs / 100) / 10} s`;
   let current = url;
   for (let redirects = 0;; redirects++) {
-    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], {
+    const route = {
       ca,
       deadline,
       limit,
-    });
+      proxy: proxyFor(current, options.proxy, options.noProxy ?? []),
+      settingsFile: options.settingsFile,
+    };
+    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], route);
     if (!head) {
       throw new ServerError(`${url.redacted}: the server closed the connection without answering; check its error log`);
     }
@@ -89,7 +93,7 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
     }
     const size = checkHead(head, where);
     const validator = checkValidator(head, where, options.requireValidator ?? false);
-    const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], { ca, deadline, limit })).responses[0];
+    const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], route)).responses[0];
     const volume = checkDescriptor(ranged, size, where);
     if (options.requireValidator && validator && ranged.headers.get(validator.header) !== validator.value) {
       throw new ServerError(

@@ -221,6 +221,19 @@ export const SETTINGS_EXAMPLE: HostFile = {
 # The whole preflight's time limit, in seconds (1 to 120).
 #preflight_timeout = 5
 
+# The HTTP proxy this host reaches ISO servers through, if it has one:
+# http://host:port, or https://host:port for TLS to the proxy itself, with
+# user:password@ when it asks for credentials (percent-encode @ : and #).
+# Preflight and the relays open a CONNECT tunnel and speak TLS to the ISO
+# server through it, so every check of the server holds. The credentials
+# stay in this file, which the relays read: if it holds some, let only root
+# and vdsm read it. relay = off cannot use a proxy (QEMU's curl has none).
+#proxy = http://proxy.example.net:3128
+
+# Hosts reached directly, not through the proxy: host names, .domain
+# suffixes and IP addresses, comma-separated.
+#no_proxy = .lab.example.net, 192.0.2.10
+
 # SET THIS. The only ISO servers VMs may boot from: host names, .domain
 # suffixes (a name and everything under it) and IP addresses, each with an
 # optional :port, comma-separated. While it is unset ANY server is allowed:

@@ -115,8 +115,13 @@ addresses, each with an optional :port. \\fBUnset, any server is allowed\\fR:
 any user who may start a VM can make this host connect to any host and port.
 \\fB\\-\\-check\\fR and \\fB\\-\\-install\\fR warn while it is unset. Set it.
 .TP
+.BR proxy ", " no_proxy
+The HTTP proxy ISO servers are reached through (\\fIhttp://user:password@host:port\\fR),
+and the hosts reached directly. Preflight and the relays tunnel with CONNECT,
+TLS end to end to the ISO server. The credentials stay in the settings file.
+.TP
 .B relay
-\\fBnbdkit\\fR (default) or \\fBoff\\fR.
+\\fBnbdkit\\fR (default) or \\fBoff\\fR (which cannot use a proxy).
 .TP
 .BR relay_cache_size ", " relay_cache_total ", " relay_shared_cache
 Disk for each relay's cache (1G), for all of them (50% of free space), and for

@@ -11,7 +11,8 @@
 import { addHttpsCdrom, type CdromResult } from "./domain/add_https_cdrom.ts";
 import { RELAY_DIRS, type RelayDirs } from "./paths.ts";
 import { type RelayConfig, relayConfig } from "./relay/config.ts";
-import { HookError, printable, UrlError } from "./errors.ts";
+import { HookError, printable, SettingsError, UrlError } from "./errors.ts";
+import { proxyFor } from "./proxy.ts";
 import { checkAllowed } from "./policy.ts";
 import type { ServerReport } from "./preflight/report.ts";
 import type { Settings } from "./settings.ts";
@@ -72,6 +73,14 @@ export interface HookPlan {
 export function checkUrl(url: string, host: Host): IsoUrl {
   const iso = parseIsoUrl(url);
   checkAllowed(iso, host.settings.allow, host.file);
+  const { settings } = host;
+  const proxy = proxyFor(iso, settings.proxy, settings.noProxy);
+  if (settings.relay === "off" && proxy) {
+    throw new SettingsError(
+      `${host.file} sets relay = off, but ${iso.host} is reached through the proxy ${proxy.shown}, which QEMU's curl ` +
+        `driver cannot use: set relay = nbdkit, or name the host in no_proxy if this host reaches it directly`,
+    );
+  }
   return iso;
 }
 
@@ -243,13 +252,14 @@ export function shellWords(words: string[]): string {
  */
 export function checkReport(
   report: ServerReport,
-  host: { driver: string; relay?: string[]; signature?: string; selinux?: string; warnings?: string[] },
+  host: { driver: string; relay?: string[]; signature?: string; selinux?: string; warnings?: string[]; proxy?: string },
 ): string {
   const after = report.redirects ? ` (after ${report.redirects} redirect${report.redirects > 1 ? "s" : ""})` : "";
   const signed = host.signature
     ? `signed URL: ${host.signature}; migration and resume reopen it, so it must last as long as the VM uses the CD-ROM\n`
     : "";
   return `url: ${printable(report.finalUrl, 2000)}${after}\n` +
+    (host.proxy === undefined ? "" : `proxy: ${host.proxy}\n`) +
     `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
     `size: ${report.size} bytes\n` +
     `byte ranges: yes\n` +

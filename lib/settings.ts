@@ -36,6 +36,7 @@
 import { SettingsError } from "./errors.ts";
 import { nearest } from "./spelling.ts";
 import type { CacheTotal } from "./relay/budget.ts";
+import { type NoProxyRule, parseNoProxy, parseProxy, type Proxy } from "./proxy.ts";
 
 /** Where the settings live on a host. */
 export const SETTINGS_FILE = "/etc/vdsm/httpsisoboot.conf";
@@ -71,6 +72,10 @@ export interface Settings {
   relaySharedCache: number;
   /** The most connections all the host's relays open to ISO servers at once. */
   relayHostConnections: number;
+  /** The HTTP proxy ISO servers are reached through (proxy.ts); none when unset. */
+  proxy?: Proxy;
+  /** Hosts reached directly, not through the proxy. */
+  noProxy: NoProxyRule[];
 }
 
 /**
@@ -89,6 +94,7 @@ export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({
   relayReadahead: 32 * 1024 * 1024,
   relaySharedCache: 4 * 1024 ** 3,
   relayHostConnections: 64,
+  noProxy: [],
 });
 
 /** QEMU's curl driver refuses a timeout above this (block/curl.c). */
@@ -117,14 +123,17 @@ const MAX_CACHE = 1024 ** 4;
  * ```
  */
 export function parseSettings(text: string, file: string): Settings {
-  const settings: Settings = { ...DEFAULT_SETTINGS, allow: [] };
+  const settings: Settings = { ...DEFAULT_SETTINGS, allow: [], noProxy: [] };
   const seen = new Set<string>();
   text.split("\n").forEach((rawLine, index) => {
     const line = rawLine.replace(/#.*/, "").trim();
     if (line === "") return;
     const where = `${file} line ${index + 1}`;
     const match = /^([a-z_]+)\s*=\s*(.*)$/.exec(line);
-    if (!match) throw new SettingsError(`${where}: '${line}' is not 'key = value'`);
+    if (!match) {
+      const shown = line.includes("@") ? "the line (not shown: it may hold credentials)" : `'${line}'`;
+      throw new SettingsError(`${where}: ${shown} is not 'key = value'`);
+    }
     const [, key, value] = match;
     if (seen.has(key)) throw new SettingsError(`${where}: '${key}' is set twice`);
     seen.add(key);
@@ -205,6 +214,12 @@ const READERS: Record<string, (settings: Settings, value: string, where: string)
       1024,
       `${where}: 'relay_host_connections' must be a whole number from 1 to 1024, the connections all relays open to ISO servers together`,
     );
+  },
+  proxy(settings, value, where) {
+    settings.proxy = parseProxy(value, where);
+  },
+  no_proxy(settings, value, where) {
+    settings.noProxy = parseNoProxy(value, where);
   },
   relay_cache_total(settings, value, where) {
     const message =

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { checkReport, checkUrl, planDryRun, planHook, planIncoming } from "../lib/run.ts";
 import { DEFAULT_SETTINGS, parseSettings } from "../lib/settings.ts";
-import { PolicyError, UrlError } from "../lib/errors.ts";
+import { PolicyError, SettingsError, UrlError } from "../lib/errors.ts";
 import { readFixture } from "./support/mod.ts";
 
 /** A host that lets QEMU's curl read the ISO (relay = off): the direct mode of before the relay. */
@@ -23,6 +23,24 @@ describe("checkUrl()", () => {
     assert.throws(() => checkUrl("http://isos.example.org/a.iso", HOST), UrlError);
     const allowOther = { settings: parseSettings("allow = other.example.org", "f.conf"), file: "f.conf" };
     assert.throws(() => checkUrl(URL, allowOther), PolicyError);
+  });
+
+  test("checkUrl() refuses relay = off for a server reached through the proxy, which QEMU's curl cannot use", () => {
+    const settings = (text: string) => ({ settings: parseSettings(text, "f.conf"), file: "f.conf" });
+    assert.throws(
+      () => checkUrl(URL, settings("relay = off\nproxy = http://hv:pw@proxy:3128")),
+      (error: Error) =>
+        error instanceof SettingsError &&
+        error.message ===
+          "f.conf sets relay = off, but isos.example.org is reached through the proxy http://proxy:3128, which " +
+            "QEMU's curl driver cannot use: set relay = nbdkit, or name the host in no_proxy if this host reaches it " +
+            "directly",
+    );
+    assert.equal(
+      checkUrl(URL, settings("relay = off\nproxy = http://proxy:3128\nno_proxy = .example.org")).host,
+      "isos.example.org",
+    );
+    assert.equal(checkUrl(URL, settings("proxy = http://proxy:3128")).host, "isos.example.org");
   });
 });
 
@@ -190,6 +208,17 @@ describe("checkReport()", () => {
       report,
       /\nrelay: nbdkit 1\.38\.3\nrelay: started by systemd\nqemu curl driver: not installed; only relay = off needs it\n$/,
     );
+  });
+
+  test("checkReport() says the proxy the server was reached through, after the URL, and SELinux and warnings last", () => {
+    const report = checkReport(REPORT, {
+      driver: DRIVER,
+      proxy: "http://proxy:3128, which tunnelled to the server",
+      selinux: "disabled (nothing to load)",
+      warnings: ["allow is not set"],
+    });
+    assert.match(report, /^url: [^\n]*\nproxy: http:\/\/proxy:3128, which tunnelled to the server\ntls: /);
+    assert.match(report, /\nselinux: disabled \(nothing to load\)\nwarning: allow is not set\n$/);
   });
 
   test("checkReport() adds the signed URL's expiry when there is one", () => {

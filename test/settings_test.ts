@@ -15,7 +15,8 @@ describe("parseSettings()", () => {
     const settings = parseSettings(
       "timeout = 60  # a minute\nreadahead=4194304\npreflight = no\npreflight_timeout = 10\nallow = isos.example.org, .lab.example.net:8443, [2001:db8::1], 192.0.2.10:4443\n" +
         "relay = off\nrelay_cache_size = 2G\nrelay_cache_total = 100G\nrelay_readahead = 0\n" +
-        "relay_shared_cache = 0\nrelay_host_connections = 8\n",
+        "relay_shared_cache = 0\nrelay_host_connections = 8\nproxy = http://proxy.example.net:3128\n" +
+        "no_proxy = .lab.example.net, isos.example.org\n",
       FILE,
     );
     assert.deepEqual(settings, {
@@ -33,7 +34,15 @@ describe("parseSettings()", () => {
       relayReadahead: 0,
       relaySharedCache: 0,
       relayHostConnections: 8,
+      proxy: { scheme: "http", host: "proxy.example.net", port: 3128, shown: "http://proxy.example.net:3128" },
+      noProxy: [{ host: ".lab.example.net" }, { host: "isos.example.org" }],
     });
+  });
+
+  test("parseSettings() never shows a proxy's credentials, even in a line it cannot read", () => {
+    for (const text of ["proxy = ftp://hv:s3cret@proxy:21", "proxy http://hv:s3cret@proxy:3128"]) {
+      assert.throws(() => parseSettings(text, FILE), (error: Error) => !error.message.includes("s3cret"));
+    }
   });
 
   test("parseSettings() relays through nbdkit with a 1 GiB cache unless told otherwise, and reads sizes in K, M and G", () => {
@@ -87,7 +96,7 @@ describe("parseSettings()", () => {
     ["allow = ", "'allow' has ''"],
     [
       "timout = 30",
-      "unknown setting 'timout' (did you mean 'timeout'?); the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead, relay_shared_cache, relay_host_connections and relay_cache_total",
+      "unknown setting 'timout' (did you mean 'timeout'?); the settings are timeout, readahead, preflight, preflight_timeout, allow, relay, relay_cache_size, relay_readahead, relay_shared_cache, relay_host_connections, proxy, no_proxy and relay_cache_total",
     ],
     ["proxy_url = x", "unknown setting 'proxy_url'; the settings are timeout,"],
     ["relay = qemu", "'relay' must be nbdkit or off, not 'qemu'"],

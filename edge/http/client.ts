@@ -13,12 +13,15 @@
  * @module
  */
 import { connect, type TLSSocket } from "node:tls";
+import { connect as connectTcp, type Socket } from "node:net";
 
 import { Buffer } from "node:buffer";
 
 import { printable, ServerError } from "../../lib/errors.ts";
 
-import { MAX_SHOWN_CHARS } from "../../lib/limits.ts";
+import { MAX_HEADER_BYTES, MAX_SHOWN_CHARS } from "../../lib/limits.ts";
+import { concat, indexOfBlankLine } from "../../lib/bytes.ts";
+import { connectRefusal, connectRequest, type Proxy } from "../../lib/proxy.ts";
 import type { IsoUrl } from "../../lib/url.ts";
 
 import { type Request, requestHead, type Response, ResponseReader } from "../../lib/http/response.ts";
@@ -44,21 +47,41 @@ export interface Exchange {
 export function exchange(
   url: IsoUrl,
   requests: Request[],
-  options: { ca: Uint8Array; deadline: number; limit: string },
+  options: { ca: Uint8Array; deadline: number; limit: string; proxy?: Proxy; settingsFile?: string },
 ): Promise<Exchange> {
   const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
   return new Promise((resolve, reject) => {
     const reader = new ResponseReader(requests);
-    const socket = openTls(url, options.ca);
+    let socket: TLSSocket | undefined;
     let issuer = "";
     let settled = false;
     const finish = (error?: Error) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      socket?.destroy();
+      tunnel?.cancel();
       if (error) reject(error);
       else resolve({ responses: reader.responses, issuer });
+    };
+    const talk = (tls: TLSSocket) => {
+      socket = tls;
+      tls.once("secureConnect", () => {
+        issuer = issuerName(tls);
+        const refused = certificateProblem(tls, where);
+        if (refused) return finish(refused);
+        tls.write(requests.map((request, i) => requestText(url, request, i === requests.length - 1)).join(""));
+      });
+      tls.on("data", (chunk: Uint8Array) => {
+        try {
+          if (reader.push(chunk)) finish();
+        } catch (error) {
+          finish(error as Error);
+        }
+      });
+      tls.on("end", () => finish());
+      tls.on("close", () => finish());
+      tls.on("error", (error: NodeJS.ErrnoException) => finish(networkError(error, where, url.host)));
     };
     const timeout =
       `${where} did not answer within ${options.limit} (preflight_timeout); check that the server is up and reachable`;
@@ -66,22 +89,9 @@ export function exchange(
       () => finish(new ServerError(timeout)),
       Math.max(0, options.deadline - Date.now()),
     );
-    socket.once("secureConnect", () => {
-      issuer = issuerName(socket);
-      const refused = certificateProblem(socket, where);
-      if (refused) return finish(refused);
-      socket.write(requests.map((request, i) => requestText(url, request, i === requests.length - 1)).join(""));
-    });
-    socket.on("data", (chunk: Uint8Array) => {
-      try {
-        if (reader.push(chunk)) finish();
-      } catch (error) {
-        finish(error as Error);
-      }
-    });
-    socket.on("end", () => finish());
-    socket.on("close", () => finish());
-    socket.on("error", (error: NodeJS.ErrnoException) => finish(networkError(error, where, url.host)));
+    const tunnel = options.proxy ? openTunnel(url, options.ca, options.proxy, options.settingsFile ?? "") : undefined;
+    if (tunnel) tunnel.socket.then((tls) => settled ? tls.destroy() : talk(tls), finish);
+    else talk(openTls(url, options.ca));
   });
 }
 
@@ -111,6 +121,96 @@ export function openTls(url: IsoUrl, ca: Uint8Array): TLSSocket {
     rejectUnauthorized: false,
     ALPNProtocols: ["http/1.1"],
   });
+}
+
+/**
+ * A TLS connection to the URL's server through the proxy's CONNECT tunnel:
+ * TLS end to end, verified against `ca` with the server's name as openTls()
+ * does, so the proxy sees only the host and port. `socket` settles once
+ * the proxy has answered CONNECT and the TLS handshake has started;
+ * `cancel` drops the attempt. Refusals are one line naming the proxy
+ * (never its credentials) and what to do.
+ */
+export function openTunnel(
+  url: IsoUrl,
+  ca: Uint8Array,
+  proxy: Proxy,
+  settingsFile: string,
+): { socket: Promise<TLSSocket>; cancel: () => void } {
+  const server = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
+  const raw: Socket = proxy.scheme === "https"
+    ? connect({
+      host: proxy.host,
+      port: proxy.port,
+      ca: Buffer.from(ca),
+      servername: serverName(proxy.host),
+      rejectUnauthorized: false,
+    })
+    : connectTcp({ host: proxy.host, port: proxy.port });
+  raw.setNoDelay(true);
+  const socket = new Promise<TLSSocket>((resolve, reject) => {
+    let head: Uint8Array = new Uint8Array();
+    const fail = (message: string) => {
+      raw.destroy();
+      reject(new ServerError(message));
+    };
+    raw.once(proxy.scheme === "https" ? "secureConnect" : "connect", () => {
+      const tls = raw as TLSSocket;
+      if (proxy.scheme === "https" && !tls.authorized) {
+        return fail(
+          `the proxy ${proxy.shown} has a certificate this host does not trust (${
+            printable(String(tls.authorizationError ?? ""), 60)
+          }); check proxy in ${settingsFile}`,
+        );
+      }
+      raw.write(connectRequest(url, proxy));
+    });
+    raw.on("data", (chunk: Uint8Array) => {
+      head = concat([head, chunk]);
+      const end = indexOfBlankLine(head);
+      if (end < 0) {
+        if (head.length > MAX_HEADER_BYTES) {
+          fail(`the proxy ${proxy.shown} sent more than ${MAX_HEADER_BYTES} bytes answering CONNECT`);
+        }
+        return;
+      }
+      raw.removeAllListeners("data");
+      raw.removeAllListeners("close");
+      raw.removeAllListeners("error");
+      const status = /^HTTP\/1\.[01] ([0-9]{3})/.exec(new TextDecoder("latin1").decode(head.subarray(0, end)))?.[1];
+      if (status === undefined) {
+        return fail(`the proxy ${proxy.shown} did not answer CONNECT with HTTP; check proxy in ${settingsFile}`);
+      }
+      const refused = connectRefusal(Number(status), proxy.shown, server, settingsFile);
+      if (refused) return fail(refused);
+      if (end + 4 < head.length) {
+        return fail(`the proxy ${proxy.shown} sent bytes of its own into the tunnel to ${server}`);
+      }
+      resolve(connect({
+        socket: raw,
+        ca: Buffer.from(ca),
+        servername: serverName(url.host),
+        rejectUnauthorized: false,
+        ALPNProtocols: ["http/1.1"],
+      }));
+    });
+    raw.on("close", () => fail(`the proxy ${proxy.shown} closed the connection before answering CONNECT to ${server}`));
+    raw.on(
+      "error",
+      (error: NodeJS.ErrnoException) =>
+        fail(
+          `the proxy ${proxy.shown} cannot be reached (${
+            printable(String(error.code ?? error.message), 40)
+          }); check proxy in ${settingsFile}, and that this host can reach it`,
+        ),
+    );
+  });
+  return { socket, cancel: () => raw.destroy() };
+}
+
+/** The TLS server name for a host: none for an IP address, which SNI does not carry. */
+function serverName(host: string): string | undefined {
+  return /^[0-9.]+$/.test(host) || host.includes(":") ? undefined : host;
 }
 
 function requestText(url: IsoUrl, request: Request, last: boolean): string {

@@ -49,6 +49,7 @@ import { writeAtomic } from "../io/files.ts";
 import { relayStatusText } from "../../lib/relay/status.ts";
 import { frontSocket, NBDKIT_BINARIES, nbdkitArgs } from "../../lib/relay/plan.ts";
 import { findNbdkit, selinuxEnabled } from "../io/probes.ts";
+import { readSettings } from "../host.ts";
 
 /**
  * Runs the relay of the VM `uuid` until it is stopped.
@@ -73,6 +74,8 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
     writeFileSync(paths.pid, `${process.pid} ${processStart(process.pid)}\n`, { mode: 0o600 });
     prepareDirectories(paths);
     const url = parseIsoUrl(config.url);
+    // The proxy, credentials and all, is read from the settings file here: it is never in the relay's config.
+    const { settings } = readSettings({ HTTPSISOBOOT_CONFIG: config.settingsFile });
     front = await startFront(frontSocket(paths), {
       url,
       allow: config.allow,
@@ -84,6 +87,8 @@ export async function serveRelay(uuid: string, dirs: RelayDirs): Promise<number>
       readaheadBlocks: config.readaheadBlocks,
       store: { sharedRoot: sharedCacheDir(dirs), sharedBound: config.sharedCache, privateRoot: `${paths.cache}/front` },
       slots: new Slots(connectionSlotsDir(dirs), config.hostConnections),
+      proxy: settings.proxy,
+      noProxy: settings.noProxy,
     });
     const reporting = reportStatus(paths, url.redacted, front, config.name);
     const nbdkit = startNbdkit(paths, config);

@@ -41,7 +41,8 @@ import {
   type Validator,
   type Verdict,
 } from "../../lib/relay/http.ts";
-import { certificateProblem, openTls } from "../http/client.ts";
+import { certificateProblem, openTls, openTunnel } from "../http/client.ts";
+import { type NoProxyRule, type Proxy, proxyFor } from "../../lib/proxy.ts";
 import type { Slots } from "./slots.ts";
 
 /** What the connections to the server need. */
@@ -65,6 +66,9 @@ export interface UpstreamOptions {
   parallel?: number;
   /** The host's bound on connections to ISO servers (slots.ts); without it, only `parallel`. */
   slots?: Slots;
+  /** The HTTP proxy servers are reached through, but those `noProxy` names (proxy.ts). */
+  proxy?: Proxy;
+  noProxy?: NoProxyRule[];
 }
 
 /** What the connections have done, for `httpsisoboot --status` (status.ts names each count). */
@@ -426,32 +430,44 @@ class Upstream {
   /** A verified connection; refuses a certificate this host does not trust. */
   static open(url: IsoUrl, options: UpstreamOptions, closed: () => void): Promise<Upstream> {
     const where = url.host.includes(":") ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
-    const socket = openTls(url, options.ca);
+    const proxy = proxyFor(url, options.proxy, options.noProxy ?? []);
+    const tunnel = proxy ? openTunnel(url, options.ca, proxy, options.settingsFile) : undefined;
     return new Promise((resolve, reject) => {
+      let socket: TLSSocket | undefined;
+      let settled = false;
       const fail = (error: Error) => {
-        socket.destroy();
-        reject(error);
+        settled = true;
+        clearTimeout(timer);
+        socket?.destroy();
+        tunnel?.cancel();
+        reject(error instanceof UpstreamFailure ? error : new UpstreamFailure(error.message, { kind: "connection" }));
       };
       const timer = setTimeout(
         () => fail(new UpstreamFailure(`${where} did not connect within the timeout`, { kind: "connection" })),
         options.timeoutMs,
       );
-      socket.once("error", (error: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        fail(
-          new UpstreamFailure(
-            `the connection to ${where} failed (${printable(String(error.code ?? error.message), 40)})`,
-            { kind: "connection" },
-          ),
-        );
-      });
-      socket.once("secureConnect", () => {
-        clearTimeout(timer);
-        const refused = certificateProblem(socket, where);
-        if (refused) return fail(new UpstreamFailure(refused.message, { kind: "connection" }));
-        socket.removeAllListeners("error");
-        resolve(new Upstream(socket, where, options.timeoutMs, closed));
-      });
+      const handshake = (tls: TLSSocket) => {
+        if (settled) return void tls.destroy(); // given up on while the proxy answered
+        socket = tls;
+        tls.once("error", (error: NodeJS.ErrnoException) => {
+          fail(
+            new UpstreamFailure(
+              `the connection to ${where} failed (${printable(String(error.code ?? error.message), 40)})`,
+              { kind: "connection" },
+            ),
+          );
+        });
+        tls.once("secureConnect", () => {
+          clearTimeout(timer);
+          const refused = certificateProblem(tls, where);
+          if (refused) return fail(refused);
+          tls.removeAllListeners("error");
+          settled = true;
+          resolve(new Upstream(tls, where, options.timeoutMs, closed));
+        });
+      };
+      if (tunnel) tunnel.socket.then(handshake, fail);
+      else handshake(openTls(url, options.ca));
     });
   }
 

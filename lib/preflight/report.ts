@@ -9,6 +9,7 @@
  */
 import type { Validator } from "../relay/http.ts";
 import type { AllowRule } from "../settings.ts";
+import type { NoProxyRule, Proxy } from "../proxy.ts";
 
 /** What preflight found. */
 export interface ServerReport {
@@ -44,4 +45,7 @@ export interface PreflightOptions {
    * checks it on every answer, so a server without one is refused here.
    */
   requireValidator?: boolean;
+  /** The HTTP proxy the server is reached through, but for the hosts `noProxy` names (proxy.ts). */
+  proxy?: Proxy;
+  noProxy?: NoProxyRule[];
 }

@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/**
+ * A host that reaches ISO servers only through an HTTP proxy: a real
+ * tinyproxy (Debian's), which logs every tunnel and asks for credentials,
+ * in a mount namespace of its own whose /etc/hosts alone names the ISO
+ * server. This process cannot resolve that name, so whatever reaches the
+ * server went through the proxy. Preflight and the relay's front tunnel
+ * with CONNECT, TLS end to end; every refusal is one line that names the
+ * proxy and never its credentials.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+import process from "node:process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { preflight } from "../../edge/preflight.ts";
+import { type Front, startFront } from "../../edge/relay/front.ts";
+import { ServerError } from "../../lib/errors.ts";
+import { parseProxy } from "../../lib/proxy.ts";
+import { RELAY_BLOCK_BYTES } from "../../lib/limits.ts";
+import { parseIsoUrl } from "../../lib/url.ts";
+import { ask, bodies, wholeFile } from "../support/front_peer.ts";
+import { buildDataIso } from "../support/iso.ts";
+import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { makeAuthority, makeServerCert } from "../support/tls.ts";
+import { workDir } from "../support/mod.ts";
+
+const NAME = "isos.behind-proxy.test";
+const SECRET = "s3cret-pass";
+
+function missing(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root: tinyproxy runs in a mount namespace of its own";
+  for (const tool of ["tinyproxy", "nginx", "openssl", "unshare", "xorriso"]) {
+    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
+      return `${tool} is not installed; npm test installs it`;
+    }
+  }
+  return undefined;
+}
+
+describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { skip: missing() }, () => {
+  const work = workDir("tunnel");
+  let nginx: Nginx | undefined;
+  let proxy: ChildProcess | undefined;
+  let proxyPort = 0;
+  let isoPort = 0;
+  let ca: Uint8Array;
+  let caFile = "";
+  let iso: Buffer;
+  const fronts: Front[] = [];
+  const proxyLog = join(work, "tinyproxy.log");
+  const url = () => parseIsoUrl(`https://${NAME}:${isoPort}/data.iso?sig=TOPSECRET`);
+  const setting = (credentials = `hv:${SECRET}@`) =>
+    parseProxy(`http://${credentials}127.0.0.1:${proxyPort}`, "test.conf line 1");
+
+  before(async () => {
+    const authority = makeAuthority(work, "tunnel test CA");
+    caFile = authority.cert;
+    ca = readFileSync(caFile);
+    const cert = makeServerCert(work, "iso", authority, { names: [`DNS:${NAME}`] });
+    const www = join(work, "www");
+    mkdirSync(www, { recursive: true });
+    iso = readFileSync(buildDataIso(www, "data", Buffer.alloc(3 * RELAY_BLOCK_BYTES, 7)));
+    isoPort = await freePort();
+    nginx = startNginx(work, www, [{ port: isoPort, ...cert }]);
+    proxyPort = await freePort();
+    writeFileSync(join(work, "hosts"), `127.0.0.1 localhost\n127.0.0.1 ${NAME}\n`);
+    writeFileSync(
+      join(work, "tinyproxy.conf"),
+      [
+        `Port ${proxyPort}`,
+        "Listen 127.0.0.1",
+        "Timeout 30",
+        `LogFile "${proxyLog}"`,
+        "LogLevel Connect",
+        "MaxClients 64",
+        `ConnectPort ${isoPort}`,
+        `BasicAuth hv ${SECRET}`,
+        "",
+      ].join("\n"),
+    );
+    proxy = spawn("unshare", [
+      "-m",
+      "sh",
+      "-c",
+      `mount --bind '${join(work, "hosts")}' /etc/hosts && exec tinyproxy -d -c '${join(work, "tinyproxy.conf")}'`,
+    ], { stdio: "ignore" });
+    // Ready once it takes a connection: 10 s at most.
+    for (let waited = 0; waited < 10_000 && !(await listening(proxyPort)); waited += 50) await sleep(50);
+  });
+  after(async () => {
+    for (const front of fronts) await front.close();
+    proxy?.kill("SIGTERM");
+    nginx?.stop();
+  });
+
+  const check = (proxySetting = setting()) =>
+    preflight(url(), {
+      timeoutMs: 10_000,
+      caFile,
+      allow: [],
+      settingsFile: "test.conf",
+      requireValidator: true,
+      proxy: proxySetting,
+    });
+  const tunnels = () =>
+    readFileSync(proxyLog, "utf8").split("\n").filter((line) => line.includes(`CONNECT ${NAME}:${isoPort}`));
+
+  test("without the proxy, this host cannot reach the ISO server at all", async () => {
+    await assert.rejects(
+      preflight(url(), { timeoutMs: 5_000, caFile, allow: [], settingsFile: "test.conf" }),
+      (error: Error) => error instanceof ServerError && /is not found \(DNS\)/.test(error.message),
+    );
+  });
+
+  test("preflight reaches the server through the proxy's tunnel, TLS verified end to end, the credentials sent to the proxy only", async () => {
+    const before = tunnels().length;
+    const report = await check();
+    assert.equal(report.size, iso.length);
+    assert.equal(report.format, "ISO 9660");
+    assert.equal(report.issuer, "tunnel test CA");
+    assert.ok(tunnels().length > before, "tinyproxy logged the tunnel");
+    const served = readFileSync(nginx!.accessLog, "utf8");
+    assert.match(served, /HEAD \/data\.iso/);
+  });
+
+  test("the relay's front reads the whole ISO through the proxy, and says nothing of its credentials", async () => {
+    const before = tunnels().length;
+    const path = join(work, "front.sock");
+    const log: string[] = [];
+    fronts.push(
+      await startFront(path, {
+        url: url(),
+        allow: [],
+        settingsFile: "test.conf",
+        timeoutMs: 10_000,
+        ca,
+        log: (line) => log.push(line),
+        proxy: setting(),
+      }),
+    );
+    const read = await ask(path, wholeFile(iso.length), 30_000);
+    assert.equal(read.cut, false, log.join("\n"));
+    assert.ok(bodies(read.raw).equals(iso));
+    assert.ok(tunnels().length > before, "every connection is a tunnel");
+    assert.ok(!log.join("\n").includes(SECRET));
+  });
+
+  test("a proxy that asks for credentials (407), refuses the port (403), or is not there: one line each, naming the proxy and never the password", async () => {
+    const refusals: Array<[() => Promise<unknown>, RegExp]> = [
+      [
+        () => check(setting("")),
+        /^the proxy http:\/\/127\.0\.0\.1:\d+ asks for credentials to reach isos\.behind-proxy\.test:\d+ \(407\)/,
+      ],
+      [() => check(setting("hv:wrong@")), /asks for credentials .*check the ones there/],
+      [
+        () =>
+          preflight(parseIsoUrl(`https://${NAME}:22/data.iso`), {
+            timeoutMs: 5_000,
+            caFile,
+            allow: [],
+            settingsFile: "test.conf",
+            proxy: setting(),
+          }),
+        /^the proxy http:\/\/127\.0\.0\.1:\d+ refuses tunnels to isos\.behind-proxy\.test:22 \(403\): its policy/,
+      ],
+      [
+        () => check(parseProxy(`http://hv:${SECRET}@127.0.0.1:1`, "test.conf line 1")),
+        /^the proxy http:\/\/127\.0\.0\.1:1 cannot be reached \(ECONNREFUSED\); check proxy in test\.conf/,
+      ],
+    ];
+    for (const [attempt, words] of refusals) {
+      await assert.rejects(attempt(), (error: Error) => {
+        assert.ok(error instanceof ServerError, String(error));
+        assert.match(error.message, words);
+        assert.ok(!error.message.includes(SECRET) && !error.message.includes("wrong"), error.message);
+        return true;
+      });
+    }
+  });
+});
+
+/** Whether something takes TCP connections on 127.0.0.1:port. */
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
