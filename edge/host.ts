@@ -76,6 +76,7 @@ export async function runPreflight(iso: IsoUrl, { settings, file }: Host): Promi
       allow: settings.allow,
       settingsFile: file,
       requireValidator: settings.relay === "nbdkit",
+      needsHead: settings.relay === "off",
       proxy: settings.proxy,
       noProxy: settings.noProxy,
     });

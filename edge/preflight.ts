@@ -25,7 +25,7 @@ import { proxyFor } from "../lib/proxy.ts";
 import { blockSource } from "../lib/relay/shared.ts";
 import { readFileSync } from "node:fs";
 
-import { ServerError } from "../lib/errors.ts";
+import { printable, ServerError } from "../lib/errors.ts";
 
 import { DESCRIPTOR_BYTES, DESCRIPTOR_OFFSET, MAX_REDIRECTS } from "../lib/limits.ts";
 
@@ -47,11 +47,19 @@ import type { PreflightOptions, ServerReport } from "../lib/preflight/report.ts"
 
 export type { PreflightOptions, ServerReport };
 
-const DESCRIPTOR_RANGE = `bytes=${DESCRIPTOR_OFFSET}-${DESCRIPTOR_OFFSET + DESCRIPTOR_BYTES - 1}`;
+/**
+ * The first bytes of the file up to the end of the first volume descriptor:
+ * the same request the relay makes first (upstream.ts's PROBE), so the relay
+ * asks the server only in shapes preflight has seen answered.
+ */
+const PROBE_BYTES = DESCRIPTOR_OFFSET + DESCRIPTOR_BYTES;
 
 const HEAD: Request = { method: "HEAD" };
 
-const GET_DESCRIPTOR: Request = { method: "GET", range: DESCRIPTOR_RANGE, bodyBytes: DESCRIPTOR_BYTES };
+const GET_PROBE: Request = { method: "GET", range: `bytes=0-${PROBE_BYTES - 1}`, bodyBytes: PROBE_BYTES };
+
+/** HEAD's answers from a server that serves GET but refuses HEAD: S3 to a URL signed for GET, or HEAD not allowed. */
+const HEAD_REFUSED = new Set([403, 405, 501]);
 
 /**
  * Checks that `url` serves an ISO image the way QEMU needs it.
@@ -75,7 +83,7 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
       proxy: proxyFor(current, options.proxy, options.noProxy ?? []),
       settingsFile: options.settingsFile,
     };
-    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_DESCRIPTOR], route);
+    const { responses: [head, pipelined], issuer } = await exchange(current, [HEAD, GET_PROBE], route);
     if (!head) {
       throw new ServerError(`${url.redacted}: the server closed the connection without answering; check its error log`);
     }
@@ -91,34 +99,78 @@ export async function preflight(url: IsoUrl, options: PreflightOptions): Promise
       });
       continue;
     }
-    const size = checkHead(head, where);
-    const validator = checkValidator(head, where, options.requireValidator ?? false);
-    const ranged = pipelined ?? (await exchange(current, [GET_DESCRIPTOR], route)).responses[0];
+    const ranged = pipelined ?? (await exchange(current, [GET_PROBE], route)).responses[0];
+    const getOnly = HEAD_REFUSED.has(head.status) && ranged?.status === 206;
+    if (getOnly && options.needsHead) {
+      throw new ServerError(
+        `${where} answers HEAD with HTTP ${head.status} but serves a ranged GET, as a URL signed for GET only does ` +
+          `(S3's presigned URLs): QEMU's curl driver asks HEAD, so set relay = nbdkit, whose relay does not`,
+      );
+    }
+    const answer = getOnly ? ranged! : head;
+    const size = getOnly ? sizeOfPart(ranged!, where) : checkHead(head, ranged, where);
+    const validator = checkValidator(answer, where, options.requireValidator ?? false);
     const volume = checkDescriptor(ranged, size, where);
-    if (options.requireValidator && validator && ranged.headers.get(validator.header) !== validator.value) {
+    if (options.requireValidator && validator && ranged!.headers.get(validator.header) !== validator.value) {
       throw new ServerError(
         `${where} changed the ISO during preflight (the ${validator.header === "etag" ? "ETag" : "Last-Modified"} ` +
           `of its byte range is not the HEAD's); start the VM again once the file on the server is final`,
       );
     }
-    return { finalUrl: current.redacted, at: blockSource(current), redirects, size, issuer, ...volume, validator };
+    return {
+      finalUrl: current.redacted,
+      at: blockSource(current),
+      redirects,
+      size,
+      issuer,
+      ...volume,
+      validator,
+      ...(getOnly && { headRefused: head.status }),
+    };
   }
 }
 
-/** The size, from a HEAD answer QEMU would accept. */
-function checkHead(head: Response, where: string): number {
+/** The size, from a HEAD answer QEMU would accept; `ranged` tells why a server offers no ranges. */
+function checkHead(head: Response, ranged: Response | undefined, where: string): number {
   if (head.status !== 200) {
     throw new ServerError(`${where} answered HTTP ${head.status} to HEAD${statusHint(head.status)}`);
   }
   const length = head.headers.get("content-length") ?? "";
   const size = Number(length);
+  const encoding = head.headers.get("content-encoding");
+  if (length === "" && encoding !== undefined && !/^identity$/i.test(encoding)) {
+    throw new ServerError(
+      `${where} compresses what it sends (Content-Encoding: ${
+        printable(encoding, 20)
+      }), so it gives no file size and ` +
+        `no byte ranges of the ISO itself; turn compression off for .iso files (Apache: no force-gzip, or ` +
+        `SetEnvIfNoCase Request_URI \\.iso$ no-gzip)`,
+    );
+  }
   if (!/^[0-9]{1,16}$/.test(length) || !Number.isSafeInteger(size) || size <= 0) {
     throw new ServerError(`${where} reports no file size (Content-Length); QEMU refuses such a server`);
+  }
+  if (ranged?.status === 200) {
+    throw new ServerError(
+      `${where} cannot serve byte ranges: it answers a ranged GET with the whole file (as Python's http.server ` +
+        `does, or a server with range requests turned off); serve the ISO with nginx, Apache, lighttpd or caddy, ` +
+        `range requests on`,
+    );
   }
   if (!/\bbytes\b/.test(head.headers.get("accept-ranges") ?? "")) {
     throw new ServerError(
       `${where} does not offer byte ranges (Accept-Ranges: bytes); QEMU needs them, so enable range requests on the server`,
     );
+  }
+  return size;
+}
+
+/** The size a 206 names in its Content-Range (`bytes 0-34815/SIZE`), for a server that refuses HEAD. */
+function sizeOfPart(ranged: Response, where: string): number {
+  const total = /^bytes [0-9]+-[0-9]+\/([0-9]{1,16})$/.exec(ranged.headers.get("content-range") ?? "")?.[1];
+  const size = Number(total);
+  if (total === undefined || !Number.isSafeInteger(size) || size <= 0) {
+    throw new ServerError(`${where} refuses HEAD and names no file size in its Content-Range; QEMU cannot read it`);
   }
   return size;
 }
@@ -142,7 +194,7 @@ function checkDescriptor(ranged: Response | undefined, size: number, where: stri
   if (!ranged) {
     throw new ServerError(`${where}: the server closed the connection before answering a byte-range request`);
   }
-  if (ranged.status === 416) {
+  if (ranged.status === 416 || (ranged.status === 206 && size < PROBE_BYTES)) {
     throw new ServerError(
       `${where} does not serve an ISO image: the file (${size} bytes) ends before the volume descriptors at byte 32768`,
     );
@@ -157,7 +209,7 @@ function checkDescriptor(ranged: Response | undefined, size: number, where: stri
       `${where} answered HTTP ${ranged.status} to a byte-range request${statusHint(ranged.status)}`,
     );
   }
-  const volume = readVolumeDescriptor(ranged.body);
+  const volume = readVolumeDescriptor(ranged.body.subarray(DESCRIPTOR_OFFSET));
   if (!volume) {
     throw new ServerError(`${where} does not serve an ISO image: no ISO 9660 or UDF volume descriptor at byte 32768`);
   }

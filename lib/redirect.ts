@@ -33,7 +33,7 @@ import { type IsoUrl, parseIsoUrl } from "./url.ts";
  * assertEquals(redirectTarget("https://b.example/y.iso", current, rules).host, "b.example");
  * let refused = "";
  * try { redirectTarget("http://b.example/y.iso", current, rules); } catch (error) { refused = (error as Error).message; }
- * assertEquals(refused.includes("to a URL the hook refuses (not https"), true);
+ * assertEquals(refused.includes("to an http:// URL, and the ISO is read over https only"), true);
  * ```
  */
 export function redirectTarget(
@@ -47,9 +47,15 @@ export function redirectTarget(
     next = parseIsoUrl(resolveLocation(location, current));
   } catch (error) {
     if (!(error instanceof HookError)) throw error;
+    if (/^http:/i.test(location.trim())) {
+      throw new ServerError(
+        `${redirects} an http:// URL, and the ISO is read over https only: make the server redirect to https, ` +
+          `or give the VM an https URL that does not lead to http`,
+      );
+    }
     throw new ServerError(
       `${redirects} a URL the hook refuses (not https, or not a URL QEMU would fetch as written); ` +
-        `give the VM the final URL`,
+        `make the server redirect to a plain https URL, or give the VM another server's URL`,
     );
   }
   checkAllowed(next, rules.allow, rules.settingsFile, `${redirects} a server`);

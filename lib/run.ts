@@ -263,6 +263,9 @@ export function checkReport(
     `tls: trusted by this host, issuer ${report.issuer ? `CN=${printable(report.issuer, 64)}` : "unknown"}\n` +
     `size: ${report.size} bytes\n` +
     `byte ranges: yes\n` +
+    (report.headRefused === undefined
+      ? ""
+      : `head: refused (HTTP ${report.headRefused}), as a URL signed for GET only answers; the relay asks no HEAD\n`) +
     `image: ${report.format}${report.label ? `, volume label '${report.label}'` : ""}\n` +
     signed +
     (host.relay ?? []).map((line) => `relay: ${line}\n`).join("") +

@@ -141,7 +141,7 @@ async function chooseStore(
 ): Promise<{ store: BlockStore; source: string } | undefined> {
   const places = options.store;
   if (!places) return undefined;
-  const { from } = await pool.fetch({ method: "GET", range: { start: 0, end: 0 } });
+  const { from, body } = await pool.probe();
   const size = pool.facts.size!;
   const source = blockSource(from);
   const sharing = places.sharedBound > 0 ? sharingKey(from, pool.facts) : { why: "relay_shared_cache is 0" };
@@ -149,10 +149,14 @@ async function chooseStore(
     if ("key" in sharing) {
       pool.stats.sharing = "shared";
       const dir = sharedEntry(places.sharedRoot, sharing.key);
-      return {
-        store: new BlockStore({ dir, root: places.sharedRoot, bound: places.sharedBound, size, shared: true }),
-        source,
-      };
+      const store = new BlockStore({ dir, root: places.sharedRoot, bound: places.sharedBound, size, shared: true });
+      if (body && !store.agreesWith(body)) {
+        options.log(
+          "the host's shared cache held other bytes of this file under the same size and validator (a file rebuilt " +
+            "in place, its mtime kept): that copy is dropped, and the file read from the server",
+        );
+      }
+      return { store, source };
     }
     pool.stats.sharing = `not shared: ${sharing.why}`;
     const bound = (window + RELAY_FRONT_BLOCKS) * RELAY_BLOCK_BYTES;
@@ -207,8 +211,9 @@ function serveClient(
 }
 
 /**
- * Answers one request; throws to cut the connection. HEAD goes to the
- * server. A GET is answered from whole RELAY_BLOCK_BYTES blocks of the file,
+ * Answers one request; throws to cut the connection. HEAD is answered
+ * from the relay's probe (upstream.ts's PROBE: a ranged GET, not a HEAD,
+ * which S3 refuses to a URL signed for GET). A GET is answered from whole RELAY_BLOCK_BYTES blocks of the file,
  * each fetched once with one ranged GET and held in memory for the next
  * requests (nbdkit's cache asks for 64 KiB at a time), as soon as the bytes
  * it asks for have come.
@@ -221,8 +226,8 @@ async function answer(
   openStore: () => Promise<void>,
 ): Promise<void> {
   if (request.method === "HEAD" || pool.facts.size === undefined) {
-    const whole = await pool.fetch({ method: "HEAD" });
-    if (request.method === "HEAD") return void client.write(frontAnswer(whole.verdict));
+    await pool.probe();
+    if (request.method === "HEAD") return void client.write(frontAnswer({ kind: "whole", size: pool.facts.size! }));
   }
   await openStore();
   const size = pool.facts.size!;

@@ -145,6 +145,26 @@ export class BlockStore {
     return body;
   }
 
+  /**
+   * Whether the blocks on disk agree with the file's first bytes as the
+   * server sends them now (the relay's probe): true when block 0 is not
+   * here, or begins with them. When it does not, the entry holds another
+   * file under the same key (rebuilt in place with the same size and
+   * validator): every block of it is removed, and false says so.
+   */
+  agreesWith(start: Uint8Array): boolean {
+    if (!this.has(0)) return true;
+    const block = this.read(0, new Uint8Array(this.length(0)));
+    if (block === undefined) return true;
+    this.counts.hits--; // a check, not a block served
+    if (sameBytes(block.subarray(0, start.length), start)) return true;
+    rmSync(this.spec.dir, { recursive: true, force: true });
+    mkdirSync(this.spec.dir, { recursive: true, mode: 0o700 });
+    this.seen.clear();
+    this.wrote.clear();
+    return false;
+  }
+
   /** Keeps block `index`; false when it could not (a full disk), which only costs a later fetch. */
   write(index: number, body: Uint8Array): boolean {
     if (body.length !== this.length(index)) return false;

@@ -14,7 +14,13 @@ import { createHash } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 
 import { HookError, printable } from "../../lib/errors.ts";
-import { MAX_HEADER_BYTES, MAX_REDIRECTS, RELAY_UPSTREAM_HELD_BYTES } from "../../lib/limits.ts";
+import {
+  DESCRIPTOR_BYTES,
+  DESCRIPTOR_OFFSET,
+  MAX_HEADER_BYTES,
+  MAX_REDIRECTS,
+  RELAY_UPSTREAM_HELD_BYTES,
+} from "../../lib/limits.ts";
 import { concat, indexOfBlankLine } from "../../lib/bytes.ts";
 import { RELAY_PARALLEL_GETS } from "../../lib/relay/readahead.ts";
 import { parseResponseHead, requestHead, type Response } from "../../lib/http/response.ts";
@@ -84,7 +90,23 @@ export interface BodySink {
 export interface Fetched {
   verdict: Extract<Verdict, { kind: "whole" | "part" }>;
   from: IsoUrl;
+  /** A part's bytes. */
+  body?: Uint8Array;
 }
+
+/**
+ * The request a relay first makes, once: the file's first bytes up to the
+ * end of its first volume descriptor, the very request preflight makes and
+ * has seen answered (whatever the file's size, its start is in range). Its
+ * answer gives the size (Content-Range), the validator and the target, so
+ * nbdkit's size question costs the server no HEAD, which S3 refuses to a
+ * URL signed for GET; and its bytes are what the shared cache's copy of
+ * them must match.
+ */
+export const PROBE: FrontRequest = {
+  method: "GET",
+  range: { start: 0, end: DESCRIPTOR_OFFSET + DESCRIPTOR_BYTES - 1 },
+};
 
 /**
  * How many times one request asks the URL it was given again after its
@@ -111,6 +133,8 @@ export class Pool {
   private spare?: () => void;
   /** Where the URL's redirects led: asked directly until it fails, then the URL again until a new one proves itself. */
   private target?: { url: IsoUrl; failed?: boolean };
+  /** The relay's first request (PROBE), made once: what nbdkit's size question and the store wait for. */
+  private probing?: Promise<Fetched>;
   /** The request that is asking the URL where the ISO is now, which the others wait for. */
   private resolving?: Promise<void>;
   /** A range of the file read from a proven target, and its digest: what a new target must match. */
@@ -155,6 +179,18 @@ export class Pool {
     }
   }
 
+  /**
+   * The relay's first request, made once (a failed one is made again when
+   * next asked): the size, the validator and the target, from one ranged GET.
+   */
+  probe(): Promise<Fetched> {
+    this.probing ??= this.fetch(PROBE).catch((error) => {
+      this.probing = undefined;
+      throw error;
+    });
+    return this.probing;
+  }
+
   /** Asks `start` for a request, following its redirects; the URL that answered becomes the target, with proof. */
   private async follow(start: IsoUrl, request: FrontRequest, into?: BodySink): Promise<Fetched> {
     let url = start;
@@ -189,7 +225,7 @@ export class Pool {
       if (!adopted) await this.adopt(url, verdict, redirects);
       if (!adopted && body && into) copyInto(into, body);
       if (body && !this.reference && this.target?.url.href === url.href) this.reference = referenceOf(verdict, body);
-      return { verdict, from: url };
+      return { verdict, from: url, body };
     }
     throw new HookError(`${this.options.url.redacted} redirects more than ${MAX_REDIRECTS} times`);
   }

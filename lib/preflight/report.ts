@@ -29,6 +29,8 @@ export interface ServerReport {
   label: string;
   /** What names this version of the file (a strong ETag, or Last-Modified), when the server sends one. */
   validator?: Validator;
+  /** The status HEAD got from a server that serves ranged GETs but refuses HEAD (S3 to a URL signed for GET). */
+  headRefused?: number;
 }
 
 export interface PreflightOptions {
@@ -45,6 +47,8 @@ export interface PreflightOptions {
    * checks it on every answer, so a server without one is refused here.
    */
   requireValidator?: boolean;
+  /** Whether QEMU's curl driver reads the ISO (relay = off): it asks HEAD, so a server that refuses HEAD is refused. */
+  needsHead?: boolean;
   /** The HTTP proxy the server is reached through, but for the hosts `noProxy` names (proxy.ts). */
   proxy?: Proxy;
   noProxy?: NoProxyRule[];

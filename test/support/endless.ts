@@ -58,8 +58,12 @@ export type HostileMode = typeof HOSTILE_MODES[number];
 const HOSTILE_HEAD =
   `HTTP/1.1 200 OK\r\nContent-Length: ${HOSTILE_SIZE}\r\nAccept-Ranges: bytes\r\nETag: "hostile"\r\n\r\n`;
 
+/** The relay's first request (upstream.ts's PROBE): its size question, answered well by every mode. */
+const PROBE_RANGE = /\r\nrange: bytes=0-34815\b/i;
+
 /**
- * Answers as a hostile ISO server: a good HEAD, then `mode`:
+ * Answers as a hostile ISO server: a good HEAD and a good answer to the
+ * relay's first request (its size question), then `mode`:
  * - junk-after-head: bytes with no request in flight, as fast as the socket takes them;
  * - overlong-206: a right 206 head, then a body that never ends;
  * - endless-headers: a 206 whose headers never end;
@@ -75,6 +79,12 @@ export function answerHostile(mode: HostileMode): (socket: TLSSocket, request: s
     const [start, end] = /range: bytes=(\d+)-(\d+)/i.exec(request)?.slice(1).map(Number) ?? [0, 0];
     const head = `HTTP/1.1 206 Partial Content\r\nContent-Range: bytes ${start}-${end}/${HOSTILE_SIZE}\r\n` +
       `Content-Length: ${end - start + 1}\r\nETag: "hostile"\r\n`;
+    if (PROBE_RANGE.test(request)) {
+      socket.write(`${head}\r\n`);
+      socket.write(Buffer.alloc(end - start + 1, 0x42));
+      if (mode === "junk-after-head") pump(socket, Buffer.alloc(1 << 20, 0x4a));
+      return;
+    }
     if (mode === "endless-headers") return pump(socket, Buffer.from(`${head}${"X-Pad: y\r\n".repeat(10_000)}`));
     socket.write(`${head}\r\n`);
     if (mode === "overlong-206" || mode === "junk-after-head") pump(socket, Buffer.alloc(1 << 20, 0x42));
