@@ -128,6 +128,16 @@ export const RELAY_RETRIES = 5;
 export const RELAY_RETRY_DELAY_S = 2;
 
 /**
+ * How long past `timeout` a guest's read of a block may take to fail,
+ * whatever the server does: its retries' delays, RELAY_RETRIES ×
+ * RELAY_RETRY_DELAY_S = 10 s, and 2 s for what the retries themselves take.
+ * The front fails a retry of a block whose GET timed out at once, without
+ * asking the server again, until a timeout has passed (front.ts): a server
+ * that is merely slow costs the guest one timeout, not one per retry.
+ */
+export const RELAY_FAIL_MARGIN_S = RELAY_RETRIES * RELAY_RETRY_DELAY_S + 2;
+
+/**
  * The most bytes the front holds unread from one connection to the ISO
  * server: 256 KiB. Past it the socket is paused until the front has taken
  * them, so a server that sends faster than the guest reads waits, and the

@@ -27,7 +27,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 
 import { HookError, printable } from "../../lib/errors.ts";
-import { MAX_HEADER_BYTES, RELAY_BLOCK_BYTES, RELAY_FRONT_BLOCKS } from "../../lib/limits.ts";
+import { MAX_HEADER_BYTES, RELAY_BLOCK_BYTES, RELAY_FAIL_MARGIN_S, RELAY_FRONT_BLOCKS } from "../../lib/limits.ts";
 import { concat, indexOfBlankLine } from "../../lib/bytes.ts";
 import {
   readAhead,
@@ -42,7 +42,7 @@ import type { IsoUrl } from "../../lib/url.ts";
 import { frontAnswer, type FrontRequest, parseFrontRequest } from "../../lib/relay/http.ts";
 import { errorCode } from "../io/files.ts";
 import { BlockStore, sharedEntry } from "./store.ts";
-import { Pool, type UpstreamOptions } from "./upstream.ts";
+import { Pool, UpstreamFailure, type UpstreamOptions } from "./upstream.ts";
 
 /** What the front needs: what its connections to the server need, and where its blocks go. */
 export interface FrontOptions extends UpstreamOptions {
@@ -364,6 +364,13 @@ class Blocks {
   private unread = new Set<number>();
   private inFlight = new Set<number>();
   private fetched = 0;
+  /**
+   * Blocks whose last GET the server let time out, and until when: nbdkit's
+   * retries of them fail at once for as long as its retries last
+   * (RELAY_FAIL_MARGIN_S), so that a server that is merely slow costs the
+   * guest's read one timeout, not one per retry.
+   */
+  private slow = new Map<number, { until: number; error: unknown }>();
   /** Where fetched blocks go on disk: set once the front knows whether the file may be shared. */
   store?: BlockStore;
   /** Where the store's blocks come from (shared.ts's blockSource): a block another URL answered stays off disk. */
@@ -391,7 +398,11 @@ class Blocks {
     let block = this.held.get(index);
     this.unread.delete(index);
     if (block) this.held.delete(index);
-    else block = this.fromStore(index) ?? this.start(index, false);
+    else {
+      const failed = this.failedSlow(index);
+      if (failed) return { block: failed, release: () => {} };
+      block = this.fromStore(index) ?? this.start(index, false);
+    }
     this.held.set(index, block);
     const release = block.use();
     this.trim();
@@ -412,6 +423,18 @@ class Blocks {
       this.unread.add(ahead);
     }
     this.trim();
+  }
+
+  /** A block whose GET timed out less than a timeout ago: failed again at once, without asking the server. */
+  private failedSlow(index: number): Arriving | undefined {
+    const slow = this.slow.get(index);
+    if (slow === undefined) return undefined;
+    this.slow.delete(index);
+    if (slow.until <= Date.now()) return undefined;
+    this.slow.set(index, slow);
+    const arriving = new Arriving(this.buffers);
+    arriving.fail(slow.error);
+    return arriving;
   }
 
   private fromStore(index: number): Arriving | undefined {
@@ -460,6 +483,9 @@ class Blocks {
     if (++this.fetched % GC_EVERY_BLOCKS === 0) collectGarbage();
     this.fetch(index, arriving).then((from) => this.keep(index, arriving, from), (error) => {
       arriving.fail(error);
+      if (error instanceof UpstreamFailure && error.failure.kind === "timeout") {
+        this.slow.set(index, { until: Date.now() + RELAY_FAIL_MARGIN_S * 1000, error });
+      }
       if (this.held.get(index) === arriving) this.forget(index);
       if (ahead) this.log(`${describe(error)}; it was fetched ahead, and will be fetched again when asked`);
     }).finally(() => {

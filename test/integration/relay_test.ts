@@ -40,6 +40,8 @@ import { join } from "node:path";
 
 import process from "node:process";
 import { HOOK_POINTS } from "../../lib/hook_point.ts";
+import { RELAY_FAIL_MARGIN_S } from "../../lib/limits.ts";
+import { performance } from "node:perf_hooks";
 
 import { BINARY, readFixture, ROOT, tempDir } from "../support/mod.ts";
 
@@ -466,13 +468,19 @@ describe("the relay", { skip: whyNot() }, () => {
           const front = pidOf(vm.uuid);
           // Not spawnSync: the hostile server is in this process, and must go on misbehaving meanwhile.
           // Its 206 bodies are all 'B' (0x42): what each answer owed; anything after it is the junk.
+          const began = performance.now();
           const read = await runAsync(
             "qemu-io",
             ["-r", "-f", "raw", `nbd+unix:///?socket=${socketOf(vm.uuid)}`, "-c", "read -P 0x42 0 4M"],
             { timeoutMs: 40_000 },
           );
+          const took = (performance.now() - began) / 1000;
           if (owed) assert.equal(read.status, 0, `${read.stdout}${read.stderr}`);
-          else assert.notEqual(read.status, 0, "the read fails");
+          else {
+            assert.notEqual(read.status, 0, "the read fails");
+            // timeout = 2: failed within it and the stated margin, however slow the server.
+            assert.ok(took < 2 + RELAY_FAIL_MARGIN_S, `the failing read took ${took.toFixed(1)} s`);
+          }
           const peak = peakRssMiB(front);
           assert.ok(peak > 0 && peak < 100, `the front's peak RSS: ${peak.toFixed(1)} MiB`);
           await destroyVm(vm);
