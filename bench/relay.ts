@@ -49,6 +49,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 
 import { World } from "../e2e/world.ts";
+import { freePort } from "../test/support/nginx.ts";
 
 import { bootThroughFault, type FaultBoot } from "../e2e/faults.ts";
 
@@ -78,6 +79,7 @@ export async function relayBench(): Promise<void> {
       ["boots", () => boots(world)],
       ["reads", () => reads(world)],
       ["sequential", () => sequential(world)],
+      ["sources", () => sources(world)],
       ["shared", () => sharedCache(world)],
       ["twenty", () => twenty(world)],
       ["hostile", () => hostile(world)],
@@ -420,27 +422,118 @@ async function sequential(world: World): Promise<void> {
     await world.proxy.set({ mode: "none" });
     rmSync(iso, { force: true });
   }
+}
 
-  /** The read's seconds, and the CPU seconds the relay's front spent from its start to the read's end. */
-  function throughRelay(world: World, name: string, url: string, settings: string): { seconds: number; cpu: number } {
-    const vm = world.spec(name, "pc", "bios");
-    const path = world.domainFile(vm);
-    world.forgetSharedBlocks();
-    const hooked = world.runHook(path, url, settings);
-    if (hooked.status !== 0) throw new Error(hooked.stderr);
-    try {
-      const socket = join(world.relayDirs.run, `${vm.uuid}.sock`);
-      const seconds = qemuImgBench(
-        world,
-        1 << 20,
-        `driver=nbd,server.type=unix,server.path=${socket}`,
-        SEQUENTIAL_MIB << 20,
-      );
-      const front = world.relayLeft(vm).processes.map(processUsage).find((usage) => usage.front);
-      return { seconds, cpu: front?.cpu ?? NaN };
-    } finally {
-      world.runPoint("after_vm_destroy", path);
+/**
+ * The ISO URLs admins paste, side by side at 100 ms and 400 Mbit/s: straight
+ * to the mirror, through a mirror manager (a 302 for every request, nginx's
+ * /manager/ on the same link), and through an HTTP proxy (tinyproxy on
+ * loopback, the tunnel crossing the same link). The same 512 MiB read in
+ * order, each route in turn, medians of SEQUENTIAL_RUNS.
+ */
+async function sources(world: World): Promise<void> {
+  const ms = Number(process.env.BENCH_ROUND_TRIPS?.split(",").at(-1) ?? 100);
+  const iso = join(world.work, "www", "sequential.iso");
+  copyFileSync(join(world.work, "www", "payload.iso"), iso);
+  truncateSync(iso, SEQUENTIAL_MIB << 20);
+  const tinyproxy = spawnSync("sh", ["-c", "command -v tinyproxy"]).status === 0;
+  const proxy = tinyproxy ? await startTinyproxy(world) : undefined;
+  console.log(
+    `
+ISO URLs as admins paste them: ${SEQUENTIAL_MIB} MiB read in order through ${
+      (LINK_BYTES_PER_SECOND * 8) / 1e6
+    } Mbit/s at ${ms} ms round trip${tinyproxy ? "" : " (no tinyproxy here: the proxy's row is left out)"}:
+`,
+  );
+  console.log("| route | MB/s, median (range) | share of the link | ÷ straight to the mirror | GETs of the manager |");
+  console.log("|---|---:|---:|---:|---:|");
+  const url = `https://localhost:${world.proxy.port}/sequential.iso`;
+  const routes: Array<[string, string, string]> = [
+    ["straight to the mirror", url, world.defaults],
+    [
+      "through a mirror manager (a 302 for every request)",
+      url.replace("/sequential.iso", "/manager/sequential.iso"),
+      world.defaults,
+    ],
+  ];
+  // BENCH_NO_PROXY=1 leaves the proxy's row out: for a binary older than the proxy setting, as a baseline.
+  if (proxy && !process.env.BENCH_NO_PROXY) {
+    routes.push([
+      "through an HTTP proxy (tinyproxy, CONNECT)",
+      url,
+      world.settings("bench-proxy", `proxy = http://127.0.0.1:${proxy.port}\n`),
+    ]);
+  }
+  try {
+    const rates: number[][] = routes.map(() => []);
+    const redirects: number[][] = routes.map(() => []);
+    for (let run = 0; run < SEQUENTIAL_RUNS; run++) {
+      for (const [i, [, routeUrl, settings]] of routes.entries()) {
+        await world.proxy.set({ mode: "link", ms, bytesPerSecond: LINK_BYTES_PER_SECOND });
+        const before = managerGets(world);
+        const read = throughRelay(world, `bench-src-${i}-${run}`, routeUrl, settings);
+        redirects[i].push(managerGets(world) - before);
+        rates[i].push((SEQUENTIAL_MIB * 1048576) / read.seconds / 1e6);
+      }
     }
+    const straight = median(rates[0]);
+    routes.forEach(([route], i) => {
+      const rate = median(rates[i]);
+      console.log(
+        `| ${route} | ${rate.toFixed(1)} (${Math.min(...rates[i]).toFixed(1)}–${Math.max(...rates[i]).toFixed(1)}) | ${
+          ((rate * 1e6 * 100) / LINK_BYTES_PER_SECOND).toFixed(0)
+        }% | ${(rate / straight).toFixed(2)}× | ${median(redirects[i])} |`,
+      );
+    });
+  } finally {
+    await world.proxy.set({ mode: "none" });
+    proxy?.stop();
+    rmSync(iso, { force: true });
+  }
+}
+
+/** The mirror manager's answers so far: the 302s in nginx's access log. */
+function managerGets(world: World): number {
+  return readFileSync(world.nginx.accessLog, "utf8").split("\n").filter((line) => / 302 GET \/manager\//.test(line))
+    .length;
+}
+
+/** tinyproxy on 127.0.0.1, tunnelling only to the fault proxy's port. */
+async function startTinyproxy(world: World): Promise<{ port: number; stop(): void }> {
+  const port = await freePort();
+  const conf = world.settings(
+    "bench-tinyproxy",
+    [`Port ${port}`, "Listen 127.0.0.1", "Timeout 600", "MaxClients 100", `ConnectPort ${world.proxy.port}`, ""].join(
+      "\n",
+    ),
+  );
+  const child = spawn("tinyproxy", ["-d", "-c", conf], { stdio: "ignore" });
+  for (let waited = 0; waited < 10_000; waited += 50) {
+    if (spawnSync("sh", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { stdio: "ignore" }).status === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { port, stop: () => child.kill("SIGTERM") };
+}
+
+/** The read's seconds, and the CPU seconds the relay's front spent from its start to the read's end. */
+function throughRelay(world: World, name: string, url: string, settings: string): { seconds: number; cpu: number } {
+  const vm = world.spec(name, "pc", "bios");
+  const path = world.domainFile(vm);
+  world.forgetSharedBlocks();
+  const hooked = world.runHook(path, url, settings);
+  if (hooked.status !== 0) throw new Error(hooked.stderr);
+  try {
+    const socket = join(world.relayDirs.run, `${vm.uuid}.sock`);
+    const seconds = qemuImgBench(
+      world,
+      1 << 20,
+      `driver=nbd,server.type=unix,server.path=${socket}`,
+      SEQUENTIAL_MIB << 20,
+    );
+    const front = world.relayLeft(vm).processes.map(processUsage).find((usage) => usage.front);
+    return { seconds, cpu: front?.cpu ?? NaN };
+  } finally {
+    world.runPoint("after_vm_destroy", path);
   }
 }
 
@@ -515,13 +608,14 @@ async function sharedCache(world: World): Promise<void> {
     `\nthe host's shared block cache: a ${SHARED_MIB} MiB ISO read whole (qemu-img bench, 1 MiB reads) by each VM, ` +
       `through a link of ${(LINK_BYTES_PER_SECOND * 8) / 1e6} Mbit/s at 100 ms:\n`,
   );
-  console.log("| VM | from the ISO server | GETs | MB/s each |\n|---|---:|---:|---:|");
+  console.log("| VM | from the ISO server, its start included | GETs | MB/s each |\n|---|---:|---:|---:|");
   const local = qemuImgBench(world, 1 << 20, `driver=file,filename=${iso}`, bytes);
   world.forgetSharedBlocks();
   try {
     for (const which of ["the first (cold cache)", "a second"]) {
-      const [vm] = startRelays(world, url, 1);
+      // Counted from before the VM's start: preflight's requests and the relay's probe are the VM's own cost.
       await world.proxy.set({ mode: "link", ms: 100, bytesPerSecond: LINK_BYTES_PER_SECOND });
+      const [vm] = startRelays(world, url, 1);
       const seconds = await timedRead(read(vm.socket));
       const stats = await world.proxy.stats();
       console.log(
@@ -531,8 +625,8 @@ async function sharedCache(world: World): Promise<void> {
       );
       world.runPoint("after_vm_destroy", vm.path);
     }
-    const vms = startRelays(world, url, 20);
     await world.proxy.set({ mode: "link", ms: 100, bytesPerSecond: LINK_BYTES_PER_SECOND });
+    const vms = startRelays(world, url, 20);
     const times = await Promise.all(vms.map((vm) => timedRead(read(vm.socket))));
     const stats = await world.proxy.stats();
     console.log(

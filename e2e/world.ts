@@ -406,7 +406,13 @@ export class World {
       `started nginx on 127.0.0.1:${trusted} (trusted), :${untrusted} (untrusted CA), :${noRanges} (max_ranges 0)`,
       () =>
         startNginx(this.work, www, [
-          { port: trusted, ...tls.trusted },
+          // /manager/X: a mirror manager, a 302 to X for every request (bench/relay.ts's sources), relative, so
+          // that through the fault proxy it leads back through the proxy.
+          {
+            port: trusted,
+            ...tls.trusted,
+            extra: "absolute_redirect off; location ~ ^/manager/(.*)$ { return 302 /$1$is_args$args; }",
+          },
           { port: untrusted, ...tls.untrusted },
           { port: noRanges, ...tls.trusted, extra: "max_ranges 0;" },
         ]),
