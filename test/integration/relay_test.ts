@@ -32,6 +32,7 @@ import {
   statSync,
   symlinkSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
@@ -507,6 +508,32 @@ describe("the relay", { skip: whyNot() }, () => {
     }
   });
 
+  test("an ISO rebuilt in place with the same size and mtime (nginx's ETag unchanged) between two VMs: the second reads the new bytes, not the host's cached copy", async () => {
+    const first = await startVm();
+    assert.equal((await readThrough(socketOf(first.uuid))).hash, isoHash);
+    await destroyVm(first);
+    const original = readFileSync(isoPath);
+    const { mtime } = statSync(isoPath);
+    // Rebuilt: the same size, other bytes in its volume descriptor and beyond, the mtime put back (cp -p, rsync -a).
+    const rebuilt = Buffer.from(original);
+    rebuilt.write("REBUILT", 32768 + 813, "latin1");
+    for (let at = 1 << 20; at < rebuilt.length; at += 1 << 20) rebuilt[at] ^= 0xff;
+    try {
+      writeFileSync(`${isoPath}.new`, rebuilt);
+      utimesSync(`${isoPath}.new`, mtime, mtime);
+      renameSync(`${isoPath}.new`, isoPath);
+      const second = await startVm();
+      const read = await readThrough(socketOf(second.uuid));
+      assert.equal(read.hash, createHash("sha256").update(rebuilt).digest("hex"), "the new file, every byte");
+      assert.match(logOf(second.uuid), /held other bytes of this file under the same size and validator/);
+      await destroyVm(second);
+    } finally {
+      writeFileSync(`${isoPath}.new`, original);
+      utimesSync(`${isoPath}.new`, mtime, mtime);
+      renameSync(`${isoPath}.new`, isoPath);
+    }
+  });
+
   test("--check says the relay can run here, and how; and why not, with exit 2, when its directory is missing", () => {
     const check = (env: Record<string, string>) =>
       spawnSync(prefix[0], [...prefix.slice(1), BINARY, "--check", proxied()], {
@@ -625,6 +652,59 @@ describe("the relay", { skip: whyNot() }, () => {
       }
     }
   });
+
+  test(
+    "through an HTTP proxy (tinyproxy): the relay reads the proxy, credentials and all, from the settings file itself, tunnels every GET, and shows the credentials nowhere",
+    {
+      skip: spawnSync("sh", ["-c", "command -v tinyproxy"]).status === 0
+        ? undefined
+        : "tinyproxy is not installed; npm test installs it",
+    },
+    async () => {
+      const port = await freePort();
+      const log = join(work, "tinyproxy.log");
+      const conf = join(work, "tinyproxy.conf");
+      writeFileSync(
+        conf,
+        [
+          `Port ${port}`,
+          "Listen 127.0.0.1",
+          `LogFile "${log}"`,
+          "LogLevel Connect",
+          `ConnectPort ${proxy!.port}`,
+          "BasicAuth hv pr0xy-pass",
+          "",
+        ]
+          .join("\n"),
+      );
+      const tinyproxy = spawn("tinyproxy", ["-d", "-c", conf], { stdio: "ignore" });
+      try {
+        for (let waited = 0; waited < 10_000 && !existsSync(log); waited += 50) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        const vm = await startVm({ conf: settings("proxied", `proxy = http://hv:pr0xy-pass@127.0.0.1:${port}\n`) });
+        await proxy!.set({ mode: "none" }); // counts from here
+        assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
+        const tunnels = readFileSync(log, "utf8").split("\n").filter((line) =>
+          line.includes(`CONNECT localhost:${proxy!.port}`)
+        );
+        assert.ok(tunnels.length >= 2, `preflight's and the relay's tunnels: ${tunnels.length}`);
+        assert.ok(
+          ((await proxy!.stats()).requests["GET range"] ?? 0) > 0,
+          "the guest's blocks came through the tunnels",
+        );
+        const config = readFileSync(join(dirs().run, `${vm.uuid}.relay`), "utf8");
+        assert.ok(!config.includes("pr0xy-pass"), "not in the relay's config");
+        assert.ok(!logOf(vm.uuid).includes("pr0xy-pass"), "not in its log");
+        const ps = spawnSync("ps", ["-eo", "args"], { encoding: "utf8" }).stdout;
+        assert.ok(!ps.includes("pr0xy-pass"), "not on a command line");
+        await destroyVm(vm);
+      } finally {
+        tinyproxy.kill("SIGTERM");
+      }
+    },
+  );
 
   test("the query is nowhere another user can read it: ps, the relay's files, nbdkit's command line", async () => {
     const vm = await startVm();
