@@ -39,6 +39,7 @@ let nginx: Nginx | undefined;
 let ca = "";
 let stall: Server | undefined;
 let sizeless: HttpsServer | undefined;
+let compressing: HttpsServer | undefined;
 let unversioned: HttpsServer | undefined;
 const port = {
   good: 0,
@@ -50,6 +51,7 @@ const port = {
   noKeepalive: 0,
   noEtag: 0,
   unversioned: 0,
+  compressing: 0,
 };
 const url = (p: number, path: string) => `https://localhost:${p}${path}`;
 
@@ -111,12 +113,26 @@ describe("preflight()", { skip: missing() }, () => {
         response.end();
       },
     ).listen(port.sizeless, "127.0.0.1");
+    // A server that compresses whatever it sends, as Apache's force-gzip does: no Content-Length, no ranges of the ISO.
+    const compressingCert = makeServerCert(work, "compressing", authority);
+    compressing = createHttpsServer(
+      { key: readFileSync(compressingCert.key), cert: readFileSync(compressingCert.cert) },
+      (_, response) => {
+        response.writeHead(200, {
+          "Content-Encoding": "gzip",
+          "Transfer-Encoding": "chunked",
+          Vary: "Accept-Encoding",
+        });
+        response.end();
+      },
+    ).listen(port.compressing, "127.0.0.1");
   });
 
   after(() => {
     nginx?.stop();
     stall?.close();
     sizeless?.close();
+    compressing?.close();
     unversioned?.close();
     rmSync(work, { recursive: true, force: true });
   });
@@ -217,6 +233,11 @@ describe("preflight()", { skip: missing() }, () => {
       "a server that reports no size",
       () => url(port.sizeless, "/boot.iso"),
       /reports no file size \(Content-Length\); QEMU refuses such a server/,
+    ],
+    [
+      "a server that compresses the ISO (Apache's force-gzip)",
+      () => url(port.compressing, "/boot.iso"),
+      /compresses what it sends \(Content-Encoding: gzip\), so it gives no file size and no byte ranges of the ISO itself; turn compression off for \.iso files/,
     ],
     [
       "an untrusted certificate, naming its issuer",
