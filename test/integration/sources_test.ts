@@ -19,7 +19,7 @@ import { parseIsoUrl } from "../../lib/url.ts";
 import { ask, bodies, closers, file, isoAnswer, server, wholeFile } from "../support/front_peer.ts";
 import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
 import { makeAuthority, makeServerCert, type ServerCert } from "../support/tls.ts";
-import { workDir } from "../support/mod.ts";
+import { tempDir } from "../support/mod.ts";
 
 const missing = ["nginx", "openssl"].find((tool) => spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0);
 const skip = missing && `${missing} is not installed; npm test installs it as root`;
@@ -27,7 +27,9 @@ const skip = missing && `${missing} is not installed; npm test installs it as ro
 const MiB = RELAY_BLOCK_BYTES;
 
 describe("ISO URLs as admins paste them", { skip }, () => {
-  const work = workDir("sources");
+  // Removed in after(), once nginx has stopped: workDir()'s own after() would run first, and nginx could not be
+  // found by its pid file to be stopped.
+  const work = tempDir("sources");
   const fronts: Front[] = [];
   let ca: Uint8Array;
   let cert: ServerCert;
@@ -42,6 +44,7 @@ describe("ISO URLs as admins paste them", { skip }, () => {
     for (const front of fronts) await front.close();
     nginx?.stop();
     for (const close of closers) close();
+    rmSync(work, { recursive: true, force: true });
   });
 
   async function frontFor(url: string, name: string, log: string[], extra: Record<string, unknown> = {}) {

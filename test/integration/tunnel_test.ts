@@ -11,7 +11,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
@@ -26,7 +26,7 @@ import { ask, bodies, wholeFile } from "../support/front_peer.ts";
 import { buildDataIso } from "../support/iso.ts";
 import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
 import { makeAuthority, makeServerCert } from "../support/tls.ts";
-import { workDir } from "../support/mod.ts";
+import { tempDir } from "../support/mod.ts";
 
 const NAME = "isos.behind-proxy.test";
 const SECRET = "s3cret-pass";
@@ -42,7 +42,9 @@ function missing(): string | undefined {
 }
 
 describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { skip: missing() }, () => {
-  const work = workDir("tunnel");
+  // Removed in after(), once nginx has stopped: workDir()'s own after() would run first, and nginx could not be
+  // found by its pid file to be stopped.
+  const work = tempDir("tunnel");
   let nginx: Nginx | undefined;
   let proxy: ChildProcess | undefined;
   let proxyPort = 0;
@@ -95,6 +97,7 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
     for (const front of fronts) await front.close();
     proxy?.kill("SIGTERM");
     nginx?.stop();
+    rmSync(work, { recursive: true, force: true });
   });
 
   const check = (proxySetting = setting()) =>
