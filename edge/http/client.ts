@@ -112,12 +112,11 @@ export function certificateProblem(socket: TLSSocket, where: string): ServerErro
  * name checked; the caller asks certificateProblem() before sending anything.
  */
 export function openTls(url: IsoUrl, ca: Uint8Array): TLSSocket {
-  const isIp = /^[0-9.]+$/.test(url.host) || url.host.includes(":");
   return connect({
     host: url.host,
     port: url.port,
     ca: Buffer.from(ca),
-    servername: isIp ? undefined : url.host,
+    servername: serverName(url.host),
     rejectUnauthorized: false,
     ALPNProtocols: ["http/1.1"],
   });

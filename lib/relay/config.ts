@@ -38,10 +38,10 @@ export interface RelayConfig {
   hostConnections: number;
   /**
    * What preflight saw of the file: every answer the relay takes must be of
-   * this size and carry this validator. Without it (preflight = no), the
-   * relay's first answer sets both.
+   * this size, and carry this validator where it comes from the URL
+   * preflight reached (`at`, as shared.ts's blockSource names it). Without
+   * it (preflight = no), the relay's first answer sets both.
    */
-  /** What preflight saw: the size, the validator, and where (the URL it reached, as blockSource names it). */
   expect?: { size: number; validator: Validator; at?: string };
   /** The VM's name, for `--status` (relay_metadata.ts's domainName): plain printable text. */
   name?: string;
