@@ -10,7 +10,8 @@
  */
 import { spawnSync } from "node:child_process";
 import { printable } from "../lib/errors.ts";
-import { isExecutable, selinuxEnabled } from "./io/probes.ts";
+import { readFileSync } from "node:fs";
+import { isExecutable } from "./io/probes.ts";
 import { moduleLoadFailed, SELINUX_MODULE_NAME, SELINUX_MODULE_PATH, type SelinuxState } from "../lib/selinux.ts";
 
 /** How long one SELinux tool may take: semodule rebuilds the whole policy, tens of seconds on a small host. */
@@ -20,36 +21,45 @@ const SELINUX_TOOL_MS = 120_000;
  * Where the SELinux tools are looked for, not $PATH: vdsmd's environment
  * varies, and --install runs as root, where a planted tool must not run.
  */
-export const SELINUX_TOOL_DIRS = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+const SELINUX_TOOL_DIRS = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
-function run(command: string, args: string[]): { ok: boolean; out: string; why: string } {
+function run(command: string, args: string[]): { installed: boolean; ok: boolean; out: string; why: string } {
   const path = SELINUX_TOOL_DIRS.map((dir) => `${dir}/${command}`).find(isExecutable);
-  if (path === undefined) return { ok: false, out: "", why: `${command} is not installed` };
+  if (path === undefined) return { installed: false, ok: false, out: "", why: `${command} is not installed` };
   const done = spawnSync(path, args, { encoding: "utf8", timeout: SELINUX_TOOL_MS });
   const firstLine = (text: string | undefined) => printable((text ?? "").trim().split("\n")[0], 200);
   const why = done.error
     ? `${command}: ${String(done.error)}`
     : firstLine(done.stderr) || firstLine(done.stdout) || `${command} exited ${done.status ?? done.signal}`;
-  return { ok: done.status === 0, out: done.stdout ?? "", why };
+  return { installed: true, ok: done.status === 0, out: done.stdout ?? "", why };
 }
 
-/** Enforcing, permissive or disabled; disabled where there are no SELinux tools at all. */
+/** Enforcing, permissive or disabled: as the SELinux tools say, or without them as the kernel says. */
 export function selinuxMode(): SelinuxState["mode"] {
   const enabled = run("selinuxenabled", []);
-  if (!enabled.ok && !/not installed/.test(enabled.why)) return "disabled";
-  if (!enabled.ok) return selinuxEnabled() ? "enforcing" : "disabled"; // no tools: ask the kernel, the strict guess
-  return /^enforcing$/i.test(run("getenforce", []).out.trim()) ? "enforcing" : "permissive";
+  if (enabled.installed) {
+    if (!enabled.ok) return "disabled";
+    return /^enforcing$/i.test(run("getenforce", []).out.trim()) ? "enforcing" : "permissive";
+  }
+  try {
+    return readFileSync("/sys/fs/selinux/enforce", "latin1").trim() === "1" ? "enforcing" : "permissive";
+  } catch {
+    return "disabled";
+  }
+}
+
+/** The loaded modules' names, as `semodule -l` lists them, or why they could not be listed. */
+function loadedModules(): string[] | { error: string } {
+  const listed = run("semodule", ["-l"]);
+  return listed.ok ? listed.out.split("\n").map((line) => line.trim().split(/\s+/)[0]) : { error: listed.why };
 }
 
 /** The whole state --check reports; modules and label only where SELinux is on. */
 export function selinuxState(runDir: string): SelinuxState {
   const mode = selinuxMode();
   if (mode === "disabled") return { mode };
-  const listed = run("semodule", ["-l"]);
-  const modules = listed.ok ? listed.out.split("\n").map((line) => line.trim().split(/\s+/)[0]) : { error: listed.why };
   const stat = run("stat", ["-c", "%C", runDir]);
-  const runLabel = stat.ok ? stat.out.trim() : { error: stat.why };
-  return { mode, modules, runLabel };
+  return { mode, modules: loadedModules(), runLabel: stat.ok ? stat.out.trim() : { error: stat.why } };
 }
 
 /**
@@ -70,10 +80,8 @@ export function loadModule(runDir: string): { did?: string; failed?: string } {
 /** Removes the module where it is loaded; what it did, or undefined. */
 export function removeModule(): string | undefined {
   if (selinuxMode() === "disabled") return undefined;
-  const listed = run("semodule", ["-l"]);
-  if (!listed.ok || !listed.out.split("\n").some((line) => line.trim().split(/\s+/)[0] === SELINUX_MODULE_NAME)) {
-    return undefined;
-  }
+  const modules = loadedModules();
+  if (!Array.isArray(modules) || !modules.includes(SELINUX_MODULE_NAME)) return undefined;
   const removed = run("semodule", ["-r", SELINUX_MODULE_NAME]);
   return removed.ok
     ? `removed the SELinux module ${SELINUX_MODULE_NAME}`
