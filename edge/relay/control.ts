@@ -110,6 +110,12 @@ export function checkRelayDirs(dirs: RelayDirs): void {
         `make it group qemu (QEMU's own group, as libvirt's qemu.conf names it), as the RPM's tmpfiles.d does`,
     );
   }
+  if (statSync(dirs.cache).uid !== run.uid) {
+    throw new RelayError(
+      `${dirs.run} and ${dirs.cache} have different owners, but the first's owner runs the relays and writes ` +
+        `both: make both owned by vdsm, as the RPM's tmpfiles.d does`,
+    );
+  }
 }
 
 /**

@@ -21,7 +21,7 @@ describe("the relay's control", () => {
   mkdirSync(dirs.run);
   mkdirSync(dirs.cache);
   // As the RPM makes it: not root's (a relay never runs as root), and not group kvm.
-  if (process.getuid?.() === 0) chownSync(dirs.run, 36, NOT_KVM);
+  if (process.getuid?.() === 0) { for (const dir of [dirs.run, dirs.cache]) chownSync(dir, 36, NOT_KVM); }
   const paths = relayPaths(dirs, UUID);
 
   test("launcher() starts relays detached where systemd is not PID 1, as this program with --relay", () => {
@@ -83,5 +83,21 @@ describe("the relay's control", () => {
       chownSync(run, uid, gid);
       assert.throws(() => checkRelayDirs({ run, cache: dirs.cache }), words);
     }
+  });
+
+  test("checkRelayDirs() refuses a cache directory of another owner than the run directory's, who runs the relays", {
+    skip: process.getuid?.() === 0 ? undefined : "needs root, to give the directory away",
+  }, () => {
+    const run = join(work, "run-36");
+    const cache = join(work, "cache-root");
+    mkdirSync(run);
+    mkdirSync(cache);
+    chownSync(run, 36, NOT_KVM);
+    assert.throws(
+      () => checkRelayDirs({ run, cache }),
+      new RegExp(`^RelayError: ${run} and ${cache} have different owners, but the first's owner runs the relays`),
+    );
+    chownSync(cache, 36, NOT_KVM);
+    checkRelayDirs({ run, cache });
   });
 });
