@@ -30,10 +30,11 @@ import { dirname, join } from "node:path";
 import process from "node:process";
 import { HookError, HostError, RelayError, UsageError } from "../lib/errors.ts";
 import { allowWarning } from "../lib/policy.ts";
-import { parseSettings, SETTINGS_FILE } from "../lib/settings.ts";
+import { SETTINGS_FILE } from "../lib/settings.ts";
+import { readSettings } from "./host.ts";
 import { loadModule, removeModule } from "./selinux.ts";
 import { BINARY_PATH, type HostFile, installPlan, type InstallStep, TMPFILES } from "../lib/host_files.ts";
-import { errorCode, randomHex, writeAtomic } from "./io/files.ts";
+import { randomHex, writeAtomic } from "./io/files.ts";
 import { type RelayDirs, relayPaths } from "../lib/paths.ts";
 import { relayState } from "./relay/control.ts";
 
@@ -77,9 +78,9 @@ export function install(root: string, context: InstallContext): string[] {
 function settingsWarnings(file: string): string[] {
   let settings;
   try {
-    settings = parseSettings(readFileSync(file, "utf8"), file);
+    ({ settings } = readSettings({ HTTPSISOBOOT_CONFIG: file }));
   } catch (error) {
-    if (!(error instanceof HookError)) return [`warning: cannot read ${file} (${errorCode(error)})`];
+    if (!(error instanceof HookError)) throw error;
     return [`warning: ${error.message}; every VM with the property will be refused until it is fixed`];
   }
   const warning = allowWarning(settings.allow, file);
