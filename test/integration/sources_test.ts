@@ -158,8 +158,10 @@ describe("ISO URLs as admins paste them", { skip }, () => {
   });
 
   test("a target signed for a moment, as GitHub's release assets are, expires while the guest reads: renewed through the URL given, no error reaches the guest", async () => {
-    const data = file(8 * MiB + 99, 8);
-    const LIFE_MS = 400;
+    // Each answer waits 100 ms, so the read (13 blocks, one at a time) outlives a signature by at least twice,
+    // however fast the machine; a signature lasts long enough for several answers, however busy it is.
+    const data = file(12 * MiB + 99, 8);
+    const LIFE_MS = 600;
     let signed = 0;
     const answer = isoAnswer(() => ({ bytes: data, validator: 'ETag: "asset"' }));
     const host = await server(cert, (socket: TLSSocket, request: string) => {
