@@ -49,7 +49,7 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 
 import { World } from "../e2e/world.ts";
-import { freePort } from "../test/support/nginx.ts";
+import { freePort, waitListening } from "../test/support/nginx.ts";
 
 import { bootThroughFault, type FaultBoot } from "../e2e/faults.ts";
 
@@ -508,10 +508,7 @@ async function startTinyproxy(world: World): Promise<{ port: number; stop(): voi
     ),
   );
   const child = spawn("tinyproxy", ["-d", "-c", conf], { stdio: "ignore" });
-  for (let waited = 0; waited < 10_000; waited += 50) {
-    if (spawnSync("sh", ["-c", `exec 3<>/dev/tcp/127.0.0.1/${port}`], { stdio: "ignore" }).status === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  if (!(await waitListening(port))) throw new Error(`tinyproxy did not listen on 127.0.0.1:${port} within 10 s`);
   return { port, stop: () => child.kill("SIGTERM") };
 }
 

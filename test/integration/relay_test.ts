@@ -50,7 +50,7 @@ import { buildDataIso } from "../support/iso.ts";
 
 import { makeAuthority, makeServerCert, type ServerCert, trustingPrefix } from "../support/tls.ts";
 
-import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { freePort, type Nginx, startNginx, waitListening } from "../support/nginx.ts";
 
 import { killNaming, openFileBytes, peakRssMiB, processesNaming, runAsync } from "../support/processes.ts";
 
@@ -679,10 +679,7 @@ describe("the relay", { skip: whyNot() }, () => {
       );
       const tinyproxy = spawn("tinyproxy", ["-d", "-c", conf], { stdio: "ignore" });
       try {
-        for (let waited = 0; waited < 10_000 && !existsSync(log); waited += 50) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        await new Promise((r) => setTimeout(r, 200));
+        assert.ok(await waitListening(port), "tinyproxy listens");
         const vm = await startVm({ conf: settings("proxied", `proxy = http://hv:pr0xy-pass@127.0.0.1:${port}\n`) });
         await proxy!.set({ mode: "none" }); // counts from here
         assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);

@@ -12,10 +12,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
-import { setTimeout as sleep } from "node:timers/promises";
 import { preflight } from "../../edge/preflight.ts";
 import { type Front, startFront } from "../../edge/relay/front.ts";
 import { ServerError } from "../../lib/errors.ts";
@@ -24,7 +22,7 @@ import { RELAY_BLOCK_BYTES } from "../../lib/limits.ts";
 import { parseIsoUrl } from "../../lib/url.ts";
 import { ask, bodies, wholeFile } from "../support/front_peer.ts";
 import { buildDataIso } from "../support/iso.ts";
-import { freePort, type Nginx, startNginx } from "../support/nginx.ts";
+import { freePort, type Nginx, startNginx, waitListening } from "../support/nginx.ts";
 import { makeAuthority, makeServerCert } from "../support/tls.ts";
 import { tempDir } from "../support/mod.ts";
 
@@ -90,8 +88,7 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
       "-c",
       `mount --bind '${join(work, "hosts")}' /etc/hosts && exec tinyproxy -d -c '${join(work, "tinyproxy.conf")}'`,
     ], { stdio: "ignore" });
-    // Ready once it takes a connection: 10 s at most.
-    for (let waited = 0; waited < 10_000 && !(await listening(proxyPort)); waited += 50) await sleep(50);
+    assert.ok(await waitListening(proxyPort), "tinyproxy listens");
   });
   after(async () => {
     for (const front of fronts) await front.close();
@@ -185,15 +182,3 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
     }
   });
 });
-
-/** Whether something takes TCP connections on 127.0.0.1:port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}

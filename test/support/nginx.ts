@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { stopProcess } from "./processes.ts";
 
 export interface Site {
@@ -32,6 +32,24 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Waits until something takes TCP connections on 127.0.0.1:`port`, `timeoutMs` at most; whether it did. */
+export async function waitListening(port: number, timeoutMs = 10_000): Promise<boolean> {
+  const listening = () =>
+    new Promise<boolean>((resolve) => {
+      const socket = connect({ host: "127.0.0.1", port });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+  for (let waited = 0; waited < timeoutMs; waited += 50) {
+    if (await listening()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
 }
 
 /** Starts nginx serving `root` on each site's port, with `http` in its http block; `stop()` ends it. */
