@@ -19,6 +19,7 @@ import {
   DESCRIPTOR_OFFSET,
   MAX_HEADER_BYTES,
   MAX_REDIRECTS,
+  RELAY_PROOF_EVERY_BYTES,
   RELAY_UPSTREAM_HELD_BYTES,
 } from "../../lib/limits.ts";
 import { concat, indexOfBlankLine } from "../../lib/bytes.ts";
@@ -26,11 +27,12 @@ import { RELAY_PARALLEL_GETS } from "../../lib/relay/readahead.ts";
 import { parseResponseHead, requestHead, type Response } from "../../lib/http/response.ts";
 import { blockSource } from "../../lib/relay/shared.ts";
 import {
+  connectionProofDue,
   type Failure,
-  MIN_REFERENCE_BYTES,
   preflightApplies,
   proofNeeded,
   type Reference,
+  REFERENCE_BYTES,
   resolveAgain,
 } from "../../lib/relay/route.ts";
 import { redirectTarget } from "../../lib/redirect.ts";
@@ -115,7 +117,7 @@ export const PROBE: FrontRequest = {
 const MAX_RESOLVES = 3;
 
 /** How long a kept connection to the server may stay idle before it is closed (and its slot freed): 5 s. */
-const IDLE_MS = 5_000;
+export const IDLE_MS = 5_000;
 
 /**
  * The server's connections: idle ones kept for reuse (closed after IDLE_MS,
@@ -137,8 +139,14 @@ export class Pool {
   private probing?: Promise<Fetched>;
   /** The request that is asking the URL where the ISO is now, which the others wait for. */
   private resolving?: Promise<void>;
-  /** A range of the file read from a proven target, and its digest: what a new target must match. */
+  /** A range of the file read from a proven target, and its digest: what a new target or connection must match. */
   private reference?: Reference;
+  /** Bytes fetched since a connection last proved the reference's bytes (RELAY_PROOF_EVERY_BYTES). */
+  private sinceProof = 0;
+  /** The server ends a connection with each answer: no connection can be proven before a request. */
+  private closesEach = false;
+  /** The target served other bytes for the reference range: the file was replaced, and no more of it is served. */
+  private replaced?: UpstreamFailure;
 
   constructor(private readonly options: UpstreamOptions) {
     this.facts = { ...options.expect };
@@ -155,6 +163,7 @@ export class Pool {
    */
   async fetch(request: FrontRequest, into?: BodySink): Promise<Fetched> {
     for (let attempt = 0;; attempt++) {
+      if (this.replaced) throw this.replaced;
       const target = this.target;
       if (target?.failed && this.resolving && attempt <= MAX_RESOLVES) {
         // Another request is asking the URL where the ISO is now: one redirect for all of them.
@@ -260,6 +269,7 @@ export class Pool {
         throw error;
       }
       this.stats.fetched += verdict.end - verdict.start + 1;
+      this.sinceProof += verdict.end - verdict.start + 1;
     }
     if (keepsAlive(head)) this.keep(url, upstream);
     else upstream.discard();
@@ -307,14 +317,7 @@ export class Pool {
     const verdict = judgeAnswer(request, head, { size: this.facts.size, validator });
     if (verdict.kind !== "part") {
       upstream.discard();
-      const why = verdict.kind === "refused"
-        ? verdict.why
-        : verdict.kind === "redirect"
-        ? `a redirect (${verdict.status})`
-        : "a whole answer";
-      throw new UpstreamFailure(`${url.redacted} did not serve the bytes that would prove it (${why})`, {
-        kind: "judged",
-      });
+      throw notProven(url, verdict);
     }
     const body = await this.readAnswer(upstream, head, url, verdict, undefined);
     if (sha256(body!) !== reference.sha256) {
@@ -338,20 +341,85 @@ export class Pool {
     if (reused) {
       reused.idle(undefined);
       try {
+        if (this.proofDue(url, false) && !(await this.proveConnection(reused, url))) throw new StaleConnection();
         return { upstream: reused, head: await reused.request(request) };
       } catch (error) {
         reused.discard();
         if (!(error instanceof StaleConnection)) throw error;
       }
     }
-    const upstream = await this.open(url);
+    let upstream = await this.open(url);
     try {
+      if (this.proofDue(url, true) && !(await this.proveConnection(upstream, url))) {
+        // Closed after the proof's answer: this server's connections cannot be proven before a request.
+        upstream.discard();
+        upstream = await this.open(url);
+      }
       return { upstream, head: await upstream.request(request) };
     } catch (error) {
       // Refused (headers too long, not HTTP, a timeout): closed now, its slot back to the host, not at the deadline.
       upstream.discard();
-      throw error;
+      throw error instanceof StaleConnection
+        ? new UpstreamFailure(`${url.redacted}: the server closed the connection before answering`, {
+          kind: "connection",
+        })
+        : error;
     }
+  }
+
+  /** Whether a connection to `url` must prove the file's bytes before its request (route.ts). */
+  private proofDue(url: IsoUrl, fresh: boolean): boolean {
+    const target = this.target;
+    if (target === undefined || target.failed || target.url.href !== url.href) return false;
+    return connectionProofDue({
+      referenced: this.reference !== undefined,
+      keepsAlive: !this.closesEach,
+      fresh,
+      since: this.sinceProof,
+      every: RELAY_PROOF_EVERY_BYTES,
+    });
+  }
+
+  /**
+   * Asks a connection to the target for the reference range before its
+   * request, and compares the bytes: other bytes under the same size and
+   * validator mean the file was replaced in place (or the server's machines
+   * hold different files), and from then on this relay serves none of it.
+   * Whether the connection is still open for the request.
+   */
+  private async proveConnection(upstream: Upstream, url: IsoUrl): Promise<boolean> {
+    const reference = this.reference!;
+    this.sinceProof = 0;
+    const head = await upstream.request(
+      requestHead(url, { method: "GET", range: `bytes=${reference.start}-${reference.end}` }, {
+        agent: `httpsisoboot-relay/${VERSION}`,
+        keepAlive: true,
+        extra: ifRange(this.facts.validator),
+      }),
+    );
+    const request: FrontRequest = { method: "GET", range: { start: reference.start, end: reference.end } };
+    const verdict = judgeAnswer(request, head, this.facts);
+    if (verdict.kind !== "part") throw notProven(url, verdict);
+    const body = await upstream.readBody(reference.end - reference.start + 1);
+    this.stats.gets++;
+    this.stats.fetched += body.length;
+    if (sha256(body) !== reference.sha256) {
+      this.replaced = new UpstreamFailure(
+        `${url.redacted} now serves other bytes (bytes ${reference.start}-${reference.end}) than when the relay ` +
+          "started, under the same size and validator: the ISO was replaced in place, or the server's machines hold " +
+          "different files; the relay serves no more of it, so that the guest never reads two files as one. Stop " +
+          "the VM and start it again to read the new file",
+        { kind: "judged" },
+      );
+      this.options.log(this.replaced.message);
+      throw this.replaced;
+    }
+    if (keepsAlive(head) && upstream.done()) return true;
+    this.closesEach = true;
+    this.options.log(
+      `${url.redacted} closes each connection after one answer: its connections cannot be proven before a request`,
+    );
+    return false;
   }
 
   /** Whether a read-ahead GET may start now: a kept connection is idle, or the host has a slot free. */
@@ -654,14 +722,34 @@ function copyInto(into: BodySink, body: Uint8Array): void {
   into.progress(space, body.length);
 }
 
-/** The reference range a first block read from the target gives: its first MIN_REFERENCE_BYTES, or none when shorter. */
+/**
+ * The reference range the first body read from the target gives (the
+ * probe's, PROBE): its first REFERENCE_BYTES, or none when shorter.
+ */
 function referenceOf(verdict: Fetched["verdict"], body: Uint8Array): Reference | undefined {
-  if (verdict.kind !== "part" || body.length < MIN_REFERENCE_BYTES) return undefined;
+  if (verdict.kind !== "part" || body.length < REFERENCE_BYTES) return undefined;
   return {
     start: verdict.start,
-    end: verdict.start + MIN_REFERENCE_BYTES - 1,
-    sha256: sha256(body.subarray(0, MIN_REFERENCE_BYTES)),
+    end: verdict.start + REFERENCE_BYTES - 1,
+    sha256: sha256(body.subarray(0, REFERENCE_BYTES)),
   };
+}
+
+/**
+ * Why an answer to the reference range proves nothing: a refusal keeps its
+ * status, so that an expired signature sends the relay back to the URL it
+ * was given (route.ts).
+ */
+function notProven(url: IsoUrl, verdict: Exclude<Verdict, { kind: "part" }>): UpstreamFailure {
+  const why = verdict.kind === "refused"
+    ? verdict.why
+    : verdict.kind === "redirect"
+    ? `a redirect (${verdict.status})`
+    : "a whole answer";
+  const failure: Failure = verdict.kind === "refused" && verdict.status
+    ? { kind: "status", status: verdict.status }
+    : { kind: "judged" };
+  return new UpstreamFailure(`${url.redacted} did not serve the bytes that would prove it (${why})`, failure);
 }
 
 function sha256(bytes: Uint8Array): string {

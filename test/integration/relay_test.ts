@@ -42,6 +42,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { HOOK_POINTS } from "../../lib/hook_point.ts";
 import { RELAY_FAIL_MARGIN_S } from "../../lib/limits.ts";
+import { IDLE_MS } from "../../edge/relay/upstream.ts";
 import { performance } from "node:perf_hooks";
 
 import { BINARY, readFixture, ROOT, tempDir } from "../support/mod.ts";
@@ -265,12 +266,15 @@ describe("the relay", { skip: whyNot() }, () => {
     );
     assert.ok(!domain.includes("TOPSECRET"), "the domain, which any local user may read, holds no query value");
     assert.equal((await readThrough(socketOf(vm.uuid))).hash, isoHash);
-    const gets = (await proxy!.stats()).requests["GET range"] ?? 0;
+    const { requests, connections } = await proxy!.stats();
+    const gets = requests["GET range"] ?? 0;
     const blocks = Math.ceil(readFileSync(isoPath).length / (1 << 20));
+    // The relay's probe came with nbdkit's size question, at the handshake; each connection opened since first
+    // proves the probe's bytes (34,816) before its first block.
     assert.equal(
       gets,
-      blocks,
-      `one ranged GET per 1 MiB block (the relay's probe came with nbdkit's size question, at the handshake): ${gets} for ${blocks}`,
+      blocks + connections,
+      `one ranged GET per 1 MiB block, and one per new connection: ${gets} for ${blocks} blocks, ${connections} connections`,
     );
   });
 
@@ -527,6 +531,41 @@ describe("the relay", { skip: whyNot() }, () => {
       assert.equal(read.hash, createHash("sha256").update(rebuilt).digest("hex"), "the new file, every byte");
       assert.match(logOf(second.uuid), /held other bytes of this file under the same size and validator/);
       await destroyVm(second);
+    } finally {
+      writeFileSync(`${isoPath}.new`, original);
+      utimesSync(`${isoPath}.new`, mtime, mtime);
+      renameSync(`${isoPath}.new`, isoPath);
+    }
+  });
+
+  test("an ISO rebuilt in place with the same size and mtime while a relay serves it: the blocks after it come on new connections, which prove the file's first bytes, and the read fails rather than mix two files", async () => {
+    const vm = await startVm({ conf: settings("rebuilt-while-read", "timeout = 2\n") });
+    const original = readFileSync(isoPath);
+    const { mtime } = statSync(isoPath);
+    // The guest's first read: 64 KiB, which the relay reads no block ahead of.
+    const part = spawnSync("qemu-io", [
+      "-r",
+      "-f",
+      "raw",
+      "-c",
+      "read 0 64k",
+      `nbd+unix:///?socket=${socketOf(vm.uuid)}`,
+    ], {
+      encoding: "utf8",
+    });
+    assert.equal(part.status, 0, part.stderr);
+    const rebuilt = Buffer.from(original);
+    rebuilt.write("REBUILT", 32768 + 813, "latin1");
+    for (let at = 1 << 20; at < rebuilt.length; at += 1 << 20) rebuilt[at] ^= 0xff;
+    try {
+      writeFileSync(`${isoPath}.new`, rebuilt);
+      utimesSync(`${isoPath}.new`, mtime, mtime);
+      renameSync(`${isoPath}.new`, isoPath);
+      // The relay's kept connections close once idle: the next blocks come on new ones.
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS + 1000));
+      const read = await readThrough(socketOf(vm.uuid));
+      assert.equal(read.hash, undefined, "no bytes of two files pass as one");
+      assert.match(logOf(vm.uuid), /now serves other bytes \(bytes 0-34815\) than when the relay started/);
     } finally {
       writeFileSync(`${isoPath}.new`, original);
       utimesSync(`${isoPath}.new`, mtime, mtime);

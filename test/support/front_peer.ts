@@ -39,7 +39,9 @@ export async function server(cert: ServerCert, answer: (socket: TLSSocket, reque
     for (const socket of sockets) socket.destroy();
   };
   closers.push(close);
-  return { port: (tls.address() as { port: number }).port, seen };
+  /** Closes every open connection, as a server restarted or a load balancer's timeout would. */
+  const drop = () => sockets.forEach((socket) => socket.destroy());
+  return { port: (tls.address() as { port: number }).port, seen, drop };
 }
 
 /** How long a test waits for the front's answers before it gives up on them. */
