@@ -48,8 +48,9 @@ Nothing is imported into a storage domain.
 By default the CD\\-ROM reads the ISO through a relay of the VM's own: nbdkit
 with a cache and retries on \\fI/run/httpsisoboot/UUID.sock\\fR, behind a front
 that alone holds the URL and checks every answer from the server. A reset, a
-503 or a stall is retried; a changed file is refused, never mixed into the
-guest's reads. With \\fBrelay = off\\fR QEMU's curl driver reads the URL itself.
+503 or a stall is retried; a file changed on the server (its size, its
+validator, or its first 34,816 bytes, which every new connection proves) is
+refused from then on. With \\fBrelay = off\\fR QEMU's curl driver reads the URL itself.
 .PP
 Before the VM starts the hook asks the server what QEMU will ask (TLS trusted
 by the host, the size, byte ranges, an ISO 9660 or UDF image). On any failure
