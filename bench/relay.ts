@@ -36,7 +36,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import process from "node:process";
 
-import { copyFileSync, existsSync, readFileSync, rmSync, truncateSync } from "node:fs";
+import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, truncateSync } from "node:fs";
 import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { Buffer } from "node:buffer";
 
@@ -427,9 +427,12 @@ async function sequential(world: World): Promise<void> {
 /**
  * The ISO URLs admins paste, side by side at 100 ms and 400 Mbit/s: straight
  * to the mirror, through a mirror manager (a 302 for every request, nginx's
- * /manager/ on the same link), and through an HTTP proxy (tinyproxy on
- * loopback, the tunnel crossing the same link). The same 512 MiB read in
- * order, each route in turn, medians of SEQUENTIAL_RUNS.
+ * /manager/ on the same link), and through an HTTP proxy on loopback, the
+ * tunnel crossing the same link: tinyproxy (from the tests' packages), and
+ * squid, the usual corporate proxy, where it is installed (`apt-get install
+ * squid`; not one of the tests' packages, since Debian starts its service).
+ * The same 512 MiB read in order, each route in turn, medians of
+ * SEQUENTIAL_RUNS.
  */
 async function sources(world: World): Promise<void> {
   const ms = Number(process.env.BENCH_ROUND_TRIPS?.split(",").at(-1) ?? 100);
@@ -438,11 +441,14 @@ async function sources(world: World): Promise<void> {
   truncateSync(iso, SEQUENTIAL_MIB << 20);
   const tinyproxy = spawnSync("sh", ["-c", "command -v tinyproxy"]).status === 0;
   const proxy = tinyproxy ? await startTinyproxy(world) : undefined;
+  const squid = existsSync("/usr/sbin/squid") ? await startSquid(world) : undefined;
   console.log(
     `
 ISO URLs as admins paste them: ${SEQUENTIAL_MIB} MiB read in order through ${
       (LINK_BYTES_PER_SECOND * 8) / 1e6
-    } Mbit/s at ${ms} ms round trip${tinyproxy ? "" : " (no tinyproxy here: the proxy's row is left out)"}:
+    } Mbit/s at ${ms} ms round trip${tinyproxy ? "" : " (no tinyproxy here: its row is left out)"}${
+      squid ? "" : " (no squid here: its row is left out)"
+    }:
 `,
   );
   console.log("| route | MB/s, median (range) | share of the link | ÷ straight to the mirror | GETs of the manager |");
@@ -462,6 +468,13 @@ ISO URLs as admins paste them: ${SEQUENTIAL_MIB} MiB read in order through ${
       "through an HTTP proxy (tinyproxy, CONNECT)",
       url,
       world.settings("bench-proxy", `proxy = http://127.0.0.1:${proxy.port}\n`),
+    ]);
+  }
+  if (squid && !process.env.BENCH_NO_PROXY) {
+    routes.push([
+      "through an HTTP proxy (squid, CONNECT)",
+      url,
+      world.settings("bench-squid-proxy", `proxy = http://127.0.0.1:${squid.port}\n`),
     ]);
   }
   try {
@@ -488,6 +501,7 @@ ISO URLs as admins paste them: ${SEQUENTIAL_MIB} MiB read in order through ${
   } finally {
     await world.proxy.set({ mode: "none" });
     proxy?.stop();
+    squid?.stop();
     rmSync(iso, { force: true });
   }
 }
@@ -509,6 +523,39 @@ async function startTinyproxy(world: World): Promise<{ port: number; stop(): voi
   );
   const child = spawn("tinyproxy", ["-d", "-c", conf], { stdio: "ignore" });
   if (!(await waitListening(port))) throw new Error(`tinyproxy did not listen on 127.0.0.1:${port} within 10 s`);
+  return { port, stop: () => child.kill("SIGTERM") };
+}
+
+/**
+ * squid on 127.0.0.1, in the foreground, tunnelling only to the fault
+ * proxy's port, caching and logging nothing. As root it runs as the user
+ * proxy, which must own the directory of its pid file and log.
+ */
+async function startSquid(world: World): Promise<{ port: number; stop(): void }> {
+  const port = await freePort();
+  const dir = join(world.work, "bench-squid");
+  mkdirSync(dir, { recursive: true });
+  const proxyUser = spawnSync("id", ["-u", "proxy"], { encoding: "utf8" }).stdout.trim();
+  if (proxyUser) chownSync(dir, Number(proxyUser), 0);
+  const conf = world.settings(
+    "bench-squid",
+    [
+      `http_port 127.0.0.1:${port}`,
+      `acl link port ${world.proxy.port}`,
+      "http_access allow CONNECT link",
+      "http_access deny all",
+      "cache deny all",
+      "access_log none",
+      `cache_log ${dir}/cache.log`,
+      `pid_filename ${dir}/squid.pid`,
+      `coredump_dir ${dir}`,
+      "pinger_enable off",
+      "shutdown_lifetime 0 seconds",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("/usr/sbin/squid", ["-N", "-f", conf], { stdio: "ignore" });
+  if (!(await waitListening(port))) throw new Error(`squid did not listen on 127.0.0.1:${port} within 10 s`);
   return { port, stop: () => child.kill("SIGTERM") };
 }
 
