@@ -6,7 +6,9 @@
  * server. This process cannot resolve that name, so whatever reaches the
  * server went through the proxy. Preflight and the relay's front tunnel
  * with CONNECT, TLS end to end; every refusal is one line that names the
- * proxy and never its credentials.
+ * proxy and never its credentials. The same tinyproxy behind socat's TLS
+ * listener is a proxy reached over https://, verified against the host's
+ * trust store as the ISO server is.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -31,7 +33,7 @@ const SECRET = "s3cret-pass";
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root: tinyproxy runs in a mount namespace of its own";
-  for (const tool of ["tinyproxy", "nginx", "openssl", "unshare", "xorriso"]) {
+  for (const tool of ["tinyproxy", "socat", "nginx", "openssl", "unshare", "xorriso"]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
       return `${tool} is not installed; npm test installs it`;
     }
@@ -46,6 +48,10 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
   let nginx: Nginx | undefined;
   let proxy: ChildProcess | undefined;
   let proxyPort = 0;
+  /** socat's TLS listeners in front of tinyproxy: one with a certificate of the host's CA, one of another CA. */
+  const tlsProxies: ChildProcess[] = [];
+  let httpsPort = 0;
+  let untrustedPort = 0;
   let isoPort = 0;
   let ca: Uint8Array;
   let caFile = "";
@@ -53,8 +59,9 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
   const fronts: Front[] = [];
   const proxyLog = join(work, "tinyproxy.log");
   const url = () => parseIsoUrl(`https://${NAME}:${isoPort}/data.iso?sig=TOPSECRET`);
-  const setting = (credentials = `hv:${SECRET}@`) =>
-    parseProxy(`http://${credentials}127.0.0.1:${proxyPort}`, "test.conf line 1");
+  const setting = (credentials = `hv:${SECRET}@`, scheme = "http", port = () => proxyPort) =>
+    parseProxy(`${scheme}://${credentials}127.0.0.1:${port()}`, "test.conf line 1");
+  const httpsSetting = (port = () => httpsPort) => setting(`hv:${SECRET}@`, "https", port);
 
   before(async () => {
     const authority = makeAuthority(work, "tunnel test CA");
@@ -89,10 +96,24 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
       `mount --bind '${join(work, "hosts")}' /etc/hosts && exec tinyproxy -d -c '${join(work, "tinyproxy.conf")}'`,
     ], { stdio: "ignore" });
     assert.ok(await waitListening(proxyPort), "tinyproxy listens");
+    const proxyCert = makeServerCert(work, "proxy", authority, { names: ["IP:127.0.0.1"] });
+    const stranger = makeServerCert(work, "stranger", makeAuthority(work, "another CA"), { names: ["IP:127.0.0.1"] });
+    [httpsPort, untrustedPort] = [await freePort(), await freePort()];
+    for (const [port, cert] of [[httpsPort, proxyCert], [untrustedPort, stranger]] as const) {
+      tlsProxies.push(
+        spawn("socat", [
+          `OPENSSL-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,verify=0,cert=${cert.cert},key=${cert.key}`,
+          `TCP:127.0.0.1:${proxyPort}`,
+        ], { stdio: "ignore", detached: true }),
+      );
+      assert.ok(await waitListening(port), "socat listens");
+    }
   });
   after(async () => {
     for (const front of fronts) await front.close();
     proxy?.kill("SIGTERM");
+    // socat forks a child per connection: the whole group goes.
+    for (const child of tlsProxies) if (child.pid) process.kill(-child.pid, "SIGTERM");
     nginx?.stop();
     rmSync(work, { recursive: true, force: true });
   });
@@ -180,5 +201,39 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
         return true;
       });
     }
+  });
+  test("a proxy reached over https://: preflight and the front go through it, its certificate verified too", async () => {
+    const before = tunnels().length;
+    const report = await check(httpsSetting());
+    assert.equal(report.size, iso.length);
+    assert.equal(report.issuer, "tunnel test CA", "the ISO server's certificate, checked inside the tunnel");
+    const path = join(work, "front-https.sock");
+    const log: string[] = [];
+    fronts.push(
+      await startFront(path, {
+        url: url(),
+        allow: [],
+        settingsFile: "test.conf",
+        timeoutMs: 10_000,
+        ca,
+        log: (line) => log.push(line),
+        proxy: httpsSetting(),
+      }),
+    );
+    const read = await ask(path, wholeFile(iso.length), 30_000);
+    assert.equal(read.cut, false, log.join("\n"));
+    assert.ok(bodies(read.raw).equals(iso));
+    assert.ok(tunnels().length > before + 1, "tinyproxy, behind the TLS listener, logged the tunnels");
+  });
+
+  test("a proxy reached over https:// whose certificate the host does not trust: one line, and no CONNECT is sent", async () => {
+    const before = tunnels().length;
+    await assert.rejects(check(httpsSetting(() => untrustedPort)), (error: Error) => {
+      assert.ok(error instanceof ServerError, String(error));
+      assert.match(error.message, /^the proxy https:\/\/127\.0\.0\.1:\d+ has a certificate this host does not trust/);
+      assert.ok(!error.message.includes(SECRET), error.message);
+      return true;
+    });
+    assert.equal(tunnels().length, before, "the credentials and the CONNECT never left this host");
   });
 });
