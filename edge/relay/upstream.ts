@@ -341,8 +341,9 @@ export class Pool {
     if (reused) {
       reused.idle(undefined);
       try {
+        const started = Date.now();
         if (this.proofDue(url, false) && !(await this.proveConnection(reused, url))) throw new StaleConnection();
-        return { upstream: reused, head: await reused.request(request) };
+        return { upstream: reused, head: await reused.request(request, this.left(started)) };
       } catch (error) {
         reused.discard();
         if (!(error instanceof StaleConnection)) throw error;
@@ -350,12 +351,13 @@ export class Pool {
     }
     let upstream = await this.open(url);
     try {
+      const started = Date.now();
       if (this.proofDue(url, true) && !(await this.proveConnection(upstream, url))) {
         // Closed after the proof's answer: this server's connections cannot be proven before a request.
         upstream.discard();
         upstream = await this.open(url);
       }
-      return { upstream, head: await upstream.request(request) };
+      return { upstream, head: await upstream.request(request, this.left(started)) };
     } catch (error) {
       // Refused (headers too long, not HTTP, a timeout): closed now, its slot back to the host, not at the deadline.
       upstream.discard();
@@ -365,6 +367,15 @@ export class Pool {
         })
         : error;
     }
+  }
+
+  /**
+   * What is left of one timeout since `started`: a request after a proof on
+   * its connection shares the proof's timeout, so that a server slow to
+   * answer both does not cost the guest two.
+   */
+  private left(started: number): number {
+    return Math.max(1, this.options.timeoutMs - (Date.now() - started));
   }
 
   /** Whether a connection to `url` must prove the file's bytes before its request (route.ts). */
@@ -407,8 +418,7 @@ export class Pool {
       this.replaced = new UpstreamFailure(
         `${url.redacted} now serves other bytes (bytes ${reference.start}-${reference.end}) than when the relay ` +
           "started, under the same size and validator: the ISO was replaced in place, or the server's machines hold " +
-          "different files; the relay serves no more of it, so that the guest never reads two files as one. Stop " +
-          "the VM and start it again to read the new file",
+          "different files; the relay serves no more of it: stop the VM and start it again to read the new file",
         { kind: "judged" },
       );
       this.options.log(this.replaced.message);
@@ -577,9 +587,10 @@ class Upstream {
 
   /**
    * Sends a request head and reads the answer's head, at most
-   * MAX_HEADER_BYTES. The answer's deadline runs from here until done().
+   * MAX_HEADER_BYTES. The answer's deadline runs from here until done():
+   * `timeoutMs`, the connection's timeout unless less is left of it.
    */
-  async request(head: string): Promise<ReturnType<typeof parseResponseHead>> {
+  async request(head: string, timeoutMs = this.timeoutMs): Promise<ReturnType<typeof parseResponseHead>> {
     const wasUsed = this.answered;
     this.inFlight = true;
     this.gotBytes = false;
@@ -594,7 +605,7 @@ class Upstream {
           { kind: "timeout" },
         ),
       );
-    }, this.timeoutMs);
+    }, timeoutMs);
     this.socket.write(head);
     for (;;) {
       const found = this.takeHead();

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import type { TLSSocket } from "node:tls";
 import { type Front, startFront } from "../../edge/relay/front.ts";
 import { RELAY_BLOCK_BYTES, RELAY_PROOF_EVERY_BYTES } from "../../lib/limits.ts";
@@ -239,6 +240,36 @@ describe("ISO URLs as admins paste them", { skip }, () => {
       assert.ok(log.some((line) => /now serves other bytes \(bytes 0-34815\)/.test(line)), log.join("\n"));
     },
   );
+
+  test("a proof and the block after it share one timeout: a server slow to answer each fails the read within one", async () => {
+    const data = blocksOf(4, 3);
+    const TIMEOUT_MS = 1_000;
+    let slow = false;
+    const answer = isoAnswer(() => ({ bytes: data, validator: 'ETag: "slow"' }));
+    const host = await server(cert, (socket: TLSSocket, request: string) => {
+      // Each answer in 70% of the timeout: either alone is in time, the two together are not.
+      if (slow) return void setTimeout(() => answer(socket, request), TIMEOUT_MS * 0.7);
+      answer(socket, request);
+    });
+    const log: string[] = [];
+    const path = await frontFor(`https://localhost:${host.port}/data.iso`, "slow-proof", log, {
+      readaheadBlocks: 0,
+      parallel: 1,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const requests = wholeFile(data.length);
+    assert.equal((await ask(path, requests.slice(0, 1))).cut, false, log.join("\n"));
+    slow = true;
+    host.drop(); // the next block comes on a new connection, which proves the file's bytes first
+    const started = performance.now();
+    const read = await ask(path, requests.slice(1, 2));
+    assert.equal(read.cut, true, "the read fails");
+    assert.ok(performance.now() - started < 1.5 * TIMEOUT_MS, `${performance.now() - started} ms`);
+    assert.ok(
+      log.some((line) => /did not send the whole answer within 1 s|sent nothing for 1 s/.test(line)),
+      log.join("\n"),
+    );
+  });
 
   test("a target signed for a moment, as GitHub's release assets are, expires while the guest reads: renewed through the URL given, no error reaches the guest", async () => {
     // Each answer waits 100 ms, so the read (13 blocks, one at a time) outlives a signature by at least twice,
