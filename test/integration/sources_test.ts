@@ -264,7 +264,8 @@ describe("ISO URLs as admins paste them", { skip }, () => {
     const started = performance.now();
     const read = await ask(path, requests.slice(1, 2));
     assert.equal(read.cut, true, "the read fails");
-    assert.ok(performance.now() - started < 1.5 * TIMEOUT_MS, `${performance.now() - started} ms`);
+    // Two answers take 1.4 timeouts; the read fails at one, with room for a busy machine's TLS handshake.
+    assert.ok(performance.now() - started < 2 * TIMEOUT_MS, `${performance.now() - started} ms`);
     assert.ok(
       log.some((line) => /did not send the whole answer within 1 s|sent nothing for 1 s/.test(line)),
       log.join("\n"),
