@@ -204,6 +204,25 @@ function readThrough(socket: string, nsPid?: number): Promise<{ hash?: string; e
   });
 }
 
+/**
+ * Rebuilds the test ISO in place: the same size, other bytes in its volume descriptor and beyond, the mtime put
+ * back (cp -p, rsync -a), so nginx's ETag stays the same; renamed in, as a build would. `restore` puts it back.
+ */
+function rebuildInPlace(): { rebuilt: Buffer; restore(): void } {
+  const original = readFileSync(isoPath);
+  const { mtime } = statSync(isoPath);
+  const put = (bytes: Buffer) => {
+    writeFileSync(`${isoPath}.new`, bytes);
+    utimesSync(`${isoPath}.new`, mtime, mtime);
+    renameSync(`${isoPath}.new`, isoPath);
+  };
+  const rebuilt = Buffer.from(original);
+  rebuilt.write("REBUILT", 32768 + 813, "latin1");
+  for (let at = 1 << 20; at < rebuilt.length; at += 1 << 20) rebuilt[at] ^= 0xff;
+  put(rebuilt);
+  return { rebuilt, restore: () => put(original) };
+}
+
 const socketOf = (uuid: string) => join(dirs().run, `${uuid}.sock`);
 /** The relay's pid, from its pid file ("PID START"). */
 const pidOf = (uuid: string) => Number(readFileSync(join(dirs().run, `${uuid}.pid`), "utf8").split(" ")[0]);
@@ -516,32 +535,20 @@ describe("the relay", { skip: whyNot() }, () => {
     const first = await startVm();
     assert.equal((await readThrough(socketOf(first.uuid))).hash, isoHash);
     await destroyVm(first);
-    const original = readFileSync(isoPath);
-    const { mtime } = statSync(isoPath);
-    // Rebuilt: the same size, other bytes in its volume descriptor and beyond, the mtime put back (cp -p, rsync -a).
-    const rebuilt = Buffer.from(original);
-    rebuilt.write("REBUILT", 32768 + 813, "latin1");
-    for (let at = 1 << 20; at < rebuilt.length; at += 1 << 20) rebuilt[at] ^= 0xff;
+    const iso = rebuildInPlace();
     try {
-      writeFileSync(`${isoPath}.new`, rebuilt);
-      utimesSync(`${isoPath}.new`, mtime, mtime);
-      renameSync(`${isoPath}.new`, isoPath);
       const second = await startVm();
       const read = await readThrough(socketOf(second.uuid));
-      assert.equal(read.hash, createHash("sha256").update(rebuilt).digest("hex"), "the new file, every byte");
+      assert.equal(read.hash, createHash("sha256").update(iso.rebuilt).digest("hex"), "the new file, every byte");
       assert.match(logOf(second.uuid), /held other bytes of this file under the same size and validator/);
       await destroyVm(second);
     } finally {
-      writeFileSync(`${isoPath}.new`, original);
-      utimesSync(`${isoPath}.new`, mtime, mtime);
-      renameSync(`${isoPath}.new`, isoPath);
+      iso.restore();
     }
   });
 
   test("an ISO rebuilt in place with the same size and mtime while a relay serves it: the blocks after it come on new connections, which prove the file's first bytes, and the read fails rather than mix two files", async () => {
     const vm = await startVm({ conf: settings("rebuilt-while-read", "timeout = 2\n") });
-    const original = readFileSync(isoPath);
-    const { mtime } = statSync(isoPath);
     // The guest's first read: 64 KiB, which the relay reads no block ahead of.
     const part = spawnSync("qemu-io", [
       "-r",
@@ -554,22 +561,15 @@ describe("the relay", { skip: whyNot() }, () => {
       encoding: "utf8",
     });
     assert.equal(part.status, 0, part.stderr);
-    const rebuilt = Buffer.from(original);
-    rebuilt.write("REBUILT", 32768 + 813, "latin1");
-    for (let at = 1 << 20; at < rebuilt.length; at += 1 << 20) rebuilt[at] ^= 0xff;
+    const iso = rebuildInPlace();
     try {
-      writeFileSync(`${isoPath}.new`, rebuilt);
-      utimesSync(`${isoPath}.new`, mtime, mtime);
-      renameSync(`${isoPath}.new`, isoPath);
       // The relay's kept connections close once idle: the next blocks come on new ones.
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS + 1000));
       const read = await readThrough(socketOf(vm.uuid));
       assert.equal(read.hash, undefined, "no bytes of two files pass as one");
       assert.match(logOf(vm.uuid), /now serves other bytes \(bytes 0-34815\) than when the relay started/);
     } finally {
-      writeFileSync(`${isoPath}.new`, original);
-      utimesSync(`${isoPath}.new`, mtime, mtime);
-      renameSync(`${isoPath}.new`, isoPath);
+      iso.restore();
     }
   });
 

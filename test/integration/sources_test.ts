@@ -180,28 +180,31 @@ describe("ISO URLs as admins paste them", { skip }, () => {
     return bytes;
   };
 
-  /** A server of `data` until swapped, then of another file of the same size under the same ETag: a rebuilt ISO. */
-  async function swappable(data: Buffer) {
+  /**
+   * A server of a file of `count` blocks until swapped, then of another of the same size under the same ETag (a
+   * rebuilt ISO), and a front on one connection that has read its first two blocks.
+   */
+  async function swappable(count: number, name: string) {
+    const data = blocksOf(count, 1);
     const state = { swapped: false };
-    const replaced = blocksOf(data.length / MiB, 101);
+    const replaced = blocksOf(count, 101);
     const host = await server(
       cert,
       isoAnswer(() => ({ bytes: state.swapped ? replaced : data, validator: 'ETag: "same"' })),
     );
-    return { host, state };
-  }
-
-  test("a file replaced in place under the same size and ETag: a new connection proves the bytes first, and the guest's read fails rather than mix two files", async () => {
-    const data = blocksOf(8, 1);
-    const { host, state } = await swappable(data);
     const log: string[] = [];
-    const path = await frontFor(`https://localhost:${host.port}/data.iso`, "swapped", log, {
+    const path = await frontFor(`https://localhost:${host.port}/data.iso`, name, log, {
       readaheadBlocks: 0,
       parallel: 1,
     });
     const requests = wholeFile(data.length);
     const first = await ask(path, requests.slice(0, 2));
     assert.ok(bodies(first.raw).equals(data.subarray(0, 2 * MiB)), log.join("\n"));
+    return { host, state, log, path, requests };
+  }
+
+  test("a file replaced in place under the same size and ETag: a new connection proves the bytes first, and the guest's read fails rather than mix two files", async () => {
+    const { host, state, log, path, requests } = await swappable(8, "swapped");
     state.swapped = true;
     host.drop(); // the kept connection ends: the next block comes from a new one
     const before = host.seen.requests.length;
@@ -219,17 +222,7 @@ describe("ISO URLs as admins paste them", { skip }, () => {
       RELAY_PROOF_EVERY_BYTES / MiB
     } MiB, and no more is served`,
     async () => {
-      const count = RELAY_PROOF_EVERY_BYTES / MiB + 6;
-      const data = blocksOf(count, 1);
-      const { host, state } = await swappable(data);
-      const log: string[] = [];
-      const path = await frontFor(`https://localhost:${host.port}/data.iso`, "swapped-kept", log, {
-        readaheadBlocks: 0,
-        parallel: 1,
-      });
-      const requests = wholeFile(data.length);
-      const first = await ask(path, requests.slice(0, 2));
-      assert.ok(bodies(first.raw).equals(data.subarray(0, 2 * MiB)), log.join("\n"));
+      const { host, state, log, path, requests } = await swappable(RELAY_PROOF_EVERY_BYTES / MiB + 6, "swapped-kept");
       state.swapped = true;
       const second = await ask(path, requests.slice(2), 30_000);
       assert.equal(second.cut, true, "the guest's read fails before the end");

@@ -127,6 +127,26 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
       requireValidator: true,
       proxy: proxySetting,
     });
+  /** Reads the whole ISO through a relay's front that reaches the server through `proxy`; the front's log. */
+  async function readThroughFront(name: string, proxy: ReturnType<typeof setting>): Promise<string[]> {
+    const path = join(work, `${name}.sock`);
+    const log: string[] = [];
+    fronts.push(
+      await startFront(path, {
+        url: url(),
+        allow: [],
+        settingsFile: "test.conf",
+        timeoutMs: 10_000,
+        ca,
+        log: (line) => log.push(line),
+        proxy,
+      }),
+    );
+    const read = await ask(path, wholeFile(iso.length), 30_000);
+    assert.equal(read.cut, false, log.join("\n"));
+    assert.ok(bodies(read.raw).equals(iso));
+    return log;
+  }
   const tunnels = () =>
     readFileSync(proxyLog, "utf8").split("\n").filter((line) => line.includes(`CONNECT ${NAME}:${isoPort}`));
 
@@ -150,22 +170,7 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
 
   test("the relay's front reads the whole ISO through the proxy, and says nothing of its credentials", async () => {
     const before = tunnels().length;
-    const path = join(work, "front.sock");
-    const log: string[] = [];
-    fronts.push(
-      await startFront(path, {
-        url: url(),
-        allow: [],
-        settingsFile: "test.conf",
-        timeoutMs: 10_000,
-        ca,
-        log: (line) => log.push(line),
-        proxy: setting(),
-      }),
-    );
-    const read = await ask(path, wholeFile(iso.length), 30_000);
-    assert.equal(read.cut, false, log.join("\n"));
-    assert.ok(bodies(read.raw).equals(iso));
+    const log = await readThroughFront("front", setting());
     assert.ok(tunnels().length > before, "every connection is a tunnel");
     assert.ok(!log.join("\n").includes(SECRET));
   });
@@ -202,27 +207,13 @@ describe("through an HTTP proxy (tinyproxy), the only way to the ISO server", { 
       });
     }
   });
+
   test("a proxy reached over https://: preflight and the front go through it, its certificate verified too", async () => {
     const before = tunnels().length;
     const report = await check(httpsSetting());
     assert.equal(report.size, iso.length);
     assert.equal(report.issuer, "tunnel test CA", "the ISO server's certificate, checked inside the tunnel");
-    const path = join(work, "front-https.sock");
-    const log: string[] = [];
-    fronts.push(
-      await startFront(path, {
-        url: url(),
-        allow: [],
-        settingsFile: "test.conf",
-        timeoutMs: 10_000,
-        ca,
-        log: (line) => log.push(line),
-        proxy: httpsSetting(),
-      }),
-    );
-    const read = await ask(path, wholeFile(iso.length), 30_000);
-    assert.equal(read.cut, false, log.join("\n"));
-    assert.ok(bodies(read.raw).equals(iso));
+    await readThroughFront("front-https", httpsSetting());
     assert.ok(tunnels().length > before + 1, "tinyproxy, behind the TLS listener, logged the tunnels");
   });
 
