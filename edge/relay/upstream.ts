@@ -305,28 +305,40 @@ export class Pool {
 
   /** Asks `url` for the reference range, and refuses it unless its bytes are the ones read there before. */
   private async proveBytes(url: IsoUrl, reference: Reference, validator: Validator): Promise<void> {
-    const request: FrontRequest = { method: "GET", range: { start: reference.start, end: reference.end } };
-    const { upstream, head } = await this.ask(
-      url,
-      requestHead(url, { method: "GET", range: `bytes=${reference.start}-${reference.end}` }, {
-        agent: `httpsisoboot-relay/${VERSION}`,
-        keepAlive: true,
-        extra: ifRange(validator),
-      }),
-    );
-    const verdict = judgeAnswer(request, head, { size: this.facts.size, validator });
-    if (verdict.kind !== "part") {
+    const { upstream, head } = await this.ask(url, referenceHead(url, reference, validator));
+    let same: boolean;
+    try {
+      same = await this.sameBytes(upstream, head, url, reference, validator);
+    } catch (error) {
       upstream.discard();
-      throw notProven(url, verdict);
+      throw error;
     }
-    const body = await this.readAnswer(upstream, head, url, verdict, undefined);
-    if (sha256(body!) !== reference.sha256) {
+    if (keepsAlive(head)) this.keep(url, upstream);
+    else upstream.discard();
+    if (!same) {
       throw new UpstreamFailure(
         `${url.redacted} serves other bytes than the relay read before (bytes ${reference.start}-${reference.end}); ` +
           `it is not the same file, and is not used`,
         { kind: "judged" },
       );
     }
+  }
+
+  /** Judges an answer to the reference range and reads it: whether its bytes are the ones read there before. */
+  private async sameBytes(
+    upstream: Upstream,
+    head: Response,
+    url: IsoUrl,
+    reference: Reference,
+    validator: Validator | undefined,
+  ): Promise<boolean> {
+    const request: FrontRequest = { method: "GET", range: { start: reference.start, end: reference.end } };
+    const verdict = judgeAnswer(request, head, { size: this.facts.size, validator });
+    if (verdict.kind !== "part") throw notProven(url, verdict);
+    const body = await upstream.readBody(reference.end - reference.start + 1);
+    this.stats.gets++;
+    this.stats.fetched += body.length;
+    return sha256(body) === reference.sha256;
   }
 
   /**
@@ -401,20 +413,8 @@ export class Pool {
   private async proveConnection(upstream: Upstream, url: IsoUrl): Promise<boolean> {
     const reference = this.reference!;
     this.sinceProof = 0;
-    const head = await upstream.request(
-      requestHead(url, { method: "GET", range: `bytes=${reference.start}-${reference.end}` }, {
-        agent: `httpsisoboot-relay/${VERSION}`,
-        keepAlive: true,
-        extra: ifRange(this.facts.validator),
-      }),
-    );
-    const request: FrontRequest = { method: "GET", range: { start: reference.start, end: reference.end } };
-    const verdict = judgeAnswer(request, head, this.facts);
-    if (verdict.kind !== "part") throw notProven(url, verdict);
-    const body = await upstream.readBody(reference.end - reference.start + 1);
-    this.stats.gets++;
-    this.stats.fetched += body.length;
-    if (sha256(body) !== reference.sha256) {
+    const head = await upstream.request(referenceHead(url, reference, this.facts.validator));
+    if (!(await this.sameBytes(upstream, head, url, reference, this.facts.validator))) {
       this.replaced = new UpstreamFailure(
         `${url.redacted} now serves other bytes (bytes ${reference.start}-${reference.end}) than when the relay ` +
           "started, under the same size and validator: the ISO was replaced in place, or the server's machines hold " +
@@ -744,6 +744,15 @@ function referenceOf(verdict: Fetched["verdict"], body: Uint8Array): Reference |
     end: verdict.start + REFERENCE_BYTES - 1,
     sha256: sha256(body.subarray(0, REFERENCE_BYTES)),
   };
+}
+
+/** The request for the reference range, as the relay's probe asks it, made conditional on `validator`. */
+function referenceHead(url: IsoUrl, reference: Reference, validator: Validator | undefined): string {
+  return requestHead(url, { method: "GET", range: `bytes=${reference.start}-${reference.end}` }, {
+    agent: `httpsisoboot-relay/${VERSION}`,
+    keepAlive: true,
+    extra: ifRange(validator),
+  });
 }
 
 /**
